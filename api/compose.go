@@ -1,0 +1,278 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/types"
+)
+
+// LoadOptions mirrors the docker compose flags that change how a project is
+// read (-f, -p, --project-directory, --profile).
+type LoadOptions struct {
+	// Files are the -f files in order; empty means compose's default
+	// discovery (compose.yaml, … in WorkingDir or the current directory).
+	Files       []string
+	ProjectName string
+	WorkingDir  string
+	Profiles    []string
+	// Env overrides variables of the OS environment for interpolation; the
+	// OS environment (and then .env) still fill in whatever Env lacks, as the
+	// shell does for docker compose.
+	Env map[string]string
+}
+
+// Project is the uc view of a Compose project: what to build and which
+// images must be present where. Both slices are sorted by Name.
+type Project struct {
+	Name   string
+	Builds []BuildSpec
+	Images []ImageSpec
+}
+
+// machinesKey is the service extension that pins an image to named nodes.
+const machinesKey = "x-machines"
+
+// supportedBuildAttrs are the build: attributes the build controller honours.
+// Everything else is refused so that a build never silently differs from
+// what `docker compose build` would produce.
+var supportedBuildAttrs = map[string]bool{
+	"context": true, "dockerfile": true, "args": true, "target": true, "labels": true,
+}
+
+// LoadCompose parses Compose files exactly as docker compose does (compose-go
+// does interpolation, .env, extends, profiles and schema validation) and
+// turns every active service into specs.
+func LoadCompose(ctx context.Context, opts LoadOptions) (*Project, error) {
+	o, err := projectOptions(opts)
+	if err != nil {
+		return nil, wrapLoadErr(opts.Files, err)
+	}
+	cp, err := o.LoadProject(ctx)
+	if err != nil {
+		return nil, wrapLoadErr(o.ConfigPaths, err)
+	}
+	file := "compose.yaml"
+	if len(o.ConfigPaths) > 0 {
+		file = filepath.Base(o.ConfigPaths[0])
+	}
+	return convertProject(cp, file)
+}
+
+func projectOptions(opts LoadOptions) (*cli.ProjectOptions, error) {
+	env := make([]string, 0, len(opts.Env))
+	for k, v := range opts.Env {
+		env = append(env, k+"="+v)
+	}
+	// Order matters: explicit env first so WithOsEnv and WithDotEnv (which
+	// never overwrite) only fill gaps, then profiles, which may come from
+	// COMPOSE_PROFILES in that environment.
+	return cli.NewProjectOptions(opts.Files,
+		cli.WithWorkingDirectory(opts.WorkingDir),
+		cli.WithEnv(env),
+		cli.WithOsEnv,
+		cli.WithConfigFileEnv,
+		cli.WithDefaultConfigPath,
+		cli.WithEnvFiles(),
+		cli.WithDotEnv,
+		cli.WithName(opts.ProjectName),
+		cli.WithDefaultProfiles(opts.Profiles...),
+	)
+}
+
+// wrapLoadErr makes compose-go errors name the file(s) and fit on one line.
+func wrapLoadErr(files []string, err error) error {
+	msg := strings.Join(strings.Fields(err.Error()), " ")
+	// The schema validator reports an attribute that matches no property as
+	// "<path> false schema", which reads like a bug; say what it means.
+	if m, ok := strings.CutSuffix(msg, " false schema"); ok {
+		msg = m + ": unknown attribute"
+	}
+	var bases []string
+	for _, f := range files {
+		b := filepath.Base(f)
+		if strings.Contains(msg, b) {
+			return errors.New(msg)
+		}
+		bases = append(bases, b)
+	}
+	if len(bases) == 0 {
+		return errors.New(msg)
+	}
+	return fmt.Errorf("%s: %s", strings.Join(bases, ", "), msg)
+}
+
+func convertProject(cp *types.Project, file string) (*Project, error) {
+	p := &Project{Name: cp.Name}
+	// Walk services in name order so the first error is deterministic.
+	for _, name := range sortedKeys(cp.Services) {
+		b, img, err := convertService(cp.Name, cp.Services[name], file)
+		if err != nil {
+			return nil, err
+		}
+		if b != nil {
+			p.Builds = append(p.Builds, *b)
+		}
+		p.Images = append(p.Images, img)
+	}
+	sort.Slice(p.Builds, func(i, j int) bool { return p.Builds[i].Name < p.Builds[j].Name })
+	sort.Slice(p.Images, func(i, j int) bool { return p.Images[i].Name < p.Images[j].Name })
+	return p, nil
+}
+
+func convertService(project string, s types.ServiceConfig, file string) (*BuildSpec, ImageSpec, error) {
+	name := project + "/" + s.Name
+	field := "services." + s.Name
+	img := ImageSpec{Name: name, Project: project, Service: s.Name}
+	pl, err := servicePlacement(s, file, field)
+	if err != nil {
+		return nil, img, err
+	}
+	img.Placement = pl
+	if s.Build == nil {
+		if s.Image == "" {
+			return nil, img, fmt.Errorf("%s: %s: needs build or image", file, field)
+		}
+		img.Image = s.Image
+		return nil, img, nil
+	}
+	if attr := unsupportedBuildAttr(s.Build); attr != "" {
+		return nil, img, fmt.Errorf("%s: %s.build.%s: not supported yet by the build controller", file, field, attr)
+	}
+	b := buildSpec(project, s)
+	img.Build = b.Name
+	return &b, img, nil
+}
+
+func buildSpec(project string, s types.ServiceConfig) BuildSpec {
+	b := BuildSpec{
+		Name:       project + "/" + s.Name,
+		Project:    project,
+		Service:    s.Name,
+		Image:      s.Image,
+		Context:    s.Build.Context,
+		Dockerfile: s.Build.Dockerfile,
+		Target:     s.Build.Target,
+	}
+	if b.Image == "" {
+		b.Image = b.Name
+	}
+	for k, v := range s.Build.Args {
+		// A nil value is `args: [FOO]` with FOO unset: docker compose omits
+		// it so the Dockerfile's ARG default applies.
+		if v == nil {
+			continue
+		}
+		if b.Args == nil {
+			b.Args = map[string]string{}
+		}
+		b.Args[k] = *v
+	}
+	for k, v := range s.Build.Labels {
+		if b.Labels == nil {
+			b.Labels = map[string]string{}
+		}
+		b.Labels[k] = v
+	}
+	return b
+}
+
+// unsupportedBuildAttr returns the compose name of the first set build
+// attribute (in compose-go's field order) that uc cannot honour yet.
+// Reflection keeps this correct when compose-go grows new attributes.
+func unsupportedBuildAttr(b *types.BuildConfig) string {
+	v := reflect.ValueOf(*b)
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		key, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		// "#extensions" holds x-* keys, which are the user's own business.
+		if key == "" || key == "-" || strings.HasPrefix(key, "#") || supportedBuildAttrs[key] {
+			continue
+		}
+		if isSet(v.Field(i)) {
+			return key
+		}
+	}
+	return ""
+}
+
+// isSet treats empty lists and maps like absent ones: `cache_from: []`
+// asks for nothing.
+func isSet(f reflect.Value) bool {
+	switch f.Kind() {
+	case reflect.Slice, reflect.Map:
+		return f.Len() > 0
+	default:
+		return !f.IsZero()
+	}
+}
+
+// servicePlacement reads x-machines, or else deploy.placement.constraints.
+// x-machines wins because it is the uc-specific, more explicit choice.
+func servicePlacement(s types.ServiceConfig, file, field string) (Placement, error) {
+	if raw, ok := s.Extensions[machinesKey]; ok {
+		nodes, err := machines(raw)
+		if err != nil {
+			return Placement{}, fmt.Errorf("%s: %s.%s: %v", file, field, machinesKey, err)
+		}
+		return Placement{Nodes: nodes}, nil
+	}
+	if s.Deploy == nil {
+		return Placement{}, nil
+	}
+	var p Placement
+	for i, expr := range s.Deploy.Placement.Constraints {
+		c, err := ParseConstraint(expr)
+		if err != nil {
+			return Placement{}, fmt.Errorf("%s: %s.deploy.placement.constraints[%d]: %v", file, field, i, err)
+		}
+		p.Constraints = append(p.Constraints, c)
+	}
+	return p, nil
+}
+
+// machines accepts a node name or a list of them, dropping duplicates.
+func machines(raw any) ([]string, error) {
+	const want = "want a node name or a list of node names"
+	var items []any
+	switch v := raw.(type) {
+	case string:
+		items = []any{v}
+	case []any:
+		items = v
+	default:
+		return nil, errors.New(want)
+	}
+	if len(items) == 0 {
+		return nil, errors.New("empty list (" + want + ")")
+	}
+	var nodes []string
+	seen := map[string]bool{}
+	for _, it := range items {
+		n, ok := it.(string)
+		if !ok || strings.TrimSpace(n) == "" {
+			return nil, fmt.Errorf("invalid node name %v (%s)", it, want)
+		}
+		n = strings.TrimSpace(n)
+		if !seen[n] {
+			seen[n] = true
+			nodes = append(nodes, n)
+		}
+	}
+	return nodes, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

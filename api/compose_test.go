@@ -1,0 +1,409 @@
+package api
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// writeFiles creates files (path relative to a fresh temp dir) and returns
+// the dir.
+func writeFiles(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// load runs LoadCompose on dir/compose.yaml (plus extra -f files). It blanks
+// COMPOSE_PROJECT_NAME and COMPOSE_PROFILES so the developer's shell cannot
+// change the result; tests never call os.Setenv, so they can run in parallel.
+func load(t *testing.T, dir string, opts LoadOptions) (*Project, error) {
+	t.Helper()
+	if len(opts.Files) == 0 {
+		opts.Files = []string{"compose.yaml"}
+	}
+	for i, f := range opts.Files {
+		opts.Files[i] = filepath.Join(dir, f)
+	}
+	env := map[string]string{"COMPOSE_PROJECT_NAME": "", "COMPOSE_PROFILES": ""}
+	for k, v := range opts.Env {
+		env[k] = v
+	}
+	opts.Env = env
+	return LoadCompose(context.Background(), opts)
+}
+
+func TestLoadCompose(t *testing.T) {
+	t.Parallel()
+	type want struct {
+		builds []BuildSpec // Context "" is filled with the temp dir
+		images []ImageSpec
+	}
+	tests := []struct {
+		name  string
+		files map[string]string
+		opts  LoadOptions
+		want  want
+	}{
+		{
+			name: "build attributes mapped",
+			files: map[string]string{"compose.yaml": `
+name: p
+services:
+  web:
+    image: registry.local/web:1
+    build:
+      context: ./app
+      dockerfile: docker/Dockerfile.prod
+      args: {A: "1", B: two}
+      target: final
+      labels: {team: core}
+`, "app/docker/Dockerfile.prod": "FROM busybox\n"},
+			want: want{
+				builds: []BuildSpec{{Name: "p/web", Project: "p", Service: "web", Image: "registry.local/web:1",
+					Context: "app", Dockerfile: "docker/Dockerfile.prod",
+					Args: map[string]string{"A": "1", "B": "two"}, Target: "final", Labels: map[string]string{"team": "core"}}},
+				images: []ImageSpec{{Name: "p/web", Project: "p", Service: "web", Build: "p/web"}},
+			},
+		},
+		{
+			name: "args from env, unset arg omitted",
+			files: map[string]string{"compose.yaml": `
+name: p
+services:
+  web:
+    build: {context: ., args: [FOO, UC_TEST_SURELY_UNSET_ARG]}
+`},
+			opts: LoadOptions{Env: map[string]string{"FOO": "from-env"}},
+			want: want{
+				builds: []BuildSpec{{Name: "p/web", Project: "p", Service: "web", Image: "p/web",
+					Dockerfile: "Dockerfile", Args: map[string]string{"FOO": "from-env"}}},
+				images: []ImageSpec{{Name: "p/web", Project: "p", Service: "web", Build: "p/web"}},
+			},
+		},
+		{
+			name:  "interpolation default",
+			files: map[string]string{"compose.yaml": "name: p\nservices:\n  db:\n    image: postgres:${TAG:-16}\n"},
+			want:  want{images: []ImageSpec{{Name: "p/db", Project: "p", Service: "db", Image: "postgres:16"}}},
+		},
+		{
+			name:  "interpolation from env",
+			files: map[string]string{"compose.yaml": "name: p\nservices:\n  db:\n    image: postgres:${TAG:-16}\n"},
+			opts:  LoadOptions{Env: map[string]string{"TAG": "17"}},
+			want:  want{images: []ImageSpec{{Name: "p/db", Project: "p", Service: "db", Image: "postgres:17"}}},
+		},
+		{
+			name: ".env file",
+			files: map[string]string{
+				"compose.yaml": "name: ${NAME}\nservices:\n  db:\n    image: postgres:${TAG:-16}\n",
+				".env":         "NAME=fromdotenv\nTAG=15\n",
+			},
+			want: want{images: []ImageSpec{{Name: "fromdotenv/db", Project: "fromdotenv", Service: "db", Image: "postgres:15"}}},
+		},
+		{
+			name: "env wins over .env",
+			files: map[string]string{
+				"compose.yaml": "name: p\nservices:\n  db:\n    image: postgres:${TAG:-16}\n",
+				".env":         "TAG=15\n",
+			},
+			opts: LoadOptions{Env: map[string]string{"TAG": "14"}},
+			want: want{images: []ImageSpec{{Name: "p/db", Project: "p", Service: "db", Image: "postgres:14"}}},
+		},
+		{
+			name: "extends from another file",
+			files: map[string]string{
+				"compose.yaml": `
+name: p
+services:
+  web:
+    extends: {file: base/base.yaml, service: app}
+    x-machines: node1
+`,
+				"base/base.yaml": "services:\n  app:\n    build: {context: ., args: {X: y}}\n",
+			},
+			want: want{
+				builds: []BuildSpec{{Name: "p/web", Project: "p", Service: "web", Image: "p/web",
+					Context: "base", Dockerfile: "Dockerfile", Args: map[string]string{"X": "y"}}},
+				images: []ImageSpec{{Name: "p/web", Project: "p", Service: "web", Build: "p/web",
+					Placement: Placement{Nodes: []string{"node1"}}}},
+			},
+		},
+		{
+			name:  "inactive profile excluded",
+			files: map[string]string{"compose.yaml": profilesYAML},
+			want:  want{images: []ImageSpec{{Name: "p/app", Project: "p", Service: "app", Image: "busybox"}}},
+		},
+		{
+			name:  "active profile included",
+			files: map[string]string{"compose.yaml": profilesYAML},
+			opts:  LoadOptions{Profiles: []string{"debug"}},
+			want: want{images: []ImageSpec{
+				{Name: "p/app", Project: "p", Service: "app", Image: "busybox"},
+				{Name: "p/debug", Project: "p", Service: "debug", Image: "alpine"},
+			}},
+		},
+		{
+			name:  "project name option and working dir",
+			files: map[string]string{"compose.yaml": "services:\n  db:\n    image: redis\n"},
+			opts:  LoadOptions{ProjectName: "named"},
+			want:  want{images: []ImageSpec{{Name: "named/db", Project: "named", Service: "db", Image: "redis"}}},
+		},
+		{
+			name: "x-machines list, string and duplicates; sorted output",
+			files: map[string]string{"compose.yaml": `
+name: p
+services:
+  b:
+    image: busybox
+    x-machines: [n2, n1, n2]
+  a:
+    image: alpine
+    x-machines: n3
+`},
+			want: want{images: []ImageSpec{
+				{Name: "p/a", Project: "p", Service: "a", Image: "alpine", Placement: Placement{Nodes: []string{"n3"}}},
+				{Name: "p/b", Project: "p", Service: "b", Image: "busybox", Placement: Placement{Nodes: []string{"n2", "n1"}}},
+			}},
+		},
+		{
+			name: "placement constraints, x-machines wins",
+			files: map[string]string{"compose.yaml": `
+name: p
+services:
+  c:
+    image: busybox
+    deploy:
+      placement:
+        constraints: ["node.labels.zone==eu", "  node.hostname  !=  n3 ", "node.labels.gpu == true"]
+  m:
+    image: busybox
+    x-machines: [n1]
+    deploy: {placement: {constraints: ["node.hostname == n9"]}}
+`},
+			want: want{images: []ImageSpec{
+				{Name: "p/c", Project: "p", Service: "c", Image: "busybox", Placement: Placement{Constraints: []Constraint{
+					{Key: "node.labels.zone", Op: "==", Value: "eu"},
+					{Key: "node.hostname", Op: "!=", Value: "n3"},
+					{Key: "node.labels.gpu", Op: "==", Value: "true"},
+				}}},
+				{Name: "p/m", Project: "p", Service: "m", Image: "busybox", Placement: Placement{Nodes: []string{"n1"}}},
+			}},
+		},
+		{
+			name: "git context kept as given",
+			files: map[string]string{"compose.yaml": `
+name: p
+services:
+  g:
+    build: https://github.com/docker/buildx.git#main
+`},
+			want: want{
+				builds: []BuildSpec{{Name: "p/g", Project: "p", Service: "g", Image: "p/g",
+					Context: "https://github.com/docker/buildx.git#main", Dockerfile: "Dockerfile"}},
+				images: []ImageSpec{{Name: "p/g", Project: "p", Service: "g", Build: "p/g"}},
+			},
+		},
+		{
+			name: "override file",
+			files: map[string]string{
+				"compose.yaml":  "name: p\nservices:\n  db:\n    image: redis\n",
+				"override.yaml": "services:\n  db:\n    image: valkey\n",
+			},
+			opts: LoadOptions{Files: []string{"compose.yaml", "override.yaml"}},
+			want: want{images: []ImageSpec{{Name: "p/db", Project: "p", Service: "db", Image: "valkey"}}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := writeFiles(t, tt.files)
+			p, err := load(t, dir, tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range tt.want.builds {
+				b := &tt.want.builds[i]
+				b.Context = absIfLocal(dir, b.Context)
+				if err := b.Validate(); err != nil {
+					t.Errorf("want %s: %v", b.Name, err)
+				}
+			}
+			for _, b := range p.Builds {
+				if err := b.Validate(); err != nil {
+					t.Errorf("got %s: %v", b.Name, err)
+				}
+			}
+			for _, i := range p.Images {
+				if err := i.Validate(); err != nil {
+					t.Errorf("got %s: %v", i.Name, err)
+				}
+			}
+			if !reflect.DeepEqual(p.Builds, tt.want.builds) {
+				t.Errorf("builds:\n got %+v\nwant %+v", p.Builds, tt.want.builds)
+			}
+			if !reflect.DeepEqual(p.Images, tt.want.images) {
+				t.Errorf("images:\n got %+v\nwant %+v", p.Images, tt.want.images)
+			}
+		})
+	}
+}
+
+const profilesYAML = `
+name: p
+services:
+  app:
+    image: busybox
+  debug:
+    image: alpine
+    profiles: [debug]
+`
+
+// absIfLocal turns a want's context (relative to the temp dir) into what
+// compose-go resolves it to; URLs stay as given.
+func absIfLocal(dir, ctx string) string {
+	if strings.Contains(ctx, "://") {
+		return ctx
+	}
+	return filepath.Join(dir, ctx)
+}
+
+func TestLoadComposeErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		files map[string]string
+		opts  LoadOptions
+		want  []string // substrings of the error; the error must be one line
+	}{
+		{
+			name:  "unsupported build attribute",
+			files: map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    build:\n      context: .\n      secrets: [s]\nsecrets:\n  s: {file: ./s.txt}\n"},
+			want:  []string{"compose.yaml: services.web.build.secrets: not supported yet by the build controller"},
+		},
+		{
+			name:  "first unsupported attribute in field order",
+			files: map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    build:\n      context: .\n      no_cache: true\n      cache_from: [a]\n      ssh: [default]\n"},
+			want:  []string{"compose.yaml: services.web.build.ssh: not supported"},
+		},
+		{
+			name:  "dockerfile_inline",
+			files: map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    build:\n      dockerfile_inline: FROM busybox\n"},
+			want:  []string{"services.web.build.dockerfile_inline: not supported"},
+		},
+		{
+			name:  "platforms",
+			files: map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    build: {context: ., platforms: [linux/arm64]}\n"},
+			want:  []string{"services.web.build.platforms: not supported"},
+		},
+		{
+			name:  "unknown service attribute",
+			files: map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    image: busybox\n    imagee: typo\n"},
+			want:  []string{"compose.yaml", "services.web.imagee: unknown attribute"},
+		},
+		{
+			name:  "unknown top-level attribute",
+			files: map[string]string{"compose.yaml": "name: p\nservice:\n  web:\n    image: busybox\n"},
+			want:  []string{"compose.yaml", "service"},
+		},
+		{
+			name:  "malformed yaml names the file",
+			files: map[string]string{"broken.yaml": "services:\n  web:\n    image: [\n"},
+			opts:  LoadOptions{Files: []string{"broken.yaml"}},
+			want:  []string{"broken.yaml", "yaml"},
+		},
+		{
+			name:  "missing file",
+			files: map[string]string{},
+			want:  []string{"compose.yaml"},
+		},
+		{
+			name:  "neither build nor image",
+			files: map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    restart: always\n"},
+			want:  []string{"compose.yaml", `"web"`},
+		},
+		{
+			name:  "bad constraint key",
+			files: map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    image: busybox\n    deploy: {placement: {constraints: [\"engine.labels.x == y\"]}}\n"},
+			want:  []string{`compose.yaml: services.web.deploy.placement.constraints[0]: unsupported constraint "engine.labels.x == y" (want node.hostname or node.labels.<name> with == or !=)`},
+		},
+		{
+			name:  "bad constraint operator",
+			files: map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    image: busybox\n    deploy: {placement: {constraints: [\"node.hostname == a\", \"node.labels.zone = eu\"]}}\n"},
+			want:  []string{`services.web.deploy.placement.constraints[1]: unsupported constraint "node.labels.zone = eu"`},
+		},
+		{
+			name:  "x-machines wrong type",
+			files: map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    image: busybox\n    x-machines: {a: b}\n"},
+			want:  []string{"compose.yaml: services.web.x-machines: want a node name or a list of node names"},
+		},
+		{
+			name:  "x-machines empty list",
+			files: map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    image: busybox\n    x-machines: []\n"},
+			want:  []string{"compose.yaml: services.web.x-machines: empty list"},
+		},
+		{
+			name: "field errors name the first -f file",
+			files: map[string]string{
+				"a.yaml": "name: p\nservices:\n  web:\n    image: busybox\n",
+				"b.yaml": "services:\n  web:\n    x-machines: [1]\n",
+			},
+			opts: LoadOptions{Files: []string{"a.yaml", "b.yaml"}},
+			want: []string{"a.yaml: services.web.x-machines: invalid node name 1"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := writeFiles(t, tt.files)
+			p, err := load(t, dir, tt.opts)
+			if err == nil {
+				t.Fatalf("want error, got %+v", p)
+			}
+			msg := err.Error()
+			t.Log(msg)
+			if strings.Contains(msg, "\n") {
+				t.Errorf("error is not one line: %q", msg)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error %q does not contain %q", msg, w)
+				}
+			}
+		})
+	}
+}
+
+// TestHelloExample keeps examples/hello in line with the loader.
+func TestHelloExample(t *testing.T) {
+	t.Parallel()
+	dir, err := filepath.Abs("../examples/hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := load(t, dir, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Project{
+		Name: "hello",
+		Builds: []BuildSpec{{Name: "hello/web", Project: "hello", Service: "web", Image: "hello/web",
+			Context: dir, Dockerfile: "Dockerfile", Args: map[string]string{"GREETING": "hello"}}},
+		Images: []ImageSpec{{Name: "hello/web", Project: "hello", Service: "web", Build: "hello/web",
+			Placement: Placement{Nodes: []string{"node1", "node2"}}}},
+	}
+	if !reflect.DeepEqual(p, want) {
+		t.Errorf("got %+v\nwant %+v", p, want)
+	}
+}

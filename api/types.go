@@ -1,0 +1,144 @@
+// Package api holds uc's spec and status types, their validation, and the
+// translation of Compose projects into specs.
+//
+// Specs are written by users (uc apply, GitOps jobs); status is written by
+// exactly one node per row. Both are stored as JSON in TEXT columns of the
+// state schema (see state/schema.sql).
+package api
+
+import "time"
+
+// BuildSpec is the desired build of one Compose service, named
+// "<project>/<service>".
+type BuildSpec struct {
+	Name    string `json:"name" yaml:"name"`
+	Project string `json:"project" yaml:"project"`
+	Service string `json:"service" yaml:"service"`
+	// Image is the repository the result is stored under in the internal
+	// registry, e.g. "hello/web". It comes from the service's `image:` when set.
+	Image string `json:"image" yaml:"image"`
+	// Context is an absolute local directory or a git URL.
+	Context    string            `json:"context" yaml:"context"`
+	Dockerfile string            `json:"dockerfile,omitempty" yaml:"dockerfile,omitempty"`
+	Args       map[string]string `json:"args,omitempty" yaml:"args,omitempty"`
+	Target     string            `json:"target,omitempty" yaml:"target,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty" yaml:"labels,omitempty"`
+}
+
+// ImageSpec says which image is needed on which nodes. It names either an
+// external image (Image) or the output of a BuildSpec (Build).
+type ImageSpec struct {
+	Name      string    `json:"name" yaml:"name"`
+	Project   string    `json:"project" yaml:"project"`
+	Service   string    `json:"service" yaml:"service"`
+	Image     string    `json:"image,omitempty" yaml:"image,omitempty"`
+	Build     string    `json:"build,omitempty" yaml:"build,omitempty"`
+	Placement Placement `json:"placement" yaml:"placement"`
+}
+
+// Placement selects nodes. Nodes and Constraints are ANDed; an empty
+// placement means every node.
+type Placement struct {
+	Nodes       []string     `json:"nodes,omitempty" yaml:"nodes,omitempty"`
+	Constraints []Constraint `json:"constraints,omitempty" yaml:"constraints,omitempty"`
+}
+
+// Constraint is one Swarm-style placement constraint, e.g.
+// `node.labels.zone == eu` or `node.hostname != node3`.
+type Constraint struct {
+	// Key is "node.hostname" or "node.labels.<name>".
+	Key   string `json:"key" yaml:"key"`
+	Op    string `json:"op" yaml:"op"` // "==" or "!="
+	Value string `json:"value" yaml:"value"`
+}
+
+// Node states as a node reports them about itself.
+const (
+	NodeReady = "ready"
+	NodeGone  = "gone" // shut down cleanly
+)
+
+// Node is a ucd daemon's view of itself, written only by that daemon.
+type Node struct {
+	Name        string            `json:"name" yaml:"name"`
+	Labels      map[string]string `json:"labels" yaml:"labels"`
+	State       string            `json:"state" yaml:"state"`
+	Version     string            `json:"version" yaml:"version"`
+	StartedAt   time.Time         `json:"started_at" yaml:"started_at"`
+	HeartbeatAt time.Time         `json:"heartbeat_at" yaml:"heartbeat_at"`
+}
+
+// Live reports whether the node is ready and heartbeated within timeout.
+func (n Node) Live(now time.Time, timeout time.Duration) bool {
+	return n.State == NodeReady && now.Sub(n.HeartbeatAt) <= timeout
+}
+
+// Condition follows the Kubernetes convention: Type is Ready, Reconciling or
+// Stalled; Status is "True", "False" or "Unknown".
+type Condition struct {
+	Type               string    `json:"type" yaml:"type"`
+	Status             string    `json:"status" yaml:"status"`
+	Reason             string    `json:"reason,omitempty" yaml:"reason,omitempty"`
+	Message            string    `json:"message,omitempty" yaml:"message,omitempty"`
+	LastTransitionTime time.Time `json:"last_transition_time" yaml:"last_transition_time"`
+}
+
+// Build phases.
+const (
+	BuildPending   = "pending"
+	BuildBuilding  = "building"
+	BuildSucceeded = "succeeded"
+	BuildFailed    = "failed"
+)
+
+// BuildStatus is one builder node's record of a BuildSpec.
+type BuildStatus struct {
+	Name               string      `json:"name" yaml:"name"`
+	Node               string      `json:"node" yaml:"node"`
+	SpecUID            string      `json:"spec_uid" yaml:"spec_uid"`
+	ObservedGeneration int64       `json:"observed_generation" yaml:"observed_generation"`
+	Phase              string      `json:"phase" yaml:"phase"`
+	Digest             string      `json:"digest,omitempty" yaml:"digest,omitempty"`
+	Conditions         []Condition `json:"conditions,omitempty" yaml:"conditions,omitempty"`
+	Message            string      `json:"message,omitempty" yaml:"message,omitempty"`
+	UpdatedAt          time.Time   `json:"updated_at" yaml:"updated_at"`
+}
+
+// Presence states of an image on a node.
+const (
+	PresencePending = "pending"
+	PresencePulling = "pulling"
+	PresencePresent = "present"
+	PresenceFailed  = "failed"
+	PresenceStale   = "stale"
+)
+
+// ImagePresence is one node's record of one ImageSpec: key (image, node).
+type ImagePresence struct {
+	Image              string    `json:"image" yaml:"image"`
+	Node               string    `json:"node" yaml:"node"`
+	SpecUID            string    `json:"spec_uid" yaml:"spec_uid"`
+	ObservedGeneration int64     `json:"observed_generation" yaml:"observed_generation"`
+	State              string    `json:"state" yaml:"state"`
+	Digest             string    `json:"digest,omitempty" yaml:"digest,omitempty"`
+	Error              string    `json:"error,omitempty" yaml:"error,omitempty"`
+	UpdatedAt          time.Time `json:"updated_at" yaml:"updated_at"`
+}
+
+// RegistrySpec is the desired internal registry (a single row, "default").
+type RegistrySpec struct {
+	// Node pins the registry to one node; Selector picks among labelled
+	// nodes; neither means any live node by deterministic hashing.
+	Node     string            `json:"node,omitempty" yaml:"node,omitempty"`
+	Selector map[string]string `json:"selector,omitempty" yaml:"selector,omitempty"`
+	Listen   string            `json:"listen,omitempty" yaml:"listen,omitempty"`
+}
+
+// RegistryStatus is written by a node that runs (or ran) the registry.
+type RegistryStatus struct {
+	Node               string      `json:"node" yaml:"node"`
+	ObservedGeneration int64       `json:"observed_generation" yaml:"observed_generation"`
+	Address            string      `json:"address" yaml:"address"`
+	Conditions         []Condition `json:"conditions,omitempty" yaml:"conditions,omitempty"`
+	UpdatedAt          time.Time   `json:"updated_at" yaml:"updated_at"`
+}
