@@ -303,4 +303,3 @@ func isTableConstraint(t token) bool {
 	}
 	return false
 }
-

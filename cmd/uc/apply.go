@@ -1,0 +1,129 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
+
+	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/state"
+)
+
+type composeFlags struct {
+	files       []string
+	projectName string
+	profiles    []string
+}
+
+func (f *composeFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringArrayVarP(&f.files, "file", "f", nil, "Compose file (repeatable)")
+	cmd.Flags().StringVarP(&f.projectName, "project-name", "p", "", "project name (default: from the file or directory)")
+	cmd.Flags().StringArrayVar(&f.profiles, "profile", nil, "Compose profile to enable (repeatable)")
+}
+
+func (f *composeFlags) load(cmd *cobra.Command) (*api.Project, error) {
+	return api.LoadCompose(cmd.Context(), api.LoadOptions{Files: f.files, ProjectName: f.projectName, Profiles: f.profiles})
+}
+
+// fileName names the Compose file in error messages.
+func (f *composeFlags) fileName() string {
+	if len(f.files) == 0 {
+		return "compose.yaml"
+	}
+	return filepath.Base(f.files[0])
+}
+
+func newApplyCmd(g *globals) *cobra.Command {
+	var cf composeFlags
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "apply -f compose.yaml",
+		Short: "Record a Compose project's BuildSpecs and ImageSpecs as desired state",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := cf.load(cmd)
+			if err != nil {
+				return err
+			}
+			if dryRun {
+				return printDryRun(cmd.OutOrStdout(), p)
+			}
+			return explain(apply(cmd, g, &cf, p))
+		},
+	}
+	cf.register(cmd)
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the specs as YAML and write nothing")
+	return cmd
+}
+
+func apply(cmd *cobra.Command, g *globals, cf *composeFlags, p *api.Project) error {
+	store, err := g.store()
+	if err != nil {
+		return err
+	}
+	if err := checkNodes(cmd, store, cf.fileName(), p); err != nil {
+		return err
+	}
+	res, err := store.ApplyProject(cmd.Context(), p, false)
+	if err != nil {
+		return err
+	}
+	printChanges(cmd.OutOrStdout(), res)
+	return nil
+}
+
+// checkNodes refuses placements that name nodes the cluster does not know.
+func checkNodes(cmd *cobra.Command, store *state.Store, file string, p *api.Project) error {
+	nodes, err := store.ListNodes(cmd.Context())
+	if err != nil {
+		return err
+	}
+	known := make([]string, 0, len(nodes))
+	for _, n := range nodes {
+		known = append(known, n.Name)
+	}
+	for _, img := range p.Images {
+		for _, name := range img.Placement.NodeNames() {
+			if !slices.Contains(known, name) {
+				return fmt.Errorf("%s: services.%s.%s: unknown node %q (known nodes: %s)",
+					file, img.Service, placementField(img.Placement), name, orNone(known))
+			}
+		}
+	}
+	return nil
+}
+
+func placementField(p api.Placement) string {
+	if len(p.Nodes) > 0 {
+		return "x-machines"
+	}
+	return "deploy.placement.constraints"
+}
+
+func orNone(names []string) string {
+	if len(names) == 0 {
+		return "none registered yet"
+	}
+	return strings.Join(names, ", ")
+}
+
+func printDryRun(w io.Writer, p *api.Project) error {
+	enc := yaml.NewEncoder(w)
+	enc.SetIndent(2)
+	defer enc.Close()
+	return enc.Encode(map[string]any{"project": p.Name, "builds": p.Builds, "images": p.Images})
+}
+
+func printChanges(w io.Writer, res state.ApplyResult) {
+	for _, c := range res.Changes {
+		fmt.Fprintf(w, "%s %s %s\n", c.Kind, c.Name, c.Action)
+	}
+	if !res.Wrote() {
+		fmt.Fprintln(w, "nothing changed")
+	}
+}

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/state"
+)
+
+func newDescribeCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "describe build|image NAME",
+		Short: "Show one build or image in detail, with every node's status",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			store, err := g.store()
+			if err != nil {
+				return err
+			}
+			v := view{cmd: cmd, store: store, output: "table", now: time.Now()}
+			return explain(v.describe(args[0], args[1]))
+		},
+	}
+}
+
+func (v view) describe(kind, name string) error {
+	ctx := v.cmd.Context()
+	w := tabwriter.NewWriter(v.cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+	defer w.Flush()
+	switch kind {
+	case state.KindBuild:
+		b, err := v.store.GetBuild(ctx, name)
+		if err != nil {
+			return notFound(err, kind, name)
+		}
+		v.describeBuild(w, b)
+		return nil
+	case state.KindImage:
+		img, err := v.store.GetImage(ctx, name)
+		if err != nil {
+			return notFound(err, kind, name)
+		}
+		nodes, err := v.store.ListNodes(ctx)
+		if err != nil {
+			return err
+		}
+		v.describeImage(w, img, nodes)
+		return nil
+	}
+	return fmt.Errorf("unknown kind %q: want build or image", kind)
+}
+
+func notFound(err error, kind, name string) error {
+	if errors.Is(err, state.ErrNotFound) {
+		return fmt.Errorf("%s %q not found (see `uc get %ss`)", kind, name, kind)
+	}
+	return err
+}
+
+func (v view) describeBuild(w io.Writer, b state.BuildRecord) {
+	s := b.Spec
+	field(w, "Name", s.Name)
+	field(w, "Project", s.Project)
+	field(w, "Image", s.Image)
+	field(w, "Context", s.Context)
+	field(w, "Dockerfile", s.Dockerfile)
+	field(w, "Target", s.Target)
+	field(w, "Args", kvString(s.Args))
+	field(w, "Labels", kvString(s.Labels))
+	field(w, "Generation", fmt.Sprintf("%d (uid %s, updated %s ago)", b.Meta.Generation, b.Meta.UID, v.ago(b.Meta.UpdatedAt)))
+	if len(b.Status) == 0 {
+		field(w, "Status", "no node has reported yet")
+		return
+	}
+	fmt.Fprintln(w, "Status:")
+	fmt.Fprintln(w, "  NODE\tPHASE\tOBSERVED GEN\tDIGEST\tUPDATED\tMESSAGE")
+	for _, st := range b.Status {
+		stale := ""
+		if st.SpecUID != b.Meta.UID {
+			stale = " (earlier incarnation)"
+		}
+		fmt.Fprintf(w, "  %s\t%s\t%d%s\t%s\t%s\t%s\n", st.Node, st.Phase, st.ObservedGeneration, stale,
+			orDash(st.Digest), v.ago(st.UpdatedAt), st.Message)
+	}
+	if cur, ok := b.Current(); ok {
+		v.conditions(w, cur.Conditions)
+	}
+}
+
+func (v view) conditions(w io.Writer, conds []api.Condition) {
+	if len(conds) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "Conditions:")
+	fmt.Fprintln(w, "  TYPE\tSTATUS\tREASON\tSINCE\tMESSAGE")
+	for _, c := range conds {
+		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\n", c.Type, c.Status, c.Reason, v.ago(c.LastTransitionTime), c.Message)
+	}
+}
+
+func (v view) describeImage(w io.Writer, img state.ImageRecord, nodes []api.Node) {
+	field(w, "Name", img.Spec.Name)
+	field(w, "Project", img.Spec.Project)
+	field(w, "Source", imageSource(img.Spec))
+	field(w, "Placement", placementString(img.Spec.Placement))
+	field(w, "Generation", fmt.Sprintf("%d (uid %s, updated %s ago)", img.Meta.Generation, img.Meta.UID, v.ago(img.Meta.UpdatedAt)))
+	needed := neededNodes(img.Spec.Placement, nodes)
+	present, _ := presentOn(img, needed)
+	field(w, "Present", fmt.Sprintf("%d/%d needed nodes", present, len(needed)))
+	fmt.Fprintln(w, "Nodes:")
+	fmt.Fprintln(w, "  NODE\tSTATE\tDIGEST\tUPDATED\tERROR")
+	for _, name := range needed {
+		p, ok := findPresence(img, name)
+		if !ok {
+			fmt.Fprintf(w, "  %s\t%s\t-\t-\t\n", name, "not reported")
+			continue
+		}
+		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\n", name, p.State, orDash(p.Digest), v.ago(p.UpdatedAt), p.Error)
+	}
+}
+
+func findPresence(img state.ImageRecord, node string) (api.ImagePresence, bool) {
+	for _, p := range img.Presence {
+		if p.Node == node && p.SpecUID == img.Meta.UID {
+			return p, true
+		}
+	}
+	return api.ImagePresence{}, false
+}
+
+func field(w io.Writer, name, value string) {
+	fmt.Fprintf(w, "%s:\t%s\n", name, orDash(value))
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func kvString(m map[string]string) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, k+"="+m[k])
+	}
+	return strings.Join(parts, " ")
+}

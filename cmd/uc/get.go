@@ -1,0 +1,232 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
+
+	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/state"
+)
+
+// liveTimeout is how long after its last heartbeat a node counts as live.
+const liveTimeout = 15 * time.Second
+
+func newGetCmd(g *globals) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:       "get nodes|builds|images [NAME]",
+		Short:     "List nodes, builds or images with their status",
+		Args:      cobra.RangeArgs(1, 2),
+		ValidArgs: []string{"nodes", "builds", "images"},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output != "table" && output != "json" && output != "yaml" {
+				return fmt.Errorf("-o %s: want table, json or yaml", output)
+			}
+			name := ""
+			if len(args) == 2 {
+				name = args[1]
+			}
+			store, err := g.store()
+			if err != nil {
+				return err
+			}
+			v := view{cmd: cmd, store: store, output: output, now: time.Now()}
+			return explain(v.get(args[0], name))
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table, json or yaml")
+	return cmd
+}
+
+// view renders state for a person (table) or a program (json, yaml).
+type view struct {
+	cmd    *cobra.Command
+	store  *state.Store
+	output string
+	now    time.Time
+}
+
+func (v view) get(kind, name string) error {
+	ctx := v.cmd.Context()
+	switch strings.TrimSuffix(kind, "s") {
+	case "node":
+		nodes, err := v.store.ListNodes(ctx)
+		if err != nil {
+			return err
+		}
+		nodes = slices.DeleteFunc(nodes, func(n api.Node) bool { return name != "" && n.Name != name })
+		return v.render(nodes, func(w io.Writer) { v.nodesTable(w, nodes) })
+	case "build":
+		builds, err := v.store.ListBuilds(ctx, name)
+		if err != nil {
+			return err
+		}
+		return v.render(builds, func(w io.Writer) { v.buildsTable(w, builds) })
+	case "image":
+		images, err := v.store.ListImages(ctx, name)
+		if err != nil {
+			return err
+		}
+		nodes, err := v.store.ListNodes(ctx)
+		if err != nil {
+			return err
+		}
+		return v.render(images, func(w io.Writer) { v.imagesTable(w, images, nodes) })
+	}
+	return fmt.Errorf("unknown kind %q: want nodes, builds or images", kind)
+}
+
+func (v view) render(data any, table func(io.Writer)) error {
+	out := v.cmd.OutOrStdout()
+	switch v.output {
+	case "json":
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(data)
+	case "yaml":
+		return yaml.NewEncoder(out).Encode(data)
+	}
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	table(w)
+	return w.Flush()
+}
+
+func (v view) nodesTable(w io.Writer, nodes []api.Node) {
+	fmt.Fprintln(w, "NAME\tSTATUS\tLABELS\tVERSION\tAGE\tLAST HEARTBEAT")
+	for _, n := range nodes {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, v.nodeStatus(n), labelString(n.Labels),
+			n.Version, v.ago(n.StartedAt), v.ago(n.HeartbeatAt))
+	}
+}
+
+func (v view) nodeStatus(n api.Node) string {
+	switch {
+	case n.State == api.NodeGone:
+		return "Gone"
+	case n.Live(v.now, liveTimeout):
+		return "Ready"
+	}
+	return "NotReady"
+}
+
+func (v view) buildsTable(w io.Writer, builds []state.BuildRecord) {
+	fmt.Fprintln(w, "NAME\tIMAGE\tGEN\tPHASE\tDIGEST\tBUILT ON\tAGE\tMESSAGE")
+	for _, b := range builds {
+		phase, digest, node, msg := "pending", "-", "-", ""
+		if st, ok := b.Current(); ok {
+			phase, digest, node, msg = st.Phase, shortDigest(st.Digest), st.Node, st.Message
+			if st.ObservedGeneration < b.Meta.Generation {
+				phase += " (gen " + fmt.Sprint(st.ObservedGeneration) + ")"
+			}
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", b.Spec.Name, b.Spec.Image, b.Meta.Generation,
+			phase, digest, node, v.ago(b.Meta.UpdatedAt), oneLine(msg, 60))
+	}
+}
+
+func (v view) imagesTable(w io.Writer, images []state.ImageRecord, nodes []api.Node) {
+	fmt.Fprintln(w, "NAME\tSOURCE\tDIGEST\tPRESENT\tPLACEMENT\tAGE")
+	for _, img := range images {
+		needed := neededNodes(img.Spec.Placement, nodes)
+		present, digest := presentOn(img, needed)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d/%d\t%s\t%s\n", img.Spec.Name, imageSource(img.Spec), digest,
+			present, len(needed), placementString(img.Spec.Placement), v.ago(img.Meta.UpdatedAt))
+	}
+}
+
+// neededNodes are the registered, not-gone nodes the placement selects.
+func neededNodes(p api.Placement, nodes []api.Node) []string {
+	var out []string
+	for _, n := range nodes {
+		if n.State != api.NodeGone && p.Matches(n) {
+			out = append(out, n.Name)
+		}
+	}
+	return out
+}
+
+// presentOn counts needed nodes whose presence row for this incarnation of
+// the spec says present.
+func presentOn(img state.ImageRecord, needed []string) (int, string) {
+	count, digest := 0, "-"
+	for _, p := range img.Presence {
+		if p.SpecUID == img.Meta.UID && p.State == api.PresencePresent && slices.Contains(needed, p.Node) {
+			count++
+			digest = shortDigest(p.Digest)
+		}
+	}
+	return count, digest
+}
+
+func imageSource(s api.ImageSpec) string {
+	if s.Build != "" {
+		return "build:" + s.Build
+	}
+	return s.Image
+}
+
+func placementString(p api.Placement) string {
+	var parts []string
+	if len(p.Nodes) > 0 {
+		parts = append(parts, "nodes="+strings.Join(p.Nodes, ","))
+	}
+	for _, c := range p.Constraints {
+		parts = append(parts, c.String())
+	}
+	if len(parts) == 0 {
+		return "all nodes"
+	}
+	return strings.Join(parts, "; ")
+}
+
+func labelString(l map[string]string) string {
+	if len(l) == 0 {
+		return "-"
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(l)) {
+		parts = append(parts, k+"="+l[k])
+	}
+	return strings.Join(parts, ",")
+}
+
+func shortDigest(d string) string {
+	d = strings.TrimPrefix(d, "sha256:")
+	if d == "" {
+		return "-"
+	}
+	return d[:min(12, len(d))]
+}
+
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > n {
+		return s[:n-1] + "…"
+	}
+	return s
+}
+
+func (v view) ago(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	d := v.now.Sub(t).Round(time.Second)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}

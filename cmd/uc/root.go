@@ -1,0 +1,59 @@
+package main
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ucplane/uc/state"
+	"github.com/ucplane/uc/state/corrosion"
+)
+
+const defaultAPI = "http://127.0.0.1:51002"
+
+// globals are the flags every command shares.
+type globals struct {
+	api   string
+	token string
+}
+
+// store connects to the state API. Nothing is sent until a command runs.
+func (g *globals) store() (*state.Store, error) {
+	var opts []corrosion.Option
+	if g.token != "" {
+		opts = append(opts, corrosion.WithToken(g.token))
+	}
+	c, err := corrosion.New(g.api, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("--corrosion-api: %w", err)
+	}
+	return state.NewStore(c), nil
+}
+
+func newRootCmd() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:           "uc",
+		Short:         "Declarative builds, registry and pre-pull for small container clusters",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&g.api, "corrosion-api", cmp.Or(os.Getenv("UC_CORROSION_API"), defaultAPI),
+		"state API URL (env UC_CORROSION_API)")
+	root.PersistentFlags().StringVar(&g.token, "corrosion-token", os.Getenv("UC_CORROSION_TOKEN"),
+		"bearer token for the state API (env UC_CORROSION_TOKEN)")
+	root.AddCommand(newApplyCmd(g), newGetCmd(g), newDescribeCmd(g), newDeleteCmd(g))
+	return root
+}
+
+// explain adds a hint to errors a person can act on.
+func explain(err error) error {
+	var unreachable *corrosion.Unreachable
+	if errors.As(err, &unreachable) {
+		return fmt.Errorf("%w (is `ucd run` or `ucd state serve` running? set --corrosion-api or UC_CORROSION_API)", err)
+	}
+	return err
+}

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ucplane/uc/controllers/daemon"
+	"github.com/ucplane/uc/state"
+)
+
+const defaultStateListen = "127.0.0.1:51002"
+
+func newRootCmd(log *slog.Logger) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "ucd",
+		Short:         "uc's node daemon: reconciles builds, the registry and pre-pulls on this node",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       version,
+	}
+	root.AddCommand(newRunCmd(log), newStateCmd(log), newSchemaCmd())
+	return root
+}
+
+func newRunCmd(log *slog.Logger) *cobra.Command {
+	cfg := daemon.Config{Version: version, Logger: log}
+	var labels string
+	cmd := &cobra.Command{
+		Use:   "run --node NAME --data-dir DIR",
+		Short: "Run this node's controllers",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var err error
+			if cfg.Labels, err = parseLabels(labels); err != nil {
+				return err
+			}
+			if cfg.Node == "" || cfg.DataDir == "" {
+				return errors.New("--node and --data-dir are required")
+			}
+			cfg.Logger = log.With("node", cfg.Node)
+			return daemon.Run(cmd.Context(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Node, "node", "", "this node's name (required)")
+	f.StringVar(&cfg.DataDir, "data-dir", "", "directory for this node's data (required)")
+	f.StringVar(&cfg.CorrosionAPI, "corrosion-api", "", "Corrosion agent API URL; empty serves the embedded state")
+	f.StringVar(&cfg.CorrosionToken, "corrosion-token", "", "bearer token for the Corrosion API")
+	f.StringVar(&cfg.StateListen, "state-listen", defaultStateListen, "address the embedded state listens on")
+	f.StringVar(&labels, "labels", "", "node labels, k=v,k2=v2")
+	f.DurationVar(&cfg.Heartbeat, "heartbeat", 5*time.Second, "how often the node heartbeats")
+	return cmd
+}
+
+// parseLabels reads "k=v,k2=v2".
+func parseLabels(s string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, kv := range strings.Split(s, ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || strings.TrimSpace(k) == "" {
+			return nil, fmt.Errorf("--labels: %q is not k=v", kv)
+		}
+		out[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	return out, nil
+}
+
+func newStateCmd(log *slog.Logger) *cobra.Command {
+	state := &cobra.Command{Use: "state", Short: "The embedded single-node state"}
+	var dataDir, listen, token string
+	serve := &cobra.Command{
+		Use:   "serve --data-dir DIR --listen ADDR",
+		Short: "Serve the embedded state on its own, for several ucd run processes to share",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dataDir == "" {
+				return errors.New("--data-dir is required")
+			}
+			return serveState(cmd, dataDir, listen, token, log)
+		},
+	}
+	serve.Flags().StringVar(&dataDir, "data-dir", "", "directory for the state database (required)")
+	serve.Flags().StringVar(&listen, "listen", defaultStateListen, "address to listen on")
+	serve.Flags().StringVar(&token, "token", "", "require this bearer token")
+	state.AddCommand(serve)
+	return state
+}
+
+func serveState(cmd *cobra.Command, dataDir, listen, token string, log *slog.Logger) error {
+	lock, err := daemon.LockDataDir(dataDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	srv, ln, err := daemon.OpenEmbedded(cmd.Context(), dataDir, listen, token, log)
+	if err != nil {
+		return err
+	}
+	log.Info("Serving the embedded state.", "addr", ln.Addr().String(), "data_dir", dataDir)
+	return srv.Serve(cmd.Context(), ln)
+}
+
+func newSchemaCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "schema",
+		Short: "Print uc's state schema, for a Corrosion agent's db.schema_paths",
+		Args:  cobra.NoArgs,
+		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprint(cmd.OutOrStdout(), state.Schema) },
+	}
+}

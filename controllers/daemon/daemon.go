@@ -1,0 +1,142 @@
+// Package daemon assembles ucd: it opens the state (a Corrosion agent, or
+// the embedded state it serves itself), checks the schema, and runs this
+// node's controllers until it is told to stop.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/ucplane/uc/controllers/node"
+	"github.com/ucplane/uc/reconcile"
+	"github.com/ucplane/uc/state"
+	"github.com/ucplane/uc/state/corrosion"
+)
+
+// Config is `ucd run`'s configuration.
+type Config struct {
+	Node           string
+	DataDir        string
+	CorrosionAPI   string // empty: serve the embedded state on StateListen
+	CorrosionToken string
+	StateListen    string
+	Labels         map[string]string
+	Version        string
+	Heartbeat      time.Duration
+	Logger         *slog.Logger
+}
+
+// Run runs the daemon until ctx is done. On a clean stop the node marks
+// itself gone before the embedded state (if any) shuts down.
+func Run(ctx context.Context, cfg Config) error {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	api := cfg.CorrosionAPI
+	stopState := func() error { return nil }
+	if api == "" {
+		var err error
+		api, stopState, err = startEmbedded(ctx, cfg.DataDir, cfg.StateListen, cfg.CorrosionToken, log)
+		if err != nil {
+			return err
+		}
+	}
+	err := runNode(ctx, cfg, api, log)
+	return errors.Join(err, stopState())
+}
+
+// startEmbedded serves the embedded state in this process. It runs on its
+// own context so that it outlives the controllers during shutdown.
+func startEmbedded(ctx context.Context, dataDir, listen, token string, log *slog.Logger) (string, func() error, error) {
+	lock, err := LockDataDir(dataDir)
+	if err != nil {
+		return "", nil, err
+	}
+	srv, ln, err := OpenEmbedded(ctx, dataDir, listen, token, log)
+	if err != nil {
+		lock.Close()
+		return "", nil, err
+	}
+	stateCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(stateCtx, ln) }()
+	log.Info("Serving the embedded state.", "addr", ln.Addr().String())
+	stop := func() error {
+		cancel()
+		defer lock.Close()
+		return <-done
+	}
+	return "http://" + ln.Addr().String(), stop, nil
+}
+
+func runNode(ctx context.Context, cfg Config, api string, log *slog.Logger) error {
+	opts := []corrosion.Option{}
+	if cfg.CorrosionToken != "" {
+		opts = append(opts, corrosion.WithToken(cfg.CorrosionToken))
+	}
+	client, err := corrosion.New(api, opts...)
+	if err != nil {
+		return err
+	}
+	store := state.NewStore(client)
+	if err := waitForSchema(ctx, store, log); err != nil {
+		return err
+	}
+	ctrls := []*reconcile.Controller{
+		node.New(store, node.Config{Name: cfg.Node, Labels: cfg.Labels, Version: cfg.Version, Heartbeat: cfg.Heartbeat}, log),
+	}
+	log.Info("Node is running its controllers.", "state", api, "controllers", len(ctrls))
+	var wg sync.WaitGroup
+	for _, c := range ctrls {
+		wg.Go(func() { _ = c.Run(ctx) })
+	}
+	wg.Wait()
+	return markGone(store, cfg.Node, log)
+}
+
+// waitForSchema retries while the state API is unreachable (an agent may
+// still be starting) but fails at once when the schema is incomplete.
+func waitForSchema(ctx context.Context, store *state.Store, log *slog.Logger) error {
+	bo := backoff.NewExponentialBackOff(backoff.WithMaxElapsedTime(30 * time.Second))
+	return backoff.RetryNotify(func() error {
+		err := store.CheckSchema(ctx)
+		var unreachable *corrosion.Unreachable
+		if err != nil && !errors.As(err, &unreachable) {
+			return backoff.Permanent(err)
+		}
+		return err
+	}, backoff.WithContext(bo, ctx), func(err error, d time.Duration) {
+		log.Warn("State API is not answering yet; retrying.", "err", err, "retry_in", d)
+	})
+}
+
+func markGone(store *state.Store, name string, log *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := store.MarkNodeGone(ctx, name); err != nil {
+		return err
+	}
+	log.Info("Node marked itself gone.")
+	return nil
+}
+
+// listen opens the state listener with an error that names the address.
+func listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("serve embedded state on %s: %w", addr, err)
+	}
+	return ln, nil
+}

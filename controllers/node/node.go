@@ -1,0 +1,92 @@
+// Package node keeps this node's own row in the nodes table: registered
+// with its labels and version, and heartbeating while ucd runs. Other
+// controllers read liveness from those rows; only this node writes its own.
+package node
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"maps"
+	"time"
+
+	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/reconcile"
+	"github.com/ucplane/uc/state"
+	"github.com/ucplane/uc/state/corrosion"
+)
+
+// Config describes this node.
+type Config struct {
+	Name      string
+	Labels    map[string]string
+	Version   string
+	Heartbeat time.Duration // how often to heartbeat; default 5 s
+}
+
+// Reconciler registers the node and heartbeats it. It is level-triggered:
+// if the row is deleted or edited by someone else, the next reconcile puts it
+// back.
+type Reconciler struct {
+	store   *state.Store
+	cfg     Config
+	started time.Time
+	now     func() time.Time
+}
+
+// DefaultHeartbeat is how often a node heartbeats when not configured.
+const DefaultHeartbeat = 5 * time.Second
+
+// New returns the node controller.
+func New(store *state.Store, cfg Config, log *slog.Logger) *reconcile.Controller {
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = DefaultHeartbeat
+	}
+	r := &Reconciler{store: store, cfg: cfg, started: time.Now(), now: time.Now}
+	own := func(ctx context.Context) ([]string, error) { return []string{cfg.Name}, nil }
+	// Watch only our own row: other nodes' heartbeats are none of our work.
+	src := store.KeySource(corrosion.Stmt("SELECT name, labels, state, version, started_at FROM nodes WHERE name = ?", cfg.Name), log)
+	return reconcile.New(reconcile.Options{Name: "node", Lister: own, Resync: time.Minute, Logger: log}, r, src)
+}
+
+// Reconcile makes the node's row match this process and heartbeats it.
+func (r *Reconciler) Reconcile(ctx context.Context, key string) (reconcile.Result, error) {
+	if key != r.cfg.Name {
+		return reconcile.Result{}, nil
+	}
+	now := r.now()
+	cur, err := r.store.GetNode(ctx, key)
+	if err != nil && !errors.Is(err, state.ErrNotFound) {
+		return reconcile.Result{}, err
+	}
+	if err != nil || r.differs(cur) {
+		return r.register(ctx, now)
+	}
+	if age := now.Sub(cur.HeartbeatAt); age < r.cfg.Heartbeat {
+		return reconcile.Result{RequeueAfter: r.cfg.Heartbeat - age}, nil
+	}
+	if err := r.store.Heartbeat(ctx, key, now); err != nil {
+		return reconcile.Result{}, err
+	}
+	return reconcile.Result{RequeueAfter: r.cfg.Heartbeat}, nil
+}
+
+func (r *Reconciler) differs(cur api.Node) bool {
+	return cur.State != api.NodeReady || cur.Version != r.cfg.Version ||
+		!maps.Equal(nonNil(cur.Labels), nonNil(r.cfg.Labels)) || !cur.StartedAt.Equal(r.started.Truncate(time.Millisecond))
+}
+
+func (r *Reconciler) register(ctx context.Context, now time.Time) (reconcile.Result, error) {
+	err := r.store.RegisterNode(ctx, api.Node{
+		Name: r.cfg.Name, Labels: r.cfg.Labels, State: api.NodeReady, Version: r.cfg.Version,
+		StartedAt: r.started, HeartbeatAt: now,
+	})
+	return reconcile.Result{RequeueAfter: r.cfg.Heartbeat}, err
+}
+
+func nonNil(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}

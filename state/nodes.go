@@ -1,0 +1,101 @@
+package state
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/state/corrosion"
+)
+
+const nodeColumns = "name, labels, state, version, started_at, heartbeat_at"
+
+// RegisterNode writes a node's own row. It skips the write when nothing
+// but the heartbeat would change, so a restart with the same labels is quiet.
+func (s *Store) RegisterNode(ctx context.Context, n api.Node) error {
+	labels, err := json.Marshal(nonNil(n.Labels))
+	if err != nil {
+		return err
+	}
+	_, err = s.c.Exec(ctx, corrosion.Stmt(`INSERT INTO nodes (`+nodeColumns+`) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET labels = excluded.labels, state = excluded.state, version = excluded.version,
+  started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at
+WHERE nodes.labels IS NOT excluded.labels OR nodes.state IS NOT excluded.state
+  OR nodes.version IS NOT excluded.version OR nodes.started_at IS NOT excluded.started_at`,
+		n.Name, string(labels), n.State, n.Version, n.StartedAt.UnixMilli(), n.HeartbeatAt.UnixMilli()))
+	if err != nil {
+		return fmt.Errorf("register node %s: %w", n.Name, err)
+	}
+	return nil
+}
+
+// Heartbeat records that the node is alive at t.
+func (s *Store) Heartbeat(ctx context.Context, name string, t time.Time) error {
+	_, err := s.c.Exec(ctx, corrosion.Stmt("UPDATE nodes SET heartbeat_at = ? WHERE name = ? AND heartbeat_at < ?",
+		t.UnixMilli(), name, t.UnixMilli()))
+	if err != nil {
+		return fmt.Errorf("heartbeat node %s: %w", name, err)
+	}
+	return nil
+}
+
+// MarkNodeGone records a clean shutdown.
+func (s *Store) MarkNodeGone(ctx context.Context, name string) error {
+	_, err := s.c.Exec(ctx, corrosion.Stmt("UPDATE nodes SET state = ? WHERE name = ? AND state IS NOT ?",
+		api.NodeGone, name, api.NodeGone))
+	if err != nil {
+		return fmt.Errorf("mark node %s gone: %w", name, err)
+	}
+	return nil
+}
+
+// ListNodes returns every node, sorted by name.
+func (s *Store) ListNodes(ctx context.Context) ([]api.Node, error) {
+	return s.queryNodes(ctx, corrosion.Stmt("SELECT "+nodeColumns+" FROM nodes ORDER BY name"))
+}
+
+// GetNode returns one node or ErrNotFound.
+func (s *Store) GetNode(ctx context.Context, name string) (api.Node, error) {
+	nodes, err := s.queryNodes(ctx, corrosion.Stmt("SELECT "+nodeColumns+" FROM nodes WHERE name = ?", name))
+	if err != nil {
+		return api.Node{}, err
+	}
+	if len(nodes) == 0 {
+		return api.Node{}, fmt.Errorf("node %s: %w", name, ErrNotFound)
+	}
+	return nodes[0], nil
+}
+
+func (s *Store) queryNodes(ctx context.Context, stmt corrosion.Statement) ([]api.Node, error) {
+	_, rows, err := s.c.QueryAll(ctx, stmt)
+	if err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	nodes := make([]api.Node, 0, len(rows))
+	for _, r := range rows {
+		n := api.Node{Name: asString(r[0]), State: asString(r[2]), Version: asString(r[3]),
+			StartedAt: fromMillis(r[4]), HeartbeatAt: fromMillis(r[5])}
+		if err := json.Unmarshal([]byte(asString(r[1])), &n.Labels); err != nil {
+			return nil, fmt.Errorf("node %s: labels: %w", n.Name, err)
+		}
+		nodes = append(nodes, n)
+	}
+	return nodes, nil
+}
+
+func fromMillis(v any) time.Time {
+	ms := asInt(v)
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms)
+}
+
+func nonNil(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
