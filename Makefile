@@ -1,0 +1,31 @@
+# uc: make demo (the main job), make test (what CI runs), make bench.
+GO       ?= go
+BIN      := bin
+VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+
+.PHONY: all build demo test vet unit bench clean
+
+all: build
+
+# Static, CGO-free binaries.
+build:
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/uc ./cmd/uc
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ucd ./cmd/ucd
+
+demo: build
+	hack/demo.sh
+
+test: vet unit
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race -count=1 ./...
+
+bench:
+	$(GO) run ./test/bench
+
+clean:
+	rm -rf $(BIN)
