@@ -75,9 +75,9 @@ func (s *Store) queryNodes(ctx context.Context, stmt corrosion.Statement) ([]api
 	}
 	nodes := make([]api.Node, 0, len(rows))
 	for _, r := range rows {
-		n := api.Node{Name: asString(r[0]), State: asString(r[2]), Version: asString(r[3]),
+		n := api.Node{Name: corrosion.AsString(r[0]), State: corrosion.AsString(r[2]), Version: corrosion.AsString(r[3]),
 			StartedAt: fromMillis(r[4]), HeartbeatAt: fromMillis(r[5])}
-		if err := json.Unmarshal([]byte(asString(r[1])), &n.Labels); err != nil {
+		if err := json.Unmarshal([]byte(corrosion.AsString(r[1])), &n.Labels); err != nil {
 			return nil, fmt.Errorf("node %s: labels: %w", n.Name, err)
 		}
 		nodes = append(nodes, n)
@@ -86,7 +86,7 @@ func (s *Store) queryNodes(ctx context.Context, stmt corrosion.Statement) ([]api
 }
 
 func fromMillis(v any) time.Time {
-	ms := asInt(v)
+	ms := corrosion.AsInt(v)
 	if ms == 0 {
 		return time.Time{}
 	}

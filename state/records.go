@@ -42,9 +42,10 @@ type ImageRecord struct {
 const specColumns = "name, uid, generation, spec, updated_at"
 
 // ListBuilds returns build specs with their status, sorted by name. With a
-// name it returns at most that one.
+// name it returns at most that one. The slice is never nil, so that an
+// empty list encodes as [] rather than null.
 func (s *Store) ListBuilds(ctx context.Context, name string) ([]BuildRecord, error) {
-	var out []BuildRecord
+	out := []BuildRecord{}
 	err := s.eachSpec(ctx, KindBuild, name, func(meta SpecMeta, body []byte) error {
 		var r BuildRecord
 		r.Meta = meta
@@ -76,9 +77,10 @@ func (s *Store) GetBuild(ctx context.Context, name string) (BuildRecord, error) 
 	return recs[0], nil
 }
 
-// ListImages returns image specs with their presence rows, sorted by name.
+// ListImages returns image specs with their presence rows, sorted by name;
+// like ListBuilds, never a nil slice.
 func (s *Store) ListImages(ctx context.Context, name string) ([]ImageRecord, error) {
-	var out []ImageRecord
+	out := []ImageRecord{}
 	err := s.eachSpec(ctx, KindImage, name, func(meta SpecMeta, body []byte) error {
 		out = append(out, ImageRecord{Meta: meta})
 		return json.Unmarshal(body, &out[len(out)-1].Spec)
@@ -120,9 +122,9 @@ func (s *Store) eachSpec(ctx context.Context, kind, name string, fn func(SpecMet
 		return fmt.Errorf("list %s specs: %w", kind, err)
 	}
 	for _, r := range rows {
-		meta := SpecMeta{UID: asString(r[1]), Generation: asInt(r[2]), UpdatedAt: fromMillis(r[4])}
-		if err := fn(meta, []byte(asString(r[3]))); err != nil {
-			return fmt.Errorf("%s %s: decode spec: %w", kind, asString(r[0]), err)
+		meta := SpecMeta{UID: corrosion.AsString(r[1]), Generation: corrosion.AsInt(r[2]), UpdatedAt: fromMillis(r[4])}
+		if err := fn(meta, []byte(corrosion.AsString(r[3]))); err != nil {
+			return fmt.Errorf("%s %s: decode spec: %w", kind, corrosion.AsString(r[0]), err)
 		}
 	}
 	return nil
@@ -140,10 +142,10 @@ func (s *Store) buildStatuses(ctx context.Context, name string) (map[string][]ap
 	}
 	out := map[string][]api.BuildStatus{}
 	for _, r := range rows {
-		st := api.BuildStatus{Name: asString(r[0]), Node: asString(r[1]), SpecUID: asString(r[2]),
-			ObservedGeneration: asInt(r[3]), Phase: asString(r[4]), Digest: asString(r[5]),
-			Message: asString(r[6]), UpdatedAt: fromMillis(r[8])}
-		if err := json.Unmarshal([]byte(asString(r[7])), &st.Conditions); err != nil {
+		st := api.BuildStatus{Name: corrosion.AsString(r[0]), Node: corrosion.AsString(r[1]), SpecUID: corrosion.AsString(r[2]),
+			ObservedGeneration: corrosion.AsInt(r[3]), Phase: corrosion.AsString(r[4]), Digest: corrosion.AsString(r[5]),
+			Message: corrosion.AsString(r[6]), UpdatedAt: fromMillis(r[8])}
+		if err := json.Unmarshal([]byte(corrosion.AsString(r[7])), &st.Conditions); err != nil {
 			return nil, fmt.Errorf("build status %s on %s: conditions: %w", st.Name, st.Node, err)
 		}
 		out[st.Name] = append(out[st.Name], st)
@@ -163,9 +165,9 @@ func (s *Store) presence(ctx context.Context, image string) (map[string][]api.Im
 	}
 	out := map[string][]api.ImagePresence{}
 	for _, r := range rows {
-		p := api.ImagePresence{Image: asString(r[0]), Node: asString(r[1]), SpecUID: asString(r[2]),
-			ObservedGeneration: asInt(r[3]), State: asString(r[4]), Digest: asString(r[5]),
-			Error: asString(r[6]), UpdatedAt: fromMillis(r[7])}
+		p := api.ImagePresence{Image: corrosion.AsString(r[0]), Node: corrosion.AsString(r[1]), SpecUID: corrosion.AsString(r[2]),
+			ObservedGeneration: corrosion.AsInt(r[3]), State: corrosion.AsString(r[4]), Digest: corrosion.AsString(r[5]),
+			Error: corrosion.AsString(r[6]), UpdatedAt: fromMillis(r[7])}
 		out[p.Image] = append(out[p.Image], p)
 	}
 	return out, nil

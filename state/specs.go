@@ -114,7 +114,7 @@ func (s *Store) projectSpecs(ctx context.Context, project string) (map[string]st
 			return nil, fmt.Errorf("read %s specs of project %s: %w", kind, project, err)
 		}
 		for _, r := range rows {
-			out[kind+"/"+asString(r[0])] = canonical(kind, asString(r[1]))
+			out[kind+"/"+corrosion.AsString(r[0])] = canonical(kind, corrosion.AsString(r[1]))
 		}
 	}
 	return out, nil

@@ -75,31 +75,7 @@ func (s *Store) columns(ctx context.Context, table string) ([]string, error) {
 	}
 	var cols []string
 	for _, r := range rows {
-		cols = append(cols, asString(r[0]))
+		cols = append(cols, corrosion.AsString(r[0]))
 	}
 	return cols, nil
-}
-
-// Value conversions from Corrosion's JSON values.
-
-func asString(v any) string {
-	switch x := v.(type) {
-	case string:
-		return x
-	case []byte:
-		return string(x)
-	case nil:
-		return ""
-	}
-	return fmt.Sprint(v)
-}
-
-func asInt(v any) int64 {
-	switch x := v.(type) {
-	case int64:
-		return x
-	case float64:
-		return int64(x)
-	}
-	return 0
 }

@@ -23,7 +23,7 @@ func (s *Store) KeySource(query corrosion.Statement, log *slog.Logger) func(ctx 
 				known = relist(known, ev.Rows, enqueue)
 				return nil
 			}
-			key := asString(ev.Change.Values[0])
+			key := corrosion.AsString(ev.Change.Values[0])
 			if ev.Change.Change == corrosion.ChangeDelete {
 				delete(known, ev.Change.RowID)
 			} else {
@@ -39,7 +39,7 @@ func relist(old map[int64]string, rows []corrosion.Row, enqueue func(string)) ma
 	seen := make(map[string]bool, len(rows))
 	next := make(map[int64]string, len(rows))
 	for _, r := range rows {
-		key := asString(r.Values[0])
+		key := corrosion.AsString(r.Values[0])
 		next[r.RowID] = key
 		seen[key] = true
 		enqueue(key)

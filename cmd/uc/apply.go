@@ -116,7 +116,12 @@ func printDryRun(w io.Writer, p *api.Project) error {
 	enc := yaml.NewEncoder(w)
 	enc.SetIndent(2)
 	defer enc.Close()
-	return enc.Encode(map[string]any{"project": p.Name, "builds": p.Builds, "images": p.Images})
+	// A struct, not a map, so that the project comes first.
+	return enc.Encode(struct {
+		Project string          `yaml:"project"`
+		Builds  []api.BuildSpec `yaml:"builds"`
+		Images  []api.ImageSpec `yaml:"images"`
+	}{p.Name, p.Builds, p.Images})
 }
 
 func printChanges(w io.Writer, res state.ApplyResult) {

@@ -53,6 +53,7 @@ func newRunCmd(log *slog.Logger) *cobra.Command {
 	f.StringVar(&cfg.CorrosionToken, "corrosion-token", "", "bearer token for the Corrosion API")
 	f.StringVar(&cfg.StateListen, "state-listen", defaultStateListen, "address the embedded state listens on")
 	f.StringVar(&labels, "labels", "", "node labels, k=v,k2=v2")
+	f.StringArrayVar(&cfg.SchemaPaths, "schema", nil, "extra schema file or directory for the embedded state (repeatable)")
 	f.DurationVar(&cfg.Heartbeat, "heartbeat", 5*time.Second, "how often the node heartbeats")
 	return cmd
 }
@@ -75,36 +76,37 @@ func parseLabels(s string) (map[string]string, error) {
 
 func newStateCmd(log *slog.Logger) *cobra.Command {
 	state := &cobra.Command{Use: "state", Short: "The embedded single-node state"}
-	var dataDir, listen, token string
+	var sc daemon.StateConfig
 	serve := &cobra.Command{
 		Use:   "serve --data-dir DIR --listen ADDR",
 		Short: "Serve the embedded state on its own, for several ucd run processes to share",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if dataDir == "" {
+			if sc.DataDir == "" {
 				return errors.New("--data-dir is required")
 			}
-			return serveState(cmd, dataDir, listen, token, log)
+			return serveState(cmd, sc, log)
 		},
 	}
-	serve.Flags().StringVar(&dataDir, "data-dir", "", "directory for the state database (required)")
-	serve.Flags().StringVar(&listen, "listen", defaultStateListen, "address to listen on")
-	serve.Flags().StringVar(&token, "token", "", "require this bearer token")
+	serve.Flags().StringVar(&sc.DataDir, "data-dir", "", "directory for the state database (required)")
+	serve.Flags().StringVar(&sc.Listen, "listen", defaultStateListen, "address to listen on")
+	serve.Flags().StringVar(&sc.Token, "token", "", "require this bearer token")
+	serve.Flags().StringArrayVar(&sc.SchemaPaths, "schema", nil, "extra schema file or directory of *.sql (repeatable), as Corrosion's db.schema_paths")
 	state.AddCommand(serve)
 	return state
 }
 
-func serveState(cmd *cobra.Command, dataDir, listen, token string, log *slog.Logger) error {
-	lock, err := daemon.LockDataDir(dataDir)
+func serveState(cmd *cobra.Command, sc daemon.StateConfig, log *slog.Logger) error {
+	lock, err := daemon.LockDataDir(sc.DataDir)
 	if err != nil {
 		return err
 	}
 	defer lock.Close()
-	srv, ln, err := daemon.OpenEmbedded(cmd.Context(), dataDir, listen, token, log)
+	srv, ln, err := daemon.OpenEmbedded(cmd.Context(), sc, log)
 	if err != nil {
 		return err
 	}
-	log.Info("Serving the embedded state.", "addr", ln.Addr().String(), "data_dir", dataDir)
+	log.Info("Serving the embedded state.", "addr", ln.Addr().String(), "data_dir", sc.DataDir)
 	return srv.Serve(cmd.Context(), ln)
 }
 

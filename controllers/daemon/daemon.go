@@ -4,6 +4,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -28,11 +29,18 @@ type Config struct {
 	CorrosionAPI   string // empty: serve the embedded state on StateListen
 	CorrosionToken string
 	StateListen    string
+	SchemaPaths    []string // extra schema for the embedded state
 	Labels         map[string]string
 	Version        string
 	Heartbeat      time.Duration
-	Logger         *slog.Logger
+	// StartTimeout is how long to wait for an unreachable state API at
+	// start before giving up; default 30 s.
+	StartTimeout time.Duration
+	Logger       *slog.Logger
 }
+
+// DefaultStartTimeout is how long Run waits for the state API at start.
+const DefaultStartTimeout = 30 * time.Second
 
 // Run runs the daemon until ctx is done. On a clean stop the node marks
 // itself gone before the embedded state (if any) shuts down.
@@ -48,7 +56,9 @@ func Run(ctx context.Context, cfg Config) error {
 	stopState := func() error { return nil }
 	if api == "" {
 		var err error
-		api, stopState, err = startEmbedded(ctx, cfg.DataDir, cfg.StateListen, cfg.CorrosionToken, log)
+		api, stopState, err = startEmbedded(ctx, StateConfig{
+			DataDir: cfg.DataDir, Listen: cfg.StateListen, Token: cfg.CorrosionToken, SchemaPaths: cfg.SchemaPaths,
+		}, log)
 		if err != nil {
 			return err
 		}
@@ -59,12 +69,12 @@ func Run(ctx context.Context, cfg Config) error {
 
 // startEmbedded serves the embedded state in this process. It runs on its
 // own context so that it outlives the controllers during shutdown.
-func startEmbedded(ctx context.Context, dataDir, listen, token string, log *slog.Logger) (string, func() error, error) {
-	lock, err := LockDataDir(dataDir)
+func startEmbedded(ctx context.Context, sc StateConfig, log *slog.Logger) (string, func() error, error) {
+	lock, err := LockDataDir(sc.DataDir)
 	if err != nil {
 		return "", nil, err
 	}
-	srv, ln, err := OpenEmbedded(ctx, dataDir, listen, token, log)
+	srv, ln, err := OpenEmbedded(ctx, sc, log)
 	if err != nil {
 		lock.Close()
 		return "", nil, err
@@ -91,7 +101,10 @@ func runNode(ctx context.Context, cfg Config, api string, log *slog.Logger) erro
 		return err
 	}
 	store := state.NewStore(client)
-	if err := waitForSchema(ctx, store, log); err != nil {
+	if err := waitForSchema(ctx, store, cmp.Or(cfg.StartTimeout, DefaultStartTimeout), log); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before the node ever registered: a clean stop
+		}
 		return err
 	}
 	ctrls := []*reconcile.Controller{
@@ -108,8 +121,8 @@ func runNode(ctx context.Context, cfg Config, api string, log *slog.Logger) erro
 
 // waitForSchema retries while the state API is unreachable (an agent may
 // still be starting) but fails at once when the schema is incomplete.
-func waitForSchema(ctx context.Context, store *state.Store, log *slog.Logger) error {
-	bo := backoff.NewExponentialBackOff(backoff.WithMaxElapsedTime(30 * time.Second))
+func waitForSchema(ctx context.Context, store *state.Store, timeout time.Duration, log *slog.Logger) error {
+	bo := backoff.NewExponentialBackOff(backoff.WithMaxElapsedTime(timeout))
 	return backoff.RetryNotify(func() error {
 		err := store.CheckSchema(ctx)
 		var unreachable *corrosion.Unreachable

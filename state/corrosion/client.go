@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/net/http2"
 )
@@ -46,7 +47,11 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return nil, fmt.Errorf("corrosion API address %q: want http://host:port", baseURL)
 	}
-	c := &Client{base: strings.TrimRight(u.String(), "/"), http: &http.Client{Transport: h2cTransport()}}
+	tr := h2cTransport()
+	if u.Scheme == "https" {
+		tr = http.DefaultTransport.(*http.Transport).Clone() // TLS negotiates HTTP/2 by itself
+	}
+	c := &Client{base: strings.TrimRight(u.String(), "/"), http: &http.Client{Transport: tr}}
 	for _, o := range opts {
 		o(c)
 	}
@@ -56,9 +61,19 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 // Addr is the base URL the client talks to.
 func (c *Client) Addr() string { return c.base }
 
+// CloseIdleConnections closes the connections kept for reuse; open streams
+// go on. Call it when done with the client: a server that shuts down
+// gracefully waits (up to a second) for idle HTTP/2 clients to hang up.
+func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
+
+// h2cTransport speaks HTTP/2 over plain TCP. Pings on a connection that
+// has been quiet for 30 s notice a peer that vanished without closing it,
+// which would otherwise leave a subscription stream waiting forever.
 func h2cTransport() http.RoundTripper {
 	return &http2.Transport{
-		AllowHTTP: true,
+		AllowHTTP:       true,
+		ReadIdleTimeout: 30 * time.Second,
+		PingTimeout:     15 * time.Second,
 		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, network, addr)
@@ -159,6 +174,9 @@ func apiError(resp *http.Response) error {
 
 // Exec runs statements in one transaction: all of them apply or none.
 func (c *Client) Exec(ctx context.Context, stmts ...Statement) (*ExecResult, error) {
+	if stmts == nil {
+		stmts = []Statement{} // `[]`, not `null`, which Corrosion answers with a 422
+	}
 	resp, err := c.do(ctx, http.MethodPost, "/v1/transactions", stmts)
 	if err != nil {
 		return nil, err

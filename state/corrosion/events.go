@@ -253,3 +253,27 @@ func DecodeValue(raw json.RawMessage) (any, error) {
 	}
 	return strconv.ParseInt(string(raw), 10, 64)
 }
+
+// AsString reads a TEXT (or BLOB) value; NULL reads as "".
+func AsString(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case []byte:
+		return string(x)
+	case nil:
+		return ""
+	}
+	return fmt.Sprint(v)
+}
+
+// AsInt reads an INTEGER value; NULL and text read as 0.
+func AsInt(v any) int64 {
+	switch x := v.(type) {
+	case int64:
+		return x
+	case float64:
+		return int64(x)
+	}
+	return 0
+}

@@ -205,6 +205,9 @@ func DecodeParam(raw json.RawMessage) any {
 			return b
 		}
 	default:
+		if string(raw) == "-0" {
+			return math.Copysign(0, -1) // serde_json reads -0 as a float, not as 0
+		}
 		if i, err := strconv.ParseInt(string(raw), 10, 64); err == nil {
 			return i
 		}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"modernc.org/sqlite"
 
@@ -167,16 +168,14 @@ func (db *DB) runStatements(ctx context.Context, stmts []corrosion.Statement) ([
 	return results, version, nil
 }
 
-// execOne runs one statement as rusqlite's execute would: a statement that
-// returns rows, or several statements in one string, is an error.
+// execOne runs one statement as rusqlite's execute does: several
+// statements in one string are an error, and so is a statement that
+// produces a row (a SELECT or a RETURNING that finds nothing succeeds).
 func (db *DB) execOne(ctx context.Context, stmt corrosion.Statement) (int64, error) {
 	if parts := splitStatements(stmt.Query); len(parts) > 1 {
 		return 0, errors.New("Multiple statements provided")
 	}
 	toks := lex(stmt.Query)
-	if returnsRows(toks) {
-		return 0, errors.New("Execute returned results - did you mean to call query?")
-	}
 	if isDDL(toks) {
 		if err := db.checkDDL(ctx, stmt.Query); err != nil {
 			return 0, err
@@ -186,6 +185,9 @@ func (db *DB) execOne(ctx context.Context, stmt corrosion.Statement) (int64, err
 	if err != nil {
 		return 0, err
 	}
+	if mayReturnRows(toks) {
+		return db.execRows(ctx, stmt.Query, args)
+	}
 	res, err := db.wconn.ExecContext(ctx, stmt.Query, args...)
 	if err != nil {
 		return 0, err
@@ -193,16 +195,34 @@ func (db *DB) execOne(ctx context.Context, stmt corrosion.Statement) (int64, err
 	return res.RowsAffected()
 }
 
-func returnsRows(toks []token) bool {
+// mayReturnRows tells statements that can produce rows; database/sql's
+// Exec would silently discard them.
+func mayReturnRows(toks []token) bool {
 	switch firstKeyword(toks) {
 	case "SELECT", "VALUES", "WITH", "PRAGMA", "EXPLAIN":
-		return firstKeyword(toks) != "WITH" || hasKeyword(toks, "SELECT") && !isWrite(toks)
+		return true
 	}
 	return hasKeyword(toks, "RETURNING")
 }
 
-func isWrite(toks []token) bool {
-	return hasKeyword(toks, "INSERT") || hasKeyword(toks, "UPDATE") || hasKeyword(toks, "DELETE") || hasKeyword(toks, "REPLACE")
+// execRows steps a statement that may produce rows: a row is an error, as
+// in rusqlite; otherwise the count is sqlite3_changes(), as rusqlite returns.
+func (db *DB) execRows(ctx context.Context, query string, args []any) (int64, error) {
+	rows, err := db.wconn.QueryContext(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	gotRow := rows.Next()
+	err = errors.Join(rows.Err(), rows.Close())
+	switch {
+	case gotRow:
+		return 0, errors.New("Execute returned results - did you mean to call query?")
+	case err != nil:
+		return 0, err
+	}
+	var n int64
+	err = db.wconn.QueryRowContext(ctx, "SELECT changes()").Scan(&n)
+	return n, err
 }
 
 func isDDL(toks []token) bool {
@@ -217,7 +237,7 @@ func isDDL(toks []token) bool {
 // schema file. Corrosion would run it locally without replicating it; here it
 // is refused when Corrosion's schema loader would refuse it.
 func (db *DB) checkDDL(ctx context.Context, stmt string) error {
-	plan, err := planSchema(ctx, stmt)
+	plan, err := planSchemaOn(ctx, stmt, db.wconn)
 	if err != nil {
 		return err
 	}
@@ -273,7 +293,7 @@ func (db *DB) notify() {
 // ones gain new columns, indexes are created or dropped. A refused script
 // changes nothing.
 func (db *DB) ApplySchema(ctx context.Context, script string) error {
-	plan, err := planSchema(ctx, script)
+	plan, err := planSchemaOn(ctx, script, db.read)
 	if err != nil {
 		return err
 	}
@@ -350,15 +370,107 @@ func (db *DB) Query(ctx context.Context, stmt corrosion.Statement, columns func(
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
+	defer func() { rows.Close() }()
 	cols, err := rows.Columns()
 	if err != nil {
 		return err
+	}
+	if hasTimeColumn(rows) {
+		rows.Close()
+		if rows, err = db.read.QueryContext(ctx, hideDeclTypes(stmt.Query, len(cols)), args...); err != nil {
+			return err
+		}
 	}
 	if err := columns(cols); err != nil {
 		return err
 	}
 	return scanRows(rows, len(cols), row)
+}
+
+// hasTimeColumn reports a result column declared DATE, DATETIME or
+// TIMESTAMP. The driver turns TEXT from such columns into time.Time, which
+// loses the stored text; Corrosion returns the text as it is.
+func hasTimeColumn(rows *sql.Rows) bool {
+	types, err := rows.ColumnTypes()
+	if err != nil {
+		return false
+	}
+	for _, ct := range types {
+		switch ct.DatabaseTypeName() {
+		case "DATE", "DATETIME", "TIMESTAMP":
+			return true
+		}
+	}
+	return false
+}
+
+// hideDeclTypes wraps a query so that its result columns are expressions
+// (unary plus is a no-op on every value) and carry no declared type.
+func hideDeclTypes(query string, n int) string {
+	names := make([]string, n)
+	exprs := make([]string, n)
+	for i := range n {
+		names[i] = fmt.Sprintf("c%d", i)
+		exprs[i] = "+c" + fmt.Sprint(i)
+	}
+	return fmt.Sprintf("WITH __corro_q(%s) AS (%s\n) SELECT %s FROM __corro_q",
+		strings.Join(names, ", "), strings.TrimRight(strings.TrimSpace(query), ";"), strings.Join(exprs, ", "))
+}
+
+// errNotReadOnly is /v1/queries' refusal of a statement that writes.
+var errNotReadOnly = errors.New("statement is not readonly")
+
+// PrepareError is a statement SQLite could not prepare.
+type PrepareError struct{ Err error }
+
+func (e *PrepareError) Error() string { return e.Err.Error() }
+func (e *PrepareError) Unwrap() error { return e.Err }
+
+// CheckReadOnly prepares a query as Corrosion does before streaming it: a
+// statement SQLite cannot prepare is a *PrepareError, one that writes is
+// errNotReadOnly. sqlite3_stmt_readonly is not reachable through
+// database/sql, so its verdict is read off the statement's bytecode, by the
+// same rule: a write transaction, VACUUM, a checkpoint or a journal-mode
+// change make a statement a writer.
+func (db *DB) CheckReadOnly(ctx context.Context, query string) error {
+	if len(splitStatements(query)) > 1 {
+		return &PrepareError{errors.New("Multiple statements provided")}
+	}
+	toks := lex(query)
+	indexes, _ := paramIndexes(toks)
+	target := substituteParams(query, toks, indexes, func(int) string { return "NULL" })
+	if firstKeyword(toks) == "EXPLAIN" {
+		// EXPLAIN cannot be explained; SQLite judges the statement inside.
+		target = strings.TrimSpace(target[toks[0].pos+len(toks[0].text):])
+		if t := lex(target); len(t) > 1 && t[0].upper() == "QUERY" && t[1].upper() == "PLAN" {
+			target = target[t[1].pos+len(t[1].text):]
+		}
+	}
+	rows, err := db.read.QueryContext(ctx, "EXPLAIN "+target)
+	if err != nil {
+		return &PrepareError{err}
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var addr, p1, p2 int64
+		var opcode string
+		var rest [4]any
+		if err := rows.Scan(&addr, &opcode, &p1, &p2, &rest[0], &rest[1], &rest[2], &rest[3]); err != nil {
+			return err
+		}
+		switch opcode {
+		case "Transaction":
+			if p2 != 0 {
+				return errNotReadOnly
+			}
+		case "Vacuum", "Checkpoint", "JournalMode":
+			return errNotReadOnly
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return &PrepareError{err}
+	}
+	return nil
 }
 
 func scanRows(rows *sql.Rows, n int, row func([]any) error) error {
@@ -373,6 +485,10 @@ func scanRows(rows *sql.Rows, n int, row func([]any) error) error {
 		}
 		for i, v := range vals {
 			vals[i] = normalize(v)
+			if s, ok := vals[i].(string); ok && !utf8.ValidString(s) {
+				// JSON cannot carry it; Corrosion fails the row too.
+				return fmt.Errorf("column %d: invalid utf-8 sequence in TEXT value", i)
+			}
 		}
 		if err := row(vals); err != nil {
 			return err

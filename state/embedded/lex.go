@@ -177,21 +177,23 @@ func firstKeyword(toks []token) string {
 	return toks[0].upper()
 }
 
-// splitStatements splits a script on top-level semicolons.
+// splitStatements splits a script on top-level semicolons. Pieces that hold
+// only whitespace and comments are not statements.
 func splitStatements(src string) []string {
 	var out []string
+	keep := func(piece string) {
+		if len(lex(piece)) > 0 {
+			out = append(out, strings.TrimSpace(piece))
+		}
+	}
 	start := 0
 	for _, t := range lex(src) {
 		if t.kind == tokPunct && t.text == ";" {
-			if s := strings.TrimSpace(src[start:t.pos]); s != "" {
-				out = append(out, s)
-			}
+			keep(src[start:t.pos])
 			start = t.pos + 1
 		}
 	}
-	if s := strings.TrimSpace(src[start:]); s != "" {
-		out = append(out, s)
-	}
+	keep(src[start:])
 	return out
 }
 

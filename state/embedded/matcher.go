@@ -33,6 +33,9 @@ func planSubscription(src string, pks pkLookup) (*matchQuery, error) {
 	if firstKeyword(toks) != "SELECT" {
 		return nil, errors.New("unsupported statement")
 	}
+	if err := checkNoInTable(toks); err != nil {
+		return nil, err
+	}
 	tables, err := fromTables(toks)
 	if err != nil {
 		return nil, err
@@ -56,6 +59,17 @@ func planSubscription(src string, pks pkLookup) (*matchQuery, error) {
 	}
 	rewritten := src[:insertAt] + " " + strings.Join(cols, ", ") + "," + src[insertAt:]
 	return &matchQuery{tables: tables, sql: rewritten, npk: len(cols)}, nil
+}
+
+// checkNoInTable refuses `x IN table`, which Corrosion's matcher rejects:
+// the table would escape change matching.
+func checkNoInTable(toks []token) error {
+	for i := 0; i+1 < len(toks); i++ {
+		if toks[i].upper() == "IN" && toks[i+1].isIdent() {
+			return fmt.Errorf("unsupported: `IN %s` (IN with a table name)", toks[i+1].ident())
+		}
+	}
+	return nil
 }
 
 func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }

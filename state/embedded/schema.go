@@ -40,32 +40,56 @@ type tableDef struct {
 type schemaPlan struct {
 	tables []tableDef
 	others []string // CREATE INDEX and DROP INDEX IF EXISTS statements
+
+	created map[string]bool // indexes the script creates
+	dropped []string        // indexes the script drops
 }
 
 // planSchema checks a schema script against Corrosion's and cr-sqlite's
 // rules (shared/design/corrosion-api.md §5) without touching the database:
 // the tables are created in a scratch in-memory SQLite and inspected there.
 func planSchema(ctx context.Context, script string) (*schemaPlan, error) {
+	return planSchemaOn(ctx, script, nil)
+}
+
+// planSchemaOn is planSchema for a script applied to the live database: an
+// index on a table the script does not define is checked against the live
+// table's definition.
+func planSchemaOn(ctx context.Context, script string, live querier) (*schemaPlan, error) {
 	scratch, err := sql.Open("sqlite", "file::memory:")
 	if err != nil {
 		return nil, err
 	}
 	defer scratch.Close()
 	scratch.SetMaxOpenConns(1)
-	plan := &schemaPlan{}
+	plan := &schemaPlan{created: map[string]bool{}}
 	for _, stmt := range splitStatements(script) {
-		if err := plan.add(ctx, scratch, stmt); err != nil {
+		if err := plan.add(ctx, scratch, live, stmt); err != nil {
 			return nil, err
+		}
+	}
+	for _, idx := range plan.dropped {
+		if plan.created[strings.ToLower(idx)] {
+			return nil, &SchemaError{Reason: fmt.Sprintf("index %s is both created and dropped by the schema", idx)}
 		}
 	}
 	return plan, nil
 }
 
-func (p *schemaPlan) add(ctx context.Context, scratch *sql.DB, stmt string) error {
+func (p *schemaPlan) add(ctx context.Context, scratch *sql.DB, live querier, stmt string) error {
 	toks := lex(stmt)
 	kind, err := ddlKind(toks)
 	if err != nil {
 		return err
+	}
+	switch kind {
+	case "INDEX":
+		p.created[strings.ToLower(nameAfter(toks, "INDEX"))] = true
+		if err := copyLiveTable(ctx, scratch, live, indexTable(toks)); err != nil {
+			return err
+		}
+	case "DROP":
+		p.dropped = append(p.dropped, nameAfter(toks, "INDEX"))
 	}
 	if _, err := scratch.ExecContext(ctx, stmt); err != nil {
 		return &SchemaError{Reason: fmt.Sprintf("%v in %q", err, abbreviate(stmt))}
@@ -83,6 +107,31 @@ func (p *schemaPlan) add(ctx context.Context, scratch *sql.DB, stmt string) erro
 	return nil
 }
 
+// copyLiveTable creates a live table in the scratch database, unless the
+// script already defined it there.
+func copyLiveTable(ctx context.Context, scratch *sql.DB, live querier, table string) error {
+	if live == nil || table == "" {
+		return nil
+	}
+	if cols, err := tableColumns(ctx, scratch, table); err != nil || len(cols) > 0 {
+		return err
+	}
+	rows, err := live.QueryContext(ctx, "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE", table)
+	if err != nil {
+		return err
+	}
+	var create string
+	if rows.Next() {
+		err = rows.Scan(&create)
+	}
+	rows.Close()
+	if err != nil || create == "" {
+		return err
+	}
+	_, err = scratch.ExecContext(ctx, create)
+	return err
+}
+
 // ddlKind allows only CREATE TABLE, CREATE INDEX and DROP INDEX IF EXISTS.
 func ddlKind(toks []token) (string, error) {
 	words := make([]string, 0, 4)
@@ -92,9 +141,9 @@ func ddlKind(toks []token) (string, error) {
 	stmt := strings.Join(words, " ")
 	switch {
 	case strings.HasPrefix(stmt, "CREATE TEMP"), strings.HasPrefix(stmt, "CREATE TEMPORARY"):
-		return "", &SchemaError{Reason: "TEMP tables are not allowed"}
+		return "", &SchemaError{Table: nameAfter(toks, "TABLE"), Reason: "TEMP tables are not allowed"}
 	case strings.HasPrefix(stmt, "CREATE UNIQUE INDEX"):
-		return "", &SchemaError{Reason: "UNIQUE indexes are not allowed (Corrosion cannot enforce uniqueness across nodes)"}
+		return "", &SchemaError{Table: indexTable(toks), Reason: fmt.Sprintf("UNIQUE index %s is not allowed (Corrosion cannot enforce uniqueness across nodes)", nameAfter(toks, "INDEX"))}
 	case strings.HasPrefix(stmt, "CREATE TABLE"):
 		if hasKeyword(toks, "AUTOINCREMENT") {
 			return "", &SchemaError{Table: tableName(toks), Reason: "AUTOINCREMENT is not allowed"}
@@ -108,16 +157,23 @@ func ddlKind(toks []token) (string, error) {
 	case strings.HasPrefix(stmt, "DROP INDEX IF EXISTS"):
 		return "DROP", nil
 	case strings.HasPrefix(stmt, "DROP INDEX"):
-		return "", &SchemaError{Reason: "DROP INDEX needs IF EXISTS"}
+		return "", &SchemaError{Reason: fmt.Sprintf("DROP INDEX %s needs IF EXISTS", nameAfter(toks, "INDEX"))}
+	case strings.HasPrefix(stmt, "ALTER TABLE"), strings.HasPrefix(stmt, "DROP TABLE"):
+		return "", &SchemaError{Table: nameAfter(toks, "TABLE"), Reason: fmt.Sprintf("%s is not allowed; change the CREATE TABLE statement instead (only additive changes)", strings.Join(words[:2], " "))}
 	}
 	return "", &SchemaError{Reason: fmt.Sprintf("only CREATE TABLE, CREATE INDEX and DROP INDEX IF EXISTS are allowed, got %q", abbreviate(strings.Join(words, " ")))}
 }
 
-// tableName finds the name in `CREATE TABLE [IF NOT EXISTS] [schema.]name`.
-func tableName(toks []token) string {
-	i := 2
-	if i+2 < len(toks) && toks[i].upper() == "IF" {
-		i += 3
+// nameAfter returns the object name that follows keyword kw, skipping
+// `IF [NOT] EXISTS` and a schema qualifier.
+func nameAfter(toks []token, kw string) string {
+	i := 0
+	for i < len(toks) && toks[i].upper() != kw {
+		i++
+	}
+	i++
+	for i < len(toks) && (toks[i].upper() == "IF" || toks[i].upper() == "NOT" || toks[i].upper() == "EXISTS") {
+		i++
 	}
 	if i+2 < len(toks) && toks[i+1].text == "." {
 		i += 2
@@ -127,6 +183,19 @@ func tableName(toks []token) string {
 	}
 	return ""
 }
+
+// indexTable is the table of `CREATE [UNIQUE] INDEX … ON table (…)`.
+func indexTable(toks []token) string {
+	for i, t := range toks {
+		if t.upper() == "ON" && i+1 < len(toks) {
+			return toks[i+1].ident()
+		}
+	}
+	return ""
+}
+
+// tableName finds the name in `CREATE TABLE [IF NOT EXISTS] [schema.]name`.
+func tableName(toks []token) string { return nameAfter(toks, "TABLE") }
 
 func abbreviate(s string) string {
 	s = strings.Join(strings.Fields(s), " ")

@@ -6,7 +6,9 @@
 package embedded
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,9 +21,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/h2c"
 
 	"github.com/ucplane/uc/state/corrosion"
 )
@@ -123,7 +122,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	matcherDone := make(chan struct{})
 	go func() { defer close(matcherDone); s.subs.run(ctx) }()
-	srv := &http.Server{Handler: h2c.NewHandler(s, &http2.Server{}), ReadHeaderTimeout: 10 * time.Second}
+	// net/http's own h2c (rather than x/net's h2c handler, which hijacks
+	// connections) keeps HTTP/2 connections under the server, so that
+	// Shutdown and Close end them too; otherwise clients keep talking to a
+	// stopped server over their pooled connections.
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	srv := &http.Server{Handler: s, Protocols: &protocols, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	var err error
@@ -132,10 +138,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	case err = <-errc:
 	}
 	cancel()
-	<-matcherDone // closes every stream, so Shutdown need not wait for them
+	<-matcherDone // ends every stream, so Shutdown need not wait for them
+	// Shutdown sends HTTP/2 clients a GOAWAY and gives each idle one up to
+	// a second to hang up, so that they do not send their next request down
+	// a connection that is about to close.
 	shutCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
 	defer done()
-	_ = srv.Shutdown(shutCtx)
+	if srv.Shutdown(shutCtx) != nil {
+		_ = srv.Close()
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
@@ -153,6 +164,11 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
+		return false
+	}
+	if string(bytes.TrimSpace(body)) == "null" {
+		// encoding/json reads null as "no change"; serde refuses it.
+		http.Error(w, "Failed to deserialize the JSON body into the target type: invalid type: null", http.StatusUnprocessableEntity)
 		return false
 	}
 	if err := json.Unmarshal(body, v); err != nil {
@@ -174,6 +190,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func (s *Server) handleTransactions(w http.ResponseWriter, r *http.Request, _ func()) {
+	ctx, cancel, ok := withTimeoutParam(w, r, 0)
+	if !ok {
+		return
+	}
+	defer cancel()
 	var stmts []corrosion.Statement
 	if !decodeJSON(w, r, &stmts) {
 		return
@@ -189,8 +210,6 @@ func (s *Server) handleTransactions(w http.ResponseWriter, r *http.Request, _ fu
 		fail(http.StatusBadRequest, "at least 1 statement is required")
 		return
 	}
-	ctx, cancel := withTimeoutParam(r, 0)
-	defer cancel()
 	results, version, err := s.db.Transaction(ctx, stmts)
 	if err != nil {
 		fail(http.StatusInternalServerError, err.Error())
@@ -201,31 +220,41 @@ func (s *Server) handleTransactions(w http.ResponseWriter, r *http.Request, _ fu
 	})
 }
 
-// withTimeoutParam applies `?timeout=<secs>`; def 0 means no timeout.
-func withTimeoutParam(r *http.Request, def time.Duration) (context.Context, context.CancelFunc) {
+// withTimeoutParam applies `?timeout=<secs>`; def 0 means no timeout. A
+// value that is not a number of seconds is a 400, as axum's Query extractor
+// answers.
+func withTimeoutParam(w http.ResponseWriter, r *http.Request, def time.Duration) (context.Context, context.CancelFunc, bool) {
 	d := def
 	if v := r.URL.Query().Get("timeout"); v != "" {
-		if secs, err := strconv.ParseUint(v, 10, 64); err == nil {
-			d = time.Duration(secs) * time.Second
+		secs, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			http.Error(w, "Failed to deserialize query string: timeout: invalid digit found in string", http.StatusBadRequest)
+			return nil, nil, false
 		}
+		d = time.Duration(secs) * time.Second
 	}
 	if d <= 0 {
-		return context.WithCancel(r.Context())
+		ctx, cancel := context.WithCancel(r.Context())
+		return ctx, cancel, true
 	}
-	return context.WithTimeout(r.Context(), d)
+	ctx, cancel := context.WithTimeout(r.Context(), d)
+	return ctx, cancel, true
 }
 
 func (s *Server) handleQuery(w http.ResponseWriter, r *http.Request, _ func()) {
+	ctx, cancel, ok := withTimeoutParam(w, r, 60*time.Second)
+	if !ok {
+		return
+	}
+	defer cancel()
 	var stmt corrosion.Statement
 	if !decodeJSON(w, r, &stmt) {
 		return
 	}
-	if !isReadOnly(lex(stmt.Query)) {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "statement is not readonly"})
+	if err := s.db.CheckReadOnly(ctx, stmt.Query); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
-	ctx, cancel := withTimeoutParam(r, 60*time.Second)
-	defer cancel()
 	out := newEventWriter(w)
 	rowID := int64(0)
 	err := s.db.Query(ctx, stmt, func(cols []string) error {
@@ -236,46 +265,15 @@ func (s *Server) handleQuery(w http.ResponseWriter, r *http.Request, _ func()) {
 	})
 	switch {
 	case err != nil && !out.started:
-		writeJSON(w, queryErrorStatus(err), map[string]string{"error": err.Error()})
+		// Binding, execution and pool errors; preparing was checked above.
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+		return
 	case err != nil:
 		_ = out.write(corrosion.Event{Kind: corrosion.EventError, Error: err.Error()})
 	default:
 		_ = out.write(corrosion.Event{Kind: corrosion.EventEOQ})
 	}
 	out.flush()
-}
-
-func isReadOnly(toks []token) bool {
-	switch firstKeyword(toks) {
-	case "SELECT", "VALUES", "EXPLAIN":
-		return !hasKeyword(toks, "RETURNING")
-	case "WITH":
-		return !isWrite(toks)
-	case "PRAGMA":
-		return !hasPunct(toks, "=")
-	}
-	return false
-}
-
-func hasPunct(toks []token, p string) bool {
-	for _, t := range toks {
-		if t.kind == tokPunct && t.text == p {
-			return true
-		}
-	}
-	return false
-}
-
-// queryErrorStatus is 400 for errors SQLite raises while preparing, 500
-// for the rest (binding, execution, the pool).
-func queryErrorStatus(err error) int {
-	msg := err.Error()
-	for _, prepare := range []string{"syntax error", "no such", "incomplete input", "unrecognized token", "ambiguous column"} {
-		if strings.Contains(msg, prepare) {
-			return http.StatusBadRequest
-		}
-	}
-	return http.StatusInternalServerError
 }
 
 func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request, release func()) {
@@ -288,7 +286,11 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request, release
 		return
 	}
 	sub, err := s.subs.subscribe(r.Context(), stmt, from > 0)
-	if err != nil {
+	switch {
+	case errors.Is(err, errShuttingDown):
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	case err != nil:
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
@@ -296,8 +298,8 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request, release
 }
 
 func (s *Server) handleResubscribe(w http.ResponseWriter, r *http.Request, release func()) {
-	id := r.PathValue("id")
-	if !isUUID(id) {
+	id, ok := parseUUID(r.PathValue("id"))
+	if !ok {
 		http.Error(w, "Invalid URL: UUID parsing failed", http.StatusBadRequest)
 		return
 	}
@@ -313,21 +315,32 @@ func (s *Server) handleResubscribe(w http.ResponseWriter, r *http.Request, relea
 	s.stream(w, r, sub, from, skipRows, release)
 }
 
-func isUUID(s string) bool {
-	if len(s) != 36 {
-		return false
+// parseUUID accepts the forms Rust's uuid crate parses (hyphenated, simple,
+// braced, urn:uuid:, any case) and returns the canonical lowercase
+// hyphenated form that subscription ids have.
+func parseUUID(s string) (string, bool) {
+	s = strings.TrimPrefix(s, "urn:uuid:")
+	if len(s) == 38 && s[0] == '{' && s[37] == '}' {
+		s = s[1:37]
 	}
-	for i, c := range s {
-		switch {
-		case i == 8 || i == 13 || i == 18 || i == 23:
-			if c != '-' {
-				return false
+	switch len(s) {
+	case 36:
+		for _, i := range []int{8, 13, 18, 23} {
+			if s[i] != '-' {
+				return "", false
 			}
-		case !strings.ContainsRune("0123456789abcdefABCDEF", c):
-			return false
 		}
+		s = strings.ReplaceAll(s, "-", "")
+	case 32:
+	default:
+		return "", false
 	}
-	return true
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != 16 {
+		return "", false
+	}
+	h := hex.EncodeToString(b)
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:], true
 }
 
 func streamParams(w http.ResponseWriter, r *http.Request) (from uint64, skipRows, ok bool) {
@@ -401,6 +414,7 @@ func newEventWriter(w http.ResponseWriter) *eventWriter {
 func (e *eventWriter) start() {
 	if !e.started {
 		e.started = true
+		e.w.Header()["Content-Type"] = nil // Corrosion's streams have none; do not sniff one
 		e.w.WriteHeader(http.StatusOK)
 	}
 }

@@ -55,6 +55,7 @@ type subManager struct {
 	byID    map[string]*subscription
 	pending map[string]bool // tables changed since the matcher last ran
 	wake    chan struct{}
+	closed  bool // set when the server stops
 }
 
 func newSubManager(db *DB, opts SubOptions, log *slog.Logger) *subManager {
@@ -84,7 +85,7 @@ func (m *subManager) changed(tables []string) {
 func (m *subManager) run(ctx context.Context) {
 	purge := time.NewTicker(m.opts.PurgeEvery)
 	defer purge.Stop()
-	idle := time.NewTicker(min(m.opts.IdleTimeout/2, 30*time.Second))
+	idle := time.NewTicker(max(min(m.opts.IdleTimeout/2, 30*time.Second), time.Millisecond))
 	defer idle.Stop()
 	for {
 		select {
@@ -119,21 +120,31 @@ func (m *subManager) matchPending(ctx context.Context) {
 	}
 }
 
+// errShuttingDown refuses new subscriptions once the server is stopping.
+var errShuttingDown = errors.New("server is shutting down")
+
 // subscribe returns the subscription for stmt, creating it unless
-// mustExist (a POST with `from` may only attach).
+// mustExist (a POST with `from` may only attach). As in Corrosion, a query
+// the matcher refuses is reported before a missing subscription.
 func (m *subManager) subscribe(ctx context.Context, stmt corrosion.Statement, mustExist bool) (*subscription, error) {
-	key := expandSQL(stmt)
+	key, err := expandSQL(stmt)
+	if err != nil {
+		return nil, err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.closed {
+		return nil, errShuttingDown
+	}
 	if s, ok := m.byKey[key]; ok {
 		return s, nil
-	}
-	if mustExist {
-		return nil, errors.New("a `from` query param was supplied, but no existing subscription found")
 	}
 	plan, err := planSubscription(key, func(t string) ([]string, error) { return m.db.primaryKey(ctx, t) })
 	if err != nil {
 		return nil, err
+	}
+	if mustExist {
+		return nil, errors.New("a `from` query param was supplied, but no existing subscription found")
 	}
 	s := newSubscription(key, plan, m.opts)
 	if err := s.initialMatch(ctx, m.db); err != nil {
@@ -173,6 +184,7 @@ func (m *subManager) dropIdle(now time.Time) {
 func (m *subManager) closeAll() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.closed = true
 	for _, s := range m.byID {
 		s.closeListeners()
 	}
@@ -198,6 +210,7 @@ type subscription struct {
 	last      uint64            // last change id issued
 	listeners map[*listener]struct{}
 	idleSince time.Time
+	closed    bool // no more live events: the server is stopping
 }
 
 // listener is one open stream of a subscription.
@@ -302,13 +315,41 @@ func (s *subscription) rematch(ctx context.Context, db *DB) error {
 			row = &matRow{rowid: s.nextRowID, values: vals[id]}
 			s.rows[id] = row
 			s.emit(corrosion.ChangeInsert, row)
-		case !reflect.DeepEqual(row.values, vals[id]):
+		case !sameValues(row.values, vals[id]):
 			row.values = vals[id]
 			s.emit(corrosion.ChangeUpdate, row)
 		}
 	}
 	s.emitDeletes(vals)
 	return nil
+}
+
+// sameValues compares rows as Corrosion's `IS NOT` does: NULL equals NULL,
+// and an INTEGER equals a REAL of the same value.
+func sameValues(a, b []any) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !sameValue(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func sameValue(a, b any) bool {
+	switch x := a.(type) {
+	case int64:
+		if y, ok := b.(float64); ok {
+			return float64(x) == y
+		}
+	case float64:
+		if y, ok := b.(int64); ok {
+			return x == float64(y)
+		}
+	}
+	return reflect.DeepEqual(a, b)
 }
 
 func (s *subscription) emitDeletes(current map[string][]any) {
@@ -362,6 +403,10 @@ func (s *subscription) attach(from uint64, skipRows bool) ([]corrosion.Event, *l
 		first = s.snapshot()
 	}
 	l := &listener{ch: make(chan corrosion.Event, s.buffer)}
+	if s.closed {
+		close(l.ch) // the stream ends after the replay; the client resumes elsewhere
+		return first, l, nil
+	}
 	s.listeners[l] = struct{}{}
 	return first, l, nil
 }
@@ -422,6 +467,7 @@ func (s *subscription) purge(retain int) {
 func (s *subscription) closeListeners() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.closed = true
 	for l := range s.listeners {
 		close(l.ch)
 		delete(s.listeners, l)

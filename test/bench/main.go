@@ -1,0 +1,129 @@
+// Command bench measures uc's speed and prints one table per measurement:
+//
+//  1. spec write → reconcile latency on the embedded state,
+//  2. `uc apply` of a 200-service Compose file, beside `docker compose config`,
+//  3. idle CPU and memory of ucd holding 10,000 image specs.
+//
+// Run it as `go run ./test/bench [-quick]` from the module. Numbers are
+// measured on this machine, never asserted: there are no thresholds. Tables
+// go to stdout; progress and child-process logs go to stderr or temp files.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// config sizes every measurement; -quick shrinks it for a fast check.
+type config struct {
+	specs       int           // measurement 1: image specs updated one by one
+	maxPause    time.Duration // measurement 1: random pause between writes
+	services    int           // measurement 2: Compose services
+	reps        int           // measurement 2: repetitions of each timing
+	idleSpecs   int           // measurement 3: image specs ucd holds
+	idleWindow  time.Duration // measurement 3: CPU sampling window
+	idleSettle  time.Duration // measurement 3: quiet time before sampling
+	txRows      int           // measurement 3: rows per insert transaction
+	composeWait time.Duration // how long building the compose peer may take
+}
+
+func configFor(quick bool) config {
+	c := config{
+		specs: 500, maxPause: 5 * time.Millisecond,
+		services: 200, reps: 5,
+		idleSpecs: 10000, idleWindow: 60 * time.Second, idleSettle: 3 * time.Second, txRows: 500,
+		composeWait: 8 * time.Minute,
+	}
+	if quick {
+		c.specs, c.reps, c.idleWindow = 100, 3, 10*time.Second
+	}
+	return c
+}
+
+// quietLog keeps the in-process controller and state from drowning the
+// tables: only warnings and errors reach stderr.
+var quietLog = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+
+func main() {
+	quick := flag.Bool("quick", false, "smaller sizes and shorter windows")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, configFor(*quick))
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, cfg config) error {
+	work, err := os.MkdirTemp("", "uc-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	bins, err := buildBinaries(ctx, filepath.Join(work, "bin"))
+	if err != nil {
+		return err
+	}
+	var sum summary
+	if err := runLatency(ctx, cfg, work, &sum); err != nil {
+		return fmt.Errorf("write → reconcile latency: %w", err)
+	}
+	if err := runApply(ctx, cfg, bins, work, &sum); err != nil {
+		return fmt.Errorf("uc apply: %w", err)
+	}
+	if err := runIdle(ctx, cfg, bins, work, &sum); err != nil {
+		return fmt.Errorf("idle ucd: %w", err)
+	}
+	sum.print(cfg)
+	printMachine()
+	return nil
+}
+
+func runLatency(ctx context.Context, cfg config, work string, sum *summary) error {
+	progress("measurement 1: write → reconcile latency, %d specs", cfg.specs)
+	res, err := benchLatency(ctx, cfg, filepath.Join(work, "latency"))
+	if err != nil {
+		return err
+	}
+	res.print(cfg)
+	sum.latency = &res
+	return nil
+}
+
+func runApply(ctx context.Context, cfg config, bins binaries, work string, sum *summary) error {
+	pr := findPeer(ctx, cfg)
+	progress("measurement 2: uc apply of %d services, %d repetitions", cfg.services, cfg.reps)
+	res, err := benchApply(ctx, cfg, bins, pr, filepath.Join(work, "apply"))
+	if err != nil {
+		return err
+	}
+	res.print(cfg)
+	sum.apply = &res
+	return nil
+}
+
+func runIdle(ctx context.Context, cfg config, bins binaries, work string, sum *summary) error {
+	progress("measurement 3: idle ucd with %d image specs, %s windows", cfg.idleSpecs, cfg.idleWindow)
+	res, err := benchIdle(ctx, cfg, bins, filepath.Join(work, "idle"))
+	if err != nil {
+		return err
+	}
+	res.print(cfg)
+	sum.idle = &res
+	return nil
+}
+
+// progress reports what the bench is doing on stderr, so stdout holds
+// only the tables.
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+}
