@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ucplane/uc/controllers/daemon"
+	"github.com/ucplane/uc/registry"
 	"github.com/ucplane/uc/state"
 )
 
@@ -23,7 +24,7 @@ func newRootCmd(log *slog.Logger) *cobra.Command {
 		SilenceErrors: true,
 		Version:       version,
 	}
-	root.AddCommand(newRunCmd(log), newStateCmd(log), newSchemaCmd())
+	root.AddCommand(newRunCmd(log), newStateCmd(log), newRegistryCmd(log), newSchemaCmd())
 	return root
 }
 
@@ -117,4 +118,29 @@ func newSchemaCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprint(cmd.OutOrStdout(), state.Schema) },
 	}
+}
+
+func newRegistryCmd(log *slog.Logger) *cobra.Command {
+	reg := &cobra.Command{Use: "registry", Short: "The internal registry"}
+	var cfg registry.Config
+	serve := &cobra.Command{
+		Use:   "serve --data-dir DIR --listen ADDR",
+		Short: "Serve the registry (distribution/v3, filesystem storage, deletes enabled)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cfg.DataDir == "" {
+				return errors.New("--data-dir is required")
+			}
+			srv, err := registry.Open(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			log.Info("Serving the registry.", "addr", srv.Addr(), "data_dir", cfg.DataDir)
+			return srv.Serve(cmd.Context())
+		},
+	}
+	serve.Flags().StringVar(&cfg.DataDir, "data-dir", "", "directory for the registry's storage (required)")
+	serve.Flags().StringVar(&cfg.Listen, "listen", "127.0.0.1:5000", "address to listen on")
+	reg.AddCommand(serve)
+	return reg
 }
