@@ -146,6 +146,13 @@ func convertService(project string, s types.ServiceConfig, file string) (*BuildS
 		return nil, img, fmt.Errorf("%s: %s.build.%s: not supported yet by the build controller", file, field, attr)
 	}
 	b := buildSpec(project, s)
+	if !IsGitContext(b.Context) {
+		d, err := ContextDigest(b.Context, b.Dockerfile)
+		if err != nil {
+			return nil, img, fmt.Errorf("%s: %s.build.context: %v", file, field, err)
+		}
+		b.ContextDigest = d
+	}
 	img.Build = b.Name
 	return &b, img, nil
 }

@@ -85,7 +85,7 @@ name: p
 services:
   web:
     build: {context: ., args: [FOO, UC_TEST_SURELY_UNSET_ARG]}
-`},
+`, "Dockerfile": "FROM busybox\n"},
 			opts: LoadOptions{Env: map[string]string{"FOO": "from-env"}},
 			want: want{
 				builds: []BuildSpec{{Name: "p/web", Project: "p", Service: "web", Image: "p/web",
@@ -132,6 +132,7 @@ services:
     x-machines: node1
 `,
 				"base/base.yaml": "services:\n  app:\n    build: {context: ., args: {X: y}}\n",
+				"base/Dockerfile": "FROM busybox\n",
 			},
 			want: want{
 				builds: []BuildSpec{{Name: "p/web", Project: "p", Service: "web", Image: "p/web",
@@ -240,10 +241,11 @@ services:
 					t.Errorf("want %s: %v", b.Name, err)
 				}
 			}
-			for _, b := range p.Builds {
+			for i, b := range p.Builds {
 				if err := b.Validate(); err != nil {
 					t.Errorf("got %s: %v", b.Name, err)
 				}
+				p.Builds[i].ContextDigest = checkDigest(t, b)
 			}
 			for _, i := range p.Images {
 				if err := i.Validate(); err != nil {
@@ -396,6 +398,7 @@ func TestHelloExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.Builds[0].ContextDigest = checkDigest(t, p.Builds[0])
 	want := &Project{
 		Name: "hello",
 		Builds: []BuildSpec{{Name: "hello/web", Project: "hello", Service: "web", Image: "hello/web",
@@ -406,4 +409,17 @@ func TestHelloExample(t *testing.T) {
 	if !reflect.DeepEqual(p, want) {
 		t.Errorf("got %+v\nwant %+v", p, want)
 	}
+}
+
+// checkDigest checks that a local context got a digest and a git one none,
+// and returns "" so the rest of the spec can be compared exactly.
+func checkDigest(t *testing.T, b BuildSpec) string {
+	t.Helper()
+	switch {
+	case IsGitContext(b.Context) && b.ContextDigest != "":
+		t.Errorf("%s: git context got a context digest %q", b.Name, b.ContextDigest)
+	case !IsGitContext(b.Context) && !strings.HasPrefix(b.ContextDigest, "sha256:"):
+		t.Errorf("%s: local context digest = %q, want sha256:…", b.Name, b.ContextDigest)
+	}
+	return ""
 }

@@ -18,11 +18,14 @@ type BuildSpec struct {
 	// registry, e.g. "hello/web". It comes from the service's `image:` when set.
 	Image string `json:"image" yaml:"image"`
 	// Context is an absolute local directory or a git URL.
-	Context    string            `json:"context" yaml:"context"`
-	Dockerfile string            `json:"dockerfile,omitempty" yaml:"dockerfile,omitempty"`
-	Args       map[string]string `json:"args,omitempty" yaml:"args,omitempty"`
-	Target     string            `json:"target,omitempty" yaml:"target,omitempty"`
-	Labels     map[string]string `json:"labels,omitempty" yaml:"labels,omitempty"`
+	Context string `json:"context" yaml:"context"`
+	// ContextDigest hashes a local context's files (see ContextDigest), so
+	// that editing a source file changes the spec and rebuilds it.
+	ContextDigest string            `json:"context_digest,omitempty" yaml:"context_digest,omitempty"`
+	Dockerfile    string            `json:"dockerfile,omitempty" yaml:"dockerfile,omitempty"`
+	Args          map[string]string `json:"args,omitempty" yaml:"args,omitempty"`
+	Target        string            `json:"target,omitempty" yaml:"target,omitempty"`
+	Labels        map[string]string `json:"labels,omitempty" yaml:"labels,omitempty"`
 }
 
 // ImageSpec says which image is needed on which nodes. It names either an
@@ -64,9 +67,19 @@ type Node struct {
 	Labels      map[string]string `json:"labels" yaml:"labels"`
 	State       string            `json:"state" yaml:"state"`
 	Version     string            `json:"version" yaml:"version"`
+	Capacity    NodeCapacity      `json:"capacity" yaml:"capacity"`
 	StartedAt   time.Time         `json:"started_at" yaml:"started_at"`
 	HeartbeatAt time.Time         `json:"heartbeat_at" yaml:"heartbeat_at"`
 }
+
+// NodeCapacity is what a node offers to the cluster's controllers.
+type NodeCapacity struct {
+	// Builders lists the builder drivers the node runs, e.g. "buildkit".
+	Builders []string `json:"builders,omitempty" yaml:"builders,omitempty"`
+}
+
+// CanBuild reports whether the node runs any builder.
+func (n Node) CanBuild() bool { return len(n.Capacity.Builders) > 0 }
 
 // Live reports whether the node is ready and heartbeated within timeout.
 func (n Node) Live(now time.Time, timeout time.Duration) bool {
@@ -101,7 +114,22 @@ type BuildStatus struct {
 	Digest             string      `json:"digest,omitempty" yaml:"digest,omitempty"`
 	Conditions         []Condition `json:"conditions,omitempty" yaml:"conditions,omitempty"`
 	Message            string      `json:"message,omitempty" yaml:"message,omitempty"`
+	Detail             BuildDetail `json:"detail" yaml:"detail"`
 	UpdatedAt          time.Time   `json:"updated_at" yaml:"updated_at"`
+}
+
+// BuildDetail is what a person reads in `uc describe build`.
+type BuildDetail struct {
+	// Generation is the spec generation this row's build ran for; it runs
+	// ahead of ObservedGeneration while a build is in progress.
+	Generation int64     `json:"generation,omitempty" yaml:"generation,omitempty"`
+	Ref        string    `json:"ref,omitempty" yaml:"ref,omitempty"`
+	StartedAt  time.Time `json:"started_at,omitzero" yaml:"started_at,omitempty"`
+	FinishedAt time.Time `json:"finished_at,omitzero" yaml:"finished_at,omitempty"`
+	// Steps counts solver steps done (cached ones included) of those seen.
+	StepsDone  int      `json:"steps_done,omitempty" yaml:"steps_done,omitempty"`
+	StepsTotal int      `json:"steps_total,omitempty" yaml:"steps_total,omitempty"`
+	LogTail    []string `json:"log_tail,omitempty" yaml:"log_tail,omitempty"`
 }
 
 // Presence states of an image on a node.
@@ -141,4 +169,37 @@ type RegistryStatus struct {
 	Address            string      `json:"address" yaml:"address"`
 	Conditions         []Condition `json:"conditions,omitempty" yaml:"conditions,omitempty"`
 	UpdatedAt          time.Time   `json:"updated_at" yaml:"updated_at"`
+}
+
+// Condition types.
+const (
+	ConditionReady       = "Ready"
+	ConditionReconciling = "Reconciling"
+	ConditionStalled     = "Stalled"
+)
+
+// IsTrue reports whether the condition of type t has status "True".
+func IsTrue(conds []Condition, t string) bool {
+	for _, c := range conds {
+		if c.Type == t {
+			return c.Status == "True"
+		}
+	}
+	return false
+}
+
+// SetCondition sets or replaces the condition of c.Type, keeping its last
+// transition time when the status did not change.
+func SetCondition(conds []Condition, c Condition) []Condition {
+	for i, old := range conds {
+		if old.Type != c.Type {
+			continue
+		}
+		if old.Status == c.Status {
+			c.LastTransitionTime = old.LastTransitionTime
+		}
+		conds[i] = c
+		return conds
+	}
+	return append(conds, c)
 }

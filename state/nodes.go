@@ -10,7 +10,7 @@ import (
 	"github.com/ucplane/uc/state/corrosion"
 )
 
-const nodeColumns = "name, labels, state, version, started_at, heartbeat_at"
+const nodeColumns = "name, labels, state, version, started_at, heartbeat_at, capacity"
 
 // RegisterNode writes a node's own row. It skips the write when nothing
 // but the heartbeat would change, so a restart with the same labels is quiet.
@@ -19,12 +19,16 @@ func (s *Store) RegisterNode(ctx context.Context, n api.Node) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.c.Exec(ctx, corrosion.Stmt(`INSERT INTO nodes (`+nodeColumns+`) VALUES (?, ?, ?, ?, ?, ?)
+	capacity, err := json.Marshal(n.Capacity)
+	if err != nil {
+		return err
+	}
+	_, err = s.c.Exec(ctx, corrosion.Stmt(`INSERT INTO nodes (`+nodeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (name) DO UPDATE SET labels = excluded.labels, state = excluded.state, version = excluded.version,
-  started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at
-WHERE nodes.labels IS NOT excluded.labels OR nodes.state IS NOT excluded.state
-  OR nodes.version IS NOT excluded.version OR nodes.started_at IS NOT excluded.started_at`,
-		n.Name, string(labels), n.State, n.Version, n.StartedAt.UnixMilli(), n.HeartbeatAt.UnixMilli()))
+  started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, capacity = excluded.capacity
+WHERE (nodes.labels, nodes.state, nodes.version, nodes.started_at, nodes.capacity)
+  IS NOT (excluded.labels, excluded.state, excluded.version, excluded.started_at, excluded.capacity)`,
+		n.Name, string(labels), n.State, n.Version, n.StartedAt.UnixMilli(), n.HeartbeatAt.UnixMilli(), string(capacity)))
 	if err != nil {
 		return fmt.Errorf("register node %s: %w", n.Name, err)
 	}
@@ -79,6 +83,9 @@ func (s *Store) queryNodes(ctx context.Context, stmt corrosion.Statement) ([]api
 			StartedAt: fromMillis(r[4]), HeartbeatAt: fromMillis(r[5])}
 		if err := json.Unmarshal([]byte(corrosion.AsString(r[1])), &n.Labels); err != nil {
 			return nil, fmt.Errorf("node %s: labels: %w", n.Name, err)
+		}
+		if err := json.Unmarshal([]byte(corrosion.AsString(r[6])), &n.Capacity); err != nil {
+			return nil, fmt.Errorf("node %s: capacity: %w", n.Name, err)
 		}
 		nodes = append(nodes, n)
 	}

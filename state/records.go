@@ -131,7 +131,7 @@ func (s *Store) eachSpec(ctx context.Context, kind, name string, fn func(SpecMet
 }
 
 func (s *Store) buildStatuses(ctx context.Context, name string) (map[string][]api.BuildStatus, error) {
-	q := "SELECT name, node, spec_uid, observed_generation, phase, digest, message, conditions, updated_at FROM build_status"
+	q := "SELECT name, node, spec_uid, observed_generation, phase, digest, message, conditions, updated_at, detail FROM build_status"
 	stmt := corrosion.Stmt(q + " ORDER BY name, node")
 	if name != "" {
 		stmt = corrosion.Stmt(q+" WHERE name = ? ORDER BY node", name)
@@ -147,6 +147,9 @@ func (s *Store) buildStatuses(ctx context.Context, name string) (map[string][]ap
 			Message: corrosion.AsString(r[6]), UpdatedAt: fromMillis(r[8])}
 		if err := json.Unmarshal([]byte(corrosion.AsString(r[7])), &st.Conditions); err != nil {
 			return nil, fmt.Errorf("build status %s on %s: conditions: %w", st.Name, st.Node, err)
+		}
+		if err := json.Unmarshal([]byte(corrosion.AsString(r[9])), &st.Detail); err != nil {
+			return nil, fmt.Errorf("build status %s on %s: detail: %w", st.Name, st.Node, err)
 		}
 		out[st.Name] = append(out[st.Name], st)
 	}
@@ -180,18 +183,23 @@ func (s *Store) PutBuildStatus(ctx context.Context, st api.BuildStatus) error {
 	if err != nil {
 		return err
 	}
+	detail, err := json.Marshal(st.Detail)
+	if err != nil {
+		return err
+	}
 	_, err = s.c.Exec(ctx, corrosion.Stmt(`INSERT INTO build_status
-  (name, node, spec_uid, observed_generation, phase, digest, message, conditions, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+  (name, node, spec_uid, observed_generation, phase, digest, message, conditions, detail, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (name, node) DO UPDATE SET spec_uid = excluded.spec_uid,
   observed_generation = excluded.observed_generation, phase = excluded.phase, digest = excluded.digest,
-  message = excluded.message, conditions = excluded.conditions, updated_at = excluded.updated_at
+  message = excluded.message, conditions = excluded.conditions, detail = excluded.detail,
+  updated_at = excluded.updated_at
 WHERE (build_status.spec_uid, build_status.observed_generation, build_status.phase, build_status.digest,
-       build_status.message, build_status.conditions)
+       build_status.message, build_status.conditions, build_status.detail)
   IS NOT (excluded.spec_uid, excluded.observed_generation, excluded.phase, excluded.digest,
-       excluded.message, excluded.conditions)`,
+       excluded.message, excluded.conditions, excluded.detail)`,
 		st.Name, st.Node, st.SpecUID, st.ObservedGeneration, st.Phase, st.Digest, st.Message,
-		string(conds), stamp(st.UpdatedAt)))
+		string(conds), string(detail), stamp(st.UpdatedAt)))
 	if err != nil {
 		return fmt.Errorf("write build status %s on %s: %w", st.Name, st.Node, err)
 	}
@@ -228,4 +236,22 @@ func nonNilSlice[T any](s []T) []T {
 		return []T{}
 	}
 	return s
+}
+
+// DeleteBuildStatus removes a node's own status row of a build.
+func (s *Store) DeleteBuildStatus(ctx context.Context, name, node string) error {
+	_, err := s.c.Exec(ctx, corrosion.Stmt("DELETE FROM build_status WHERE name = ? AND node = ?", name, node))
+	if err != nil {
+		return fmt.Errorf("delete build status %s on %s: %w", name, node, err)
+	}
+	return nil
+}
+
+// DeletePresence removes a node's own presence row of an image.
+func (s *Store) DeletePresence(ctx context.Context, image, node string) error {
+	_, err := s.c.Exec(ctx, corrosion.Stmt("DELETE FROM image_presence WHERE image = ? AND node = ?", image, node))
+	if err != nil {
+		return fmt.Errorf("delete presence of %s on %s: %w", image, node, err)
+	}
+	return nil
 }

@@ -15,7 +15,9 @@ CREATE TABLE IF NOT EXISTS nodes (
     state        TEXT NOT NULL DEFAULT 'ready',
     version      TEXT NOT NULL DEFAULT '',
     started_at   INTEGER NOT NULL DEFAULT 0,
-    heartbeat_at INTEGER NOT NULL DEFAULT 0
+    heartbeat_at INTEGER NOT NULL DEFAULT 0,
+    -- api.NodeCapacity: builder drivers and such.
+    capacity     TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(capacity))
 );
 
 -- Desired builds, one per Compose service with build:. Written by users.

@@ -144,8 +144,7 @@ func TestCheckSchema(t *testing.T) {
 			t.Fatalf("CheckSchema: %v", err)
 		}
 	})
-	noHeartbeat := replaceOnce(t, state.Schema, "started_at   INTEGER NOT NULL DEFAULT 0,\n    heartbeat_at INTEGER NOT NULL DEFAULT 0\n",
-		"started_at   INTEGER NOT NULL DEFAULT 0\n")
+	noHeartbeat := replaceOnce(t, state.Schema, "    heartbeat_at INTEGER NOT NULL DEFAULT 0,\n", "")
 	for _, tc := range []struct {
 		name    string
 		schema  string

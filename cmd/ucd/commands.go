@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -56,6 +57,9 @@ func newRunCmd(log *slog.Logger) *cobra.Command {
 	f.StringVar(&labels, "labels", "", "node labels, k=v,k2=v2")
 	f.StringArrayVar(&cfg.SchemaPaths, "schema", nil, "extra schema file or directory for the embedded state (repeatable)")
 	f.DurationVar(&cfg.Heartbeat, "heartbeat", 5*time.Second, "how often the node heartbeats")
+	f.StringVar(&cfg.DockerHost, "docker-host", defaultDockerHost(), "this node's Docker Engine, for pre-pulls (empty: none)")
+	f.StringVar(&cfg.BuildkitAddr, "buildkit-addr", "", "this node's buildkitd address; empty: the node does not build")
+	f.StringVar(&cfg.RegistryListen, "registry-listen", "", "serve the internal registry on this address, e.g. 127.0.0.1:5000")
 	return cmd
 }
 
@@ -143,4 +147,15 @@ func newRegistryCmd(log *slog.Logger) *cobra.Command {
 	serve.Flags().StringVar(&cfg.Listen, "listen", "127.0.0.1:5000", "address to listen on")
 	reg.AddCommand(serve)
 	return reg
+}
+
+// defaultDockerHost is DOCKER_HOST, else the standard socket if it exists.
+func defaultDockerHost() string {
+	if h := os.Getenv("DOCKER_HOST"); h != "" {
+		return h
+	}
+	if _, err := os.Stat("/var/run/docker.sock"); err == nil {
+		return "unix:///var/run/docker.sock"
+	}
+	return ""
 }

@@ -11,13 +11,16 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"golang.org/x/sync/errgroup"
 
+	apitypes "github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/controllers/build"
 	"github.com/ucplane/uc/controllers/node"
-	"github.com/ucplane/uc/reconcile"
+	"github.com/ucplane/uc/controllers/prepull"
+	registryctl "github.com/ucplane/uc/controllers/registry"
 	"github.com/ucplane/uc/state"
 	"github.com/ucplane/uc/state/corrosion"
 )
@@ -31,6 +34,12 @@ type Config struct {
 	StateListen    string
 	SchemaPaths    []string // extra schema for the embedded state
 	Labels         map[string]string
+	// DockerHost is this node's Docker Engine; empty disables pre-pull.
+	DockerHost string
+	// BuildkitAddr is this node's buildkitd; empty means it does not build.
+	BuildkitAddr string
+	// RegistryListen, when set, makes this node serve the internal registry.
+	RegistryListen string
 	Version        string
 	Heartbeat      time.Duration
 	// StartTimeout is how long to wait for an unreachable state API at
@@ -107,16 +116,50 @@ func runNode(ctx context.Context, cfg Config, api string, log *slog.Logger) erro
 		}
 		return err
 	}
-	ctrls := []*reconcile.Controller{
-		node.New(store, node.Config{Name: cfg.Node, Labels: cfg.Labels, Version: cfg.Version, Heartbeat: cfg.Heartbeat}, log),
+	runnables, closeAll, err := assemble(store, cfg, log)
+	if err != nil {
+		return err
 	}
-	log.Info("Node is running its controllers.", "state", api, "controllers", len(ctrls))
-	var wg sync.WaitGroup
-	for _, c := range ctrls {
-		wg.Go(func() { _ = c.Run(ctx) })
+	defer closeAll()
+	log.Info("Node is running its controllers.", "state", api, "runnables", len(runnables))
+	g, gctx := errgroup.WithContext(ctx)
+	for _, run := range runnables {
+		g.Go(func() error { return run(gctx) })
 	}
-	wg.Wait()
-	return markGone(store, cfg.Node, log)
+	runErr := g.Wait()
+	return errors.Join(runErr, markGone(store, cfg.Node, log))
+}
+
+// runnable runs until its context is done.
+type runnable func(context.Context) error
+
+// assemble builds this node's controllers from its configuration: every
+// node heartbeats; builders build; nodes with an engine pre-pull; one node
+// may serve the registry.
+func assemble(store *state.Store, cfg Config, log *slog.Logger) ([]runnable, func(), error) {
+	capacity := apitypes.NodeCapacity{}
+	if cfg.BuildkitAddr != "" {
+		capacity.Builders = []string{"buildkit"}
+	}
+	nodeCfg := node.Config{Name: cfg.Node, Labels: cfg.Labels, Version: cfg.Version, Heartbeat: cfg.Heartbeat, Capacity: capacity}
+	runs := []runnable{node.New(store, nodeCfg, log).Run}
+	closeAll := func() {}
+	if cfg.BuildkitAddr != "" {
+		runs = append(runs, build.New(store, build.Config{Node: cfg.Node, BuildkitAddr: cfg.BuildkitAddr}, log).Run)
+	}
+	if cfg.DockerHost != "" {
+		engine, err := prepull.NewDocker(cfg.DockerHost)
+		if err != nil {
+			return nil, nil, err
+		}
+		closeAll = func() { engine.Close() }
+		runs = append(runs, prepull.New(store, engine, prepull.Config{Node: cfg.Node}, log).Run)
+	}
+	if cfg.RegistryListen != "" {
+		regCfg := registryctl.Config{Node: cfg.Node, DataDir: cfg.DataDir, Listen: cfg.RegistryListen}
+		runs = append(runs, func(ctx context.Context) error { return registryctl.Run(ctx, store, regCfg, log) })
+	}
+	return runs, closeAll, nil
 }
 
 // waitForSchema retries while the state API is unreachable (an agent may

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/ucplane/uc/api"
@@ -21,6 +22,7 @@ type Config struct {
 	Name      string
 	Labels    map[string]string
 	Version   string
+	Capacity  api.NodeCapacity
 	Heartbeat time.Duration // how often to heartbeat; default 5 s
 }
 
@@ -45,7 +47,7 @@ func New(store *state.Store, cfg Config, log *slog.Logger) *reconcile.Controller
 	r := &Reconciler{store: store, cfg: cfg, started: time.Now(), now: time.Now}
 	own := func(ctx context.Context) ([]string, error) { return []string{cfg.Name}, nil }
 	// Watch only our own row: other nodes' heartbeats are none of our work.
-	src := store.KeySource(corrosion.Stmt("SELECT name, labels, state, version, started_at FROM nodes WHERE name = ?", cfg.Name), log)
+	src := store.KeySource(corrosion.Stmt("SELECT name, labels, state, version, started_at, capacity FROM nodes WHERE name = ?", cfg.Name), log)
 	return reconcile.New(reconcile.Options{Name: "node", Lister: own, Resync: time.Minute, Logger: log}, r, src)
 }
 
@@ -73,12 +75,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, key string) (reconcile.Resul
 
 func (r *Reconciler) differs(cur api.Node) bool {
 	return cur.State != api.NodeReady || cur.Version != r.cfg.Version ||
-		!maps.Equal(nonNil(cur.Labels), nonNil(r.cfg.Labels)) || !cur.StartedAt.Equal(r.started.Truncate(time.Millisecond))
+		!maps.Equal(nonNil(cur.Labels), nonNil(r.cfg.Labels)) || !cur.StartedAt.Equal(r.started.Truncate(time.Millisecond)) ||
+		!slices.Equal(cur.Capacity.Builders, r.cfg.Capacity.Builders)
 }
 
 func (r *Reconciler) register(ctx context.Context, now time.Time) (reconcile.Result, error) {
 	err := r.store.RegisterNode(ctx, api.Node{
-		Name: r.cfg.Name, Labels: r.cfg.Labels, State: api.NodeReady, Version: r.cfg.Version,
+		Name: r.cfg.Name, Labels: r.cfg.Labels, State: api.NodeReady, Version: r.cfg.Version, Capacity: r.cfg.Capacity,
 		StartedAt: r.started, HeartbeatAt: now,
 	})
 	return reconcile.Result{RequeueAfter: r.cfg.Heartbeat}, err

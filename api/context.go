@@ -1,0 +1,147 @@
+package api
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/moby/patternmatcher"
+	"github.com/moby/patternmatcher/ignorefile"
+)
+
+// IsGitContext tells a git URL context from a local directory, with the
+// rules docker compose applies.
+func IsGitContext(ctx string) bool {
+	for _, p := range []string{"git://", "git@", "github.com/"} {
+		if strings.HasPrefix(ctx, p) {
+			return true
+		}
+	}
+	return (strings.HasPrefix(ctx, "https://") || strings.HasPrefix(ctx, "http://")) &&
+		(strings.Contains(ctx, ".git#") || strings.HasSuffix(ctx, ".git") || strings.Contains(ctx, ".git/"))
+}
+
+// ContextDigest hashes what a build can see of a local context: every file
+// .dockerignore lets through (path, mode, content or link target) plus the
+// Dockerfile. Editing a source file changes the digest, so the BuildSpec
+// changes and is rebuilt; touching a file without changing it does not.
+func ContextDigest(dir, dockerfile string) (string, error) {
+	pm, err := ignoreMatcher(dir, dockerfile)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, path)
+		if rel == "." {
+			return nil
+		}
+		if skip, err := excluded(pm, rel, d); skip || err != nil {
+			return err
+		}
+		return hashEntry(h, path, filepath.ToSlash(rel), d)
+	})
+	if err != nil {
+		return "", fmt.Errorf("hash build context %s: %w", dir, err)
+	}
+	if err := hashDockerfile(h, dir, dockerfile); err != nil {
+		return "", err
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// ignoreMatcher reads <dockerfile>.dockerignore, else .dockerignore, as
+// BuildKit's dockerfile frontend does.
+func ignoreMatcher(dir, dockerfile string) (*patternmatcher.PatternMatcher, error) {
+	candidates := []string{filepath.Join(dir, ".dockerignore")}
+	if dockerfile != "" && !filepath.IsAbs(dockerfile) {
+		candidates = append([]string{filepath.Join(dir, dockerfile+".dockerignore")}, candidates...)
+	}
+	for _, name := range candidates {
+		f, err := os.Open(name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		patterns, err := ignorefile.ReadAll(f)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", name, err)
+		}
+		return patternmatcher.New(patterns)
+	}
+	return nil, nil
+}
+
+// excluded reports whether .dockerignore leaves rel out. A directory is
+// skipped whole only when no exception pattern could bring a child back.
+func excluded(pm *patternmatcher.PatternMatcher, rel string, d fs.DirEntry) (bool, error) {
+	if pm == nil {
+		return false, nil
+	}
+	skip, err := pm.MatchesOrParentMatches(filepath.ToSlash(rel))
+	if err != nil || !skip {
+		return false, err
+	}
+	if d.IsDir() && !pm.Exclusions() {
+		return true, filepath.SkipDir
+	}
+	return true, nil
+}
+
+func hashEntry(h io.Writer, path, rel string, d fs.DirEntry) error {
+	info, err := d.Info()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(h, "%s\x00%o\x00", rel, info.Mode())
+	switch {
+	case info.Mode()&fs.ModeSymlink != 0:
+		target, err := os.Readlink(path)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "link:%s\x00", target)
+	case info.Mode().IsRegular():
+		return hashFile(h, path)
+	}
+	return nil
+}
+
+func hashFile(h io.Writer, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(h, f)
+	_, _ = h.Write([]byte{0})
+	return err
+}
+
+// hashDockerfile covers a Dockerfile that .dockerignore excludes or that
+// lives outside the context: BuildKit reads it either way.
+func hashDockerfile(h io.Writer, dir, dockerfile string) error {
+	if dockerfile == "" {
+		dockerfile = "Dockerfile"
+	}
+	if !filepath.IsAbs(dockerfile) {
+		dockerfile = filepath.Join(dir, dockerfile)
+	}
+	fmt.Fprintf(h, "dockerfile\x00")
+	if err := hashFile(h, dockerfile); err != nil {
+		return fmt.Errorf("read Dockerfile: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,219 @@
+// Package build is the build controller: for every BuildSpec, the one live
+// builder node that rendezvous hashing picks solves it with BuildKit, pushes
+// the image to the internal registry and records the digest, timings and
+// the last lines of the log in its own build_status row.
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/distribution/reference"
+
+	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/controllers/owner"
+	"github.com/ucplane/uc/reconcile"
+	"github.com/ucplane/uc/state"
+	"github.com/ucplane/uc/state/corrosion"
+)
+
+// Config says how this node builds.
+type Config struct {
+	Node string
+	// BuildkitAddr is this node's buildkitd, e.g. unix:///run/buildkit/buildkitd.sock.
+	BuildkitAddr string
+}
+
+// Reconciler builds the BuildSpecs this node owns.
+type Reconciler struct {
+	store *state.Store
+	cfg   Config
+	log   *slog.Logger
+	now   func() time.Time
+}
+
+// New returns the build controller. It watches specs, and nodes because a
+// membership change can move a build to another owner; the resync catches
+// nodes that go silent without a row changing.
+func New(store *state.Store, cfg Config, log *slog.Logger) *reconcile.Controller {
+	r := &Reconciler{store: store, cfg: cfg, log: log.With("controller", "build"), now: time.Now}
+	specs := store.KeySource(corrosion.Stmt("SELECT name, uid, generation FROM build_specs"), log)
+	nodes := store.KeySource(corrosion.Stmt("SELECT name, state, capacity FROM nodes"), log)
+	return reconcile.New(reconcile.Options{
+		Name: "build", Workers: 2, Timeout: 30 * time.Minute, Resync: 30 * time.Second,
+		Lister: r.listBuilds, Logger: log,
+	}, r, specs, r.allOnNodeChange(nodes))
+}
+
+func (r *Reconciler) listBuilds(ctx context.Context) ([]string, error) {
+	recs, err := r.store.ListBuilds(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(recs))
+	for i, b := range recs {
+		names[i] = b.Spec.Name
+	}
+	return names, nil
+}
+
+// allOnNodeChange turns a node event into a re-check of every build.
+func (r *Reconciler) allOnNodeChange(nodes reconcile.Source) reconcile.Source {
+	return func(ctx context.Context, enqueue func(string)) error {
+		return nodes(ctx, func(string) {
+			names, err := r.listBuilds(ctx)
+			if err != nil {
+				r.log.Warn("Listing builds after a node change failed; the resync will catch up.", "err", err)
+				return
+			}
+			for _, n := range names {
+				enqueue(n)
+			}
+		})
+	}
+}
+
+// Reconcile builds name if this node owns it and its generation is not built.
+func (r *Reconciler) Reconcile(ctx context.Context, name string) (reconcile.Result, error) {
+	rec, err := r.store.GetBuild(ctx, name)
+	if errors.Is(err, state.ErrNotFound) {
+		return reconcile.Result{}, r.store.DeleteBuildStatus(ctx, name, r.cfg.Node)
+	}
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if handled(rec) {
+		return reconcile.Result{}, nil
+	}
+	nodes, err := r.store.ListNodes(ctx)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	builder, ok := owner.Pick(name, nodes, r.now(), api.Node.CanBuild)
+	if !ok || builder != r.cfg.Node {
+		return reconcile.Result{}, nil
+	}
+	return reconcile.Result{}, r.build(ctx, rec)
+}
+
+// handled reports whether some node already finished this generation of
+// this incarnation of the spec, successfully or with a terminal error.
+func handled(rec state.BuildRecord) bool {
+	for _, st := range rec.Status {
+		if st.SpecUID == rec.Meta.UID && st.ObservedGeneration == rec.Meta.Generation &&
+			(st.Phase == api.BuildSucceeded || st.Phase == api.BuildFailed) {
+			return true
+		}
+	}
+	return false
+}
+
+// build runs one build and records every outcome in status.
+func (r *Reconciler) build(ctx context.Context, rec state.BuildRecord) error {
+	registry, err := r.store.RegistryAddress(ctx, r.now(), owner.LiveTimeout)
+	if err != nil {
+		return fmt.Errorf("build %s: %w", rec.Spec.Name, err)
+	}
+	ref, err := imageRef(registry, rec.Spec.Image)
+	if err != nil {
+		return reconcile.Terminal(r.fail(ctx, rec, newStatus(r.cfg.Node, rec), err, true))
+	}
+	st := r.startStatus(rec, ref)
+	if err := r.store.PutBuildStatus(ctx, st); err != nil {
+		return err
+	}
+	r.log.Info("Building.", "build", rec.Spec.Name, "generation", rec.Meta.Generation, "ref", ref)
+	res, err := solve(ctx, r.cfg.BuildkitAddr, rec.Spec, ref, r.reporter(ctx, st))
+	st.Detail.LogTail, st.Detail.StepsDone, st.Detail.StepsTotal = res.LogTail, res.StepsDone, res.StepsTotal
+	if err != nil {
+		terminal := !IsTransient(err)
+		err = r.fail(ctx, rec, st, err, terminal)
+		if terminal {
+			return reconcile.Terminal(err)
+		}
+		return err
+	}
+	return r.succeed(ctx, rec, st, res.Digest)
+}
+
+// imageRef names the image in the internal registry: the spec's image
+// path, with its tag or "latest".
+func imageRef(registry, image string) (string, error) {
+	named, err := reference.ParseNormalizedNamed(image)
+	if err != nil {
+		return "", fmt.Errorf("image name %q: %w", image, err)
+	}
+	tag := "latest"
+	if t, ok := named.(reference.Tagged); ok {
+		tag = t.Tag()
+	}
+	return registry + "/" + reference.Path(named) + ":" + tag, nil
+}
+
+func newStatus(node string, rec state.BuildRecord) api.BuildStatus {
+	return api.BuildStatus{Name: rec.Spec.Name, Node: node, SpecUID: rec.Meta.UID}
+}
+
+// startStatus keeps the last good digest and observed generation while the
+// new generation builds, so that nodes keep the working image meanwhile.
+func (r *Reconciler) startStatus(rec state.BuildRecord, ref string) api.BuildStatus {
+	st := newStatus(r.cfg.Node, rec)
+	if cur, ok := rec.Current(); ok && cur.Phase == api.BuildSucceeded {
+		st.Digest, st.ObservedGeneration = cur.Digest, cur.ObservedGeneration
+	}
+	st.Phase = api.BuildBuilding
+	st.Message = fmt.Sprintf("building generation %d on %s", rec.Meta.Generation, r.cfg.Node)
+	st.Detail = api.BuildDetail{Generation: rec.Meta.Generation, Ref: ref, StartedAt: r.now()}
+	st.Conditions = []api.Condition{
+		{Type: api.ConditionReconciling, Status: "True", Reason: "Building", Message: st.Message, LastTransitionTime: r.now()},
+	}
+	return st
+}
+
+// reporter writes progress at most once a second: gossip carries only
+// real changes, and a build's every log line is not one.
+func (r *Reconciler) reporter(ctx context.Context, st api.BuildStatus) func(progress) {
+	var last time.Time
+	return func(p progress) {
+		if r.now().Sub(last) < time.Second {
+			return
+		}
+		last = r.now()
+		st.Detail.StepsDone, st.Detail.StepsTotal, st.Detail.LogTail = p.StepsDone, p.StepsTotal, p.LogTail
+		if err := r.store.PutBuildStatus(ctx, st); err != nil {
+			r.log.Warn("Writing build progress failed.", "build", st.Name, "err", err)
+		}
+	}
+}
+
+func (r *Reconciler) succeed(ctx context.Context, rec state.BuildRecord, st api.BuildStatus, digest string) error {
+	now := r.now()
+	st.Phase, st.Digest, st.ObservedGeneration = api.BuildSucceeded, digest, rec.Meta.Generation
+	st.Detail.FinishedAt = now
+	st.Message = fmt.Sprintf("built in %s", now.Sub(st.Detail.StartedAt).Round(10*time.Millisecond))
+	st.Conditions = []api.Condition{{Type: api.ConditionReady, Status: "True", Reason: "Built", Message: st.Message, LastTransitionTime: now}}
+	r.log.Info("Build succeeded.", "build", rec.Spec.Name, "digest", digest, "duration", now.Sub(st.Detail.StartedAt))
+	return r.store.PutBuildStatus(ctx, st)
+}
+
+// fail records a failed build. A terminal failure (the Dockerfile's fault)
+// marks the generation handled; a transient one leaves it to be retried.
+func (r *Reconciler) fail(ctx context.Context, rec state.BuildRecord, st api.BuildStatus, cause error, terminal bool) error {
+	now := r.now()
+	st.Phase, st.Message = api.BuildFailed, cause.Error()
+	st.Detail.FinishedAt = now
+	cond := api.Condition{Type: api.ConditionStalled, Status: "True", Reason: "BuildFailed", Message: st.Message, LastTransitionTime: now}
+	if terminal {
+		st.ObservedGeneration = rec.Meta.Generation
+	} else {
+		cond = api.Condition{Type: api.ConditionReconciling, Status: "True", Reason: "RetryingBuild", Message: st.Message, LastTransitionTime: now}
+	}
+	st.Conditions = []api.Condition{{Type: api.ConditionReady, Status: "False", Reason: "BuildFailed", Message: st.Message, LastTransitionTime: now}, cond}
+	if err := r.store.PutBuildStatus(ctx, st); err != nil {
+		return errors.Join(cause, err)
+	}
+	return fmt.Errorf("build %s: %w", rec.Spec.Name, cause)
+}

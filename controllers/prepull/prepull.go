@@ -1,0 +1,204 @@
+// Package prepull is the pre-pull controller, one per node: it pulls, by
+// digest, every image whose ImageSpec places it on this node, through the
+// node's Docker Engine, and records one (image, node) presence row.
+package prepull
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/controllers/owner"
+	"github.com/ucplane/uc/reconcile"
+	"github.com/ucplane/uc/state"
+	"github.com/ucplane/uc/state/corrosion"
+)
+
+// Engine is what the controller needs from a Docker Engine.
+type Engine interface {
+	// Pull pulls ref and returns the digest the engine recorded for it.
+	Pull(ctx context.Context, ref string) (digest string, err error)
+	// Has reports whether the engine holds ref.
+	Has(ctx context.Context, ref string) (bool, error)
+}
+
+// Config describes this node.
+type Config struct {
+	Node string
+}
+
+// Reconciler keeps this node's images present.
+type Reconciler struct {
+	store  *state.Store
+	engine Engine
+	cfg    Config
+	log    *slog.Logger
+	now    func() time.Time
+}
+
+// New returns the prepull controller. It follows image specs, build
+// results (a new digest means a new pull) and this node's own row (new
+// labels may place new images here).
+func New(store *state.Store, engine Engine, cfg Config, log *slog.Logger) *reconcile.Controller {
+	r := &Reconciler{store: store, engine: engine, cfg: cfg, log: log.With("controller", "prepull"), now: time.Now}
+	specs := store.KeySource(corrosion.Stmt("SELECT name, uid, generation FROM image_specs"), log)
+	builds := store.KeySource(corrosion.Stmt("SELECT name, digest FROM build_status"), log)
+	self := store.KeySource(corrosion.Stmt("SELECT name, labels, state FROM nodes WHERE name = ?", cfg.Node), log)
+	return reconcile.New(reconcile.Options{
+		Name: "prepull", Workers: 3, Timeout: 30 * time.Minute, Resync: 30 * time.Second,
+		Lister: r.listImages, Logger: log,
+	}, r, specs, r.imagesOf(builds, byBuild), r.imagesOf(self, all))
+}
+
+func (r *Reconciler) listImages(ctx context.Context) ([]string, error) {
+	imgs, err := r.store.ListImages(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(imgs))
+	for i, img := range imgs {
+		names[i] = img.Spec.Name
+	}
+	return names, nil
+}
+
+func byBuild(img api.ImageSpec, key string) bool { return img.Build == key }
+func all(api.ImageSpec, string) bool             { return true }
+
+// imagesOf maps another table's keys to the image specs they concern.
+func (r *Reconciler) imagesOf(src reconcile.Source, match func(api.ImageSpec, string) bool) reconcile.Source {
+	return func(ctx context.Context, enqueue func(string)) error {
+		return src(ctx, func(key string) {
+			imgs, err := r.store.ListImages(ctx, "")
+			if err != nil {
+				r.log.Warn("Listing images after a change failed; the resync will catch up.", "err", err)
+				return
+			}
+			for _, img := range imgs {
+				if match(img.Spec, key) {
+					enqueue(img.Spec.Name)
+				}
+			}
+		})
+	}
+}
+
+// Reconcile makes the image present on this node if it is placed here.
+func (r *Reconciler) Reconcile(ctx context.Context, name string) (reconcile.Result, error) {
+	img, err := r.store.GetImage(ctx, name)
+	if errors.Is(err, state.ErrNotFound) {
+		return reconcile.Result{}, r.store.DeletePresence(ctx, name, r.cfg.Node)
+	}
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	self, err := r.store.GetNode(ctx, r.cfg.Node)
+	if errors.Is(err, state.ErrNotFound) {
+		return reconcile.Result{RequeueAfter: 2 * time.Second}, nil // not registered yet
+	}
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if !img.Spec.Placement.Matches(self) {
+		return reconcile.Result{}, r.dropOwnRow(ctx, img)
+	}
+	return r.ensurePresent(ctx, img)
+}
+
+func (r *Reconciler) dropOwnRow(ctx context.Context, img state.ImageRecord) error {
+	if _, ok := r.ownRow(img); !ok {
+		return nil
+	}
+	return r.store.DeletePresence(ctx, img.Spec.Name, r.cfg.Node)
+}
+
+func (r *Reconciler) ownRow(img state.ImageRecord) (api.ImagePresence, bool) {
+	for _, p := range img.Presence {
+		if p.Node == r.cfg.Node {
+			return p, true
+		}
+	}
+	return api.ImagePresence{}, false
+}
+
+func (r *Reconciler) ensurePresent(ctx context.Context, img state.ImageRecord) (reconcile.Result, error) {
+	ref, waiting, err := r.resolve(ctx, img.Spec)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	row := api.ImagePresence{Image: img.Spec.Name, Node: r.cfg.Node, SpecUID: img.Meta.UID, ObservedGeneration: img.Meta.Generation}
+	if waiting != "" {
+		row.State, row.Error = api.PresencePending, waiting
+		return reconcile.Result{}, r.store.PutPresence(ctx, row)
+	}
+	if r.alreadyPresent(ctx, img, ref) {
+		return reconcile.Result{}, nil
+	}
+	return r.pull(ctx, row, ref)
+}
+
+// resolve names what to pull. For a built image that is the registry
+// reference by digest; waiting says why there is nothing to pull yet.
+func (r *Reconciler) resolve(ctx context.Context, spec api.ImageSpec) (ref, waiting string, err error) {
+	if spec.Build == "" {
+		return spec.Image, "", nil
+	}
+	b, err := r.store.GetBuild(ctx, spec.Build)
+	if errors.Is(err, state.ErrNotFound) {
+		return "", "waiting for build " + spec.Build + ", which does not exist", nil
+	}
+	if err != nil {
+		return "", "", err
+	}
+	cur, ok := b.Current()
+	if !ok || cur.Digest == "" {
+		return "", "waiting for build " + spec.Build, nil
+	}
+	registry, err := r.store.RegistryAddress(ctx, r.now(), owner.LiveTimeout)
+	if err != nil {
+		return "", "", err
+	}
+	repo, _, _ := strings.Cut(strings.TrimPrefix(cur.Detail.Ref, registryOf(cur.Detail.Ref)+"/"), ":")
+	return registry + "/" + repo + "@" + cur.Digest, "", nil
+}
+
+// registryOf is the host part of a reference like 127.0.0.1:5000/a/b:tag.
+func registryOf(ref string) string {
+	host, _, _ := strings.Cut(ref, "/")
+	return host
+}
+
+// alreadyPresent is true when this row already says present for this
+// digest and the engine still holds the image.
+func (r *Reconciler) alreadyPresent(ctx context.Context, img state.ImageRecord, ref string) bool {
+	row, ok := r.ownRow(img)
+	if !ok || row.State != api.PresencePresent || row.SpecUID != img.Meta.UID || !strings.HasSuffix(ref, row.Digest) {
+		return false
+	}
+	has, err := r.engine.Has(ctx, ref)
+	return err == nil && has
+}
+
+func (r *Reconciler) pull(ctx context.Context, row api.ImagePresence, ref string) (reconcile.Result, error) {
+	row.State = api.PresencePulling
+	if err := r.store.PutPresence(ctx, row); err != nil {
+		return reconcile.Result{}, err
+	}
+	start := r.now()
+	digest, err := r.engine.Pull(ctx, ref)
+	if err != nil {
+		row.State, row.Error = api.PresenceFailed, err.Error()
+		werr := r.store.PutPresence(ctx, row)
+		if IsNotFound(err) {
+			return reconcile.Result{}, reconcile.Terminal(errors.Join(fmt.Errorf("pull %s: %w", ref, err), werr))
+		}
+		return reconcile.Result{}, errors.Join(fmt.Errorf("pull %s: %w", ref, err), werr)
+	}
+	row.State, row.Digest = api.PresencePresent, digest
+	r.log.Info("Image is present.", "image", row.Image, "ref", ref, "duration", r.now().Sub(start))
+	return reconcile.Result{}, r.store.PutPresence(ctx, row)
+}

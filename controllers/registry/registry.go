@@ -1,0 +1,101 @@
+// Package registry is the registry controller in its first form: a node
+// started with a registry address serves distribution/v3 in process and
+// publishes the address in state, where builders and pre-pullers find it.
+// Running it as a container, failover and GC come later.
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/reconcile"
+	regserver "github.com/ucplane/uc/registry"
+	"github.com/ucplane/uc/state"
+)
+
+// Config says where this node serves the registry.
+type Config struct {
+	Node    string
+	DataDir string
+	Listen  string
+}
+
+// healthEvery is how often the served registry is checked and its status
+// refreshed.
+const healthEvery = 10 * time.Second
+
+// Run serves the registry and keeps this node's registry_status row true
+// until ctx is done; then it marks the registry stopped.
+func Run(ctx context.Context, store *state.Store, cfg Config, log *slog.Logger) error {
+	srv, err := regserver.Open(ctx, regserver.Config{DataDir: cfg.DataDir, Listen: cfg.Listen})
+	if err != nil {
+		return err
+	}
+	log = log.With("controller", "registry")
+	log.Info("Serving the internal registry.", "addr", srv.Addr())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx) }()
+	r := &reconciler{store: store, node: cfg.Node, addr: srv.Addr(), client: &http.Client{Timeout: 5 * time.Second}}
+	ctrl := reconcile.New(reconcile.Options{
+		Name: "registry", Logger: log, Resync: healthEvery,
+		Lister: func(context.Context) ([]string, error) { return []string{cfg.Node}, nil },
+	}, r)
+	runErr := ctrl.Run(ctx)
+	return errors.Join(runErr, <-served, r.markStopped())
+}
+
+type reconciler struct {
+	store  *state.Store
+	node   string
+	addr   string
+	client *http.Client
+	conds  []api.Condition // last written, to keep transition times stable
+}
+
+// Reconcile checks the registry answers and publishes the result.
+func (r *reconciler) Reconcile(ctx context.Context, _ string) (reconcile.Result, error) {
+	cond := api.Condition{Type: api.ConditionReady, Status: "True", Reason: "Serving",
+		Message: "serving on " + r.addr, LastTransitionTime: time.Now()}
+	if err := r.healthy(ctx); err != nil {
+		cond.Status, cond.Reason, cond.Message = "False", "Unhealthy", err.Error()
+	}
+	return reconcile.Result{}, r.put(ctx, cond)
+}
+
+func (r *reconciler) healthy(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.addr+"/v2/", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("registry health check: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("registry health check: GET /v2/ answered %s", resp.Status)
+	}
+	return nil
+}
+
+// put writes the status; an unchanged condition keeps its transition time
+// so that a healthy registry's periodic check writes nothing.
+func (r *reconciler) put(ctx context.Context, cond api.Condition) error {
+	r.conds = api.SetCondition(slices.Clone(r.conds), cond)
+	return r.store.PutRegistryStatus(ctx, api.RegistryStatus{
+		Node: r.node, Address: r.addr, Conditions: r.conds,
+	})
+}
+
+func (r *reconciler) markStopped() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return r.put(ctx, api.Condition{Type: api.ConditionReady, Status: "False", Reason: "Stopped",
+		Message: "ucd stopped serving the registry", LastTransitionTime: time.Now()})
+}

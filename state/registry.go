@@ -1,0 +1,81 @@
+package state
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/state/corrosion"
+)
+
+// ErrNoRegistry means no live node serves the internal registry.
+var ErrNoRegistry = errors.New("no node serves the internal registry")
+
+// PutRegistryStatus writes a node's record of the registry it serves,
+// skipping no-op writes.
+func (s *Store) PutRegistryStatus(ctx context.Context, st api.RegistryStatus) error {
+	conds, err := json.Marshal(nonNilSlice(st.Conditions))
+	if err != nil {
+		return err
+	}
+	_, err = s.c.Exec(ctx, corrosion.Stmt(`INSERT INTO registry_status
+  (node, observed_generation, address, conditions, updated_at) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (node) DO UPDATE SET observed_generation = excluded.observed_generation,
+  address = excluded.address, conditions = excluded.conditions, updated_at = excluded.updated_at
+WHERE (registry_status.observed_generation, registry_status.address, registry_status.conditions)
+  IS NOT (excluded.observed_generation, excluded.address, excluded.conditions)`,
+		st.Node, st.ObservedGeneration, st.Address, string(conds), stamp(st.UpdatedAt)))
+	if err != nil {
+		return fmt.Errorf("write registry status of %s: %w", st.Node, err)
+	}
+	return nil
+}
+
+// ListRegistryStatus returns every node's registry record.
+func (s *Store) ListRegistryStatus(ctx context.Context) ([]api.RegistryStatus, error) {
+	_, rows, err := s.c.QueryAll(ctx, corrosion.Stmt(
+		"SELECT node, observed_generation, address, conditions, updated_at FROM registry_status ORDER BY node"))
+	if err != nil {
+		return nil, fmt.Errorf("list registry status: %w", err)
+	}
+	out := make([]api.RegistryStatus, 0, len(rows))
+	for _, r := range rows {
+		st := api.RegistryStatus{Node: corrosion.AsString(r[0]), ObservedGeneration: corrosion.AsInt(r[1]),
+			Address: corrosion.AsString(r[2]), UpdatedAt: fromMillis(r[4])}
+		if err := json.Unmarshal([]byte(corrosion.AsString(r[3])), &st.Conditions); err != nil {
+			return nil, fmt.Errorf("registry status of %s: conditions: %w", st.Node, err)
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// RegistryAddress is where the internal registry is served now: the
+// address a ready registry on a live node published, the newest if several.
+func (s *Store) RegistryAddress(ctx context.Context, now time.Time, liveTimeout time.Duration) (string, error) {
+	statuses, err := s.ListRegistryStatus(ctx)
+	if err != nil {
+		return "", err
+	}
+	nodes, err := s.ListNodes(ctx)
+	if err != nil {
+		return "", err
+	}
+	live := map[string]bool{}
+	for _, n := range nodes {
+		live[n.Name] = n.Live(now, liveTimeout)
+	}
+	var best api.RegistryStatus
+	for _, st := range statuses {
+		if live[st.Node] && api.IsTrue(st.Conditions, api.ConditionReady) && st.UpdatedAt.After(best.UpdatedAt) {
+			best = st
+		}
+	}
+	if best.Address == "" {
+		return "", ErrNoRegistry
+	}
+	return best.Address, nil
+}
