@@ -131,7 +131,7 @@ services:
     extends: {file: base/base.yaml, service: app}
     x-machines: node1
 `,
-				"base/base.yaml": "services:\n  app:\n    build: {context: ., args: {X: y}}\n",
+				"base/base.yaml":  "services:\n  app:\n    build: {context: ., args: {X: y}}\n",
 				"base/Dockerfile": "FROM busybox\n",
 			},
 			want: want{
