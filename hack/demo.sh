@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# The main job for now: two ucd nodes on one embedded state, the hello
-# project applied, and the state it produced. Every process this script
-# starts is stopped by pid when it exits.
+# The main job: real Docker Engines and BuildKit (hack/up.sh), two ucd nodes
+# sharing node1's embedded state, the hello project applied, built once,
+# pushed to the internal registry, pre-pulled onto both nodes, and run on
+# node2. Every process this script starts is stopped by pid when it exits;
+# the infrastructure stays up (hack/down.sh stops it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+hack/up.sh
+# shellcheck disable=SC1091
+source "${UC_RUN_DIR:-/run/uc-hack}/env"
 
 LISTEN=${UC_DEMO_LISTEN:-127.0.0.1:51002}
 export UC_CORROSION_API="http://$LISTEN"
@@ -34,13 +40,17 @@ wait_for_nodes() {
   return 1
 }
 
-say "Starting ucd node1 on the embedded state ($LISTEN)"
-bin/ucd run --node node1 --data-dir "$WORK/node1" --state-listen "$LISTEN" --labels zone=a >"$WORK/node1.log" 2>&1 &
+say "Starting ucd node1: embedded state on $LISTEN, registry on $UC_REGISTRY, engine 1, BuildKit"
+bin/ucd run --node node1 --data-dir "$WORK/node1" --state-listen "$LISTEN" --labels zone=a \
+  --docker-host "$UC_DOCKER_HOST_1" --buildkit-addr "$UC_BUILDKIT_ADDR" --registry-listen "$UC_REGISTRY" \
+  >"$WORK/node1.log" 2>&1 &
 PIDS+=($!)
 wait_for_nodes 1
 
-say "Starting ucd node2, sharing node1's state"
-bin/ucd run --node node2 --data-dir "$WORK/node2" --corrosion-api "$UC_CORROSION_API" --labels zone=b >"$WORK/node2.log" 2>&1 &
+say "Starting ucd node2 on engine 2, sharing node1's state"
+bin/ucd run --node node2 --data-dir "$WORK/node2" --corrosion-api "$UC_CORROSION_API" --labels zone=b \
+  --docker-host "$UC_DOCKER_HOST_2" --buildkit-addr "$UC_BUILDKIT_ADDR" \
+  >"$WORK/node2.log" 2>&1 &
 PIDS+=($!)
 wait_for_nodes 2
 bin/uc get nodes
@@ -48,8 +58,12 @@ bin/uc get nodes
 say "uc apply -f examples/hello/compose.yaml"
 bin/uc apply -f examples/hello/compose.yaml
 
-say "uc apply again: an unchanged project writes nothing"
-bin/uc apply -f examples/hello/compose.yaml
+say "Waiting until both nodes have the image"
+if ! bin/uc wait images hello/web --timeout 5m; then
+  bin/uc describe build hello/web || true
+  tail -n 30 "$WORK"/*.log >&2
+  exit 1
+fi
 
 say "uc get builds"
 bin/uc get builds
@@ -57,8 +71,10 @@ bin/uc get builds
 say "uc get images"
 bin/uc get images
 
-say "uc describe image hello/web"
-bin/uc describe image hello/web
+say "Running the image once on node2 (engine 2), by digest"
+REF=$(bin/uc get images hello/web -o json | jq -r '.[0].presence[] | select(.node=="node2") | .digest')
+REPO="$UC_REGISTRY/hello/web@$REF"
+docker -H "$UC_DOCKER_HOST_2" run --rm "$REPO"
 
-say "Builds stay pending and images 0/N until the build and prepull controllers land."
-say "Stopping the nodes (they mark themselves gone)"
+say "uc apply again: an unchanged project writes nothing and builds nothing"
+bin/uc apply -f examples/hello/compose.yaml

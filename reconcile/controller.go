@@ -146,6 +146,12 @@ func (c *Controller) handle(ctx context.Context, key string) {
 	start := time.Now()
 	res, err := c.reconcile(ctx, key)
 	log := c.log.With("key", key, "duration", time.Since(start))
+	if err != nil && ctx.Err() != nil {
+		// Shutting down: the error is the cancellation, not the key's fault.
+		log.Debug("Reconcile ended by shutdown.", "err", err)
+		c.queue.Forget(key)
+		return
+	}
 	var p *panicError
 	switch {
 	case errors.As(err, &p):

@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -254,4 +255,27 @@ func (s *Store) DeletePresence(ctx context.Context, image, node string) error {
 		return fmt.Errorf("delete presence of %s on %s: %w", image, node, err)
 	}
 	return nil
+}
+
+// WantedDigest is the digest nodes must hold for an image spec to be
+// satisfied. For a built image it is the build's result for the spec's
+// current generation; ready is false while that build has not succeeded
+// (an older digest on the nodes does not count). An external image has no
+// central digest yet, so any present row counts (digest "", ready true).
+func (s *Store) WantedDigest(ctx context.Context, img api.ImageSpec) (digest string, ready bool, err error) {
+	if img.Build == "" {
+		return "", true, nil
+	}
+	b, err := s.GetBuild(ctx, img.Build)
+	if errors.Is(err, ErrNotFound) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	cur, ok := b.Current()
+	if !ok || cur.Phase != api.BuildSucceeded || cur.ObservedGeneration != b.Meta.Generation {
+		return "", false, nil
+	}
+	return cur.Digest, true, nil
 }

@@ -92,7 +92,27 @@ func (v view) describeBuild(w io.Writer, b state.BuildRecord) {
 			orDash(st.Digest), v.ago(st.UpdatedAt), st.Message)
 	}
 	if cur, ok := b.Current(); ok {
+		v.buildDetail(w, cur.Detail)
 		v.conditions(w, cur.Conditions)
+	}
+}
+
+func (v view) buildDetail(w io.Writer, d api.BuildDetail) {
+	field(w, "Ref", d.Ref)
+	if !d.StartedAt.IsZero() {
+		field(w, "Started", v.ago(d.StartedAt)+" ago")
+	}
+	if !d.FinishedAt.IsZero() {
+		field(w, "Duration", d.FinishedAt.Sub(d.StartedAt).Round(10*time.Millisecond).String())
+	}
+	if d.StepsTotal > 0 {
+		field(w, "Steps", fmt.Sprintf("%d/%d", d.StepsDone, d.StepsTotal))
+	}
+	if len(d.LogTail) > 0 {
+		fmt.Fprintln(w, "Log (last lines):")
+		for _, l := range d.LogTail {
+			fmt.Fprintf(w, "  %s\n", l)
+		}
 	}
 }
 
@@ -114,7 +134,10 @@ func (v view) describeImage(w io.Writer, img state.ImageRecord, nodes []api.Node
 	field(w, "Placement", placementString(img.Spec.Placement))
 	field(w, "Generation", fmt.Sprintf("%d (uid %s, updated %s ago)", img.Meta.Generation, img.Meta.UID, v.ago(img.Meta.UpdatedAt)))
 	needed := neededNodes(img.Spec.Placement, nodes)
-	present, _ := presentOn(img, needed)
+	present := 0
+	if want, ready, err := v.wanted(img); err == nil && ready {
+		present, _ = presentOn(img, needed, want)
+	}
 	field(w, "Present", fmt.Sprintf("%d/%d needed nodes", present, len(needed)))
 	fmt.Fprintln(w, "Nodes:")
 	fmt.Fprintln(w, "  NODE\tSTATE\tDIGEST\tUPDATED\tERROR")

@@ -137,7 +137,10 @@ func (v view) imagesTable(w io.Writer, images []state.ImageRecord, nodes []api.N
 	fmt.Fprintln(w, "NAME\tSOURCE\tDIGEST\tPRESENT\tPLACEMENT\tAGE")
 	for _, img := range images {
 		needed := neededNodes(img.Spec.Placement, nodes)
-		present, digest := presentOn(img, needed)
+		present, digest := 0, "-"
+		if want, ready, err := v.wanted(img); err == nil && ready {
+			present, digest = presentOn(img, needed, want)
+		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%d/%d\t%s\t%s\n", img.Spec.Name, imageSource(img.Spec), digest,
 			present, len(needed), placementString(img.Spec.Placement), v.ago(img.Meta.UpdatedAt))
 	}
@@ -155,16 +158,23 @@ func neededNodes(p api.Placement, nodes []api.Node) []string {
 }
 
 // presentOn counts needed nodes whose presence row for this incarnation of
-// the spec says present.
-func presentOn(img state.ImageRecord, needed []string) (int, string) {
+// the spec says present with the wanted digest ("" accepts any).
+func presentOn(img state.ImageRecord, needed []string, want string) (int, string) {
 	count, digest := 0, "-"
 	for _, p := range img.Presence {
-		if p.SpecUID == img.Meta.UID && p.State == api.PresencePresent && slices.Contains(needed, p.Node) {
+		if p.SpecUID == img.Meta.UID && p.State == api.PresencePresent && slices.Contains(needed, p.Node) &&
+			(want == "" || p.Digest == want) {
 			count++
 			digest = shortDigest(p.Digest)
 		}
 	}
 	return count, digest
+}
+
+// wanted is presentOn's digest filter for an image, and whether anything
+// can count as present yet.
+func (v view) wanted(img state.ImageRecord) (string, bool, error) {
+	return v.store.WantedDigest(v.cmd.Context(), img.Spec)
 }
 
 func imageSource(s api.ImageSpec) string {

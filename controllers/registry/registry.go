@@ -37,7 +37,6 @@ func Run(ctx context.Context, store *state.Store, cfg Config, log *slog.Logger) 
 	if err != nil {
 		return err
 	}
-	log = log.With("controller", "registry")
 	log.Info("Serving the internal registry.", "addr", srv.Addr())
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ctx) }()

@@ -134,6 +134,8 @@ type cluster struct {
 	apiURL   string // http://127.0.0.1:PORT
 	stateDir string
 	procs    map[string]*proc
+	// nodeArgs adds flags to a node's `ucd run`, e.g. its engine.
+	nodeArgs func(node string) []string
 }
 
 // stop stops the nodes first and the state they report to last.
@@ -158,7 +160,13 @@ func freeAddr() (string, error) {
 // until they are ready and stops everything when the test ends.
 func startCluster(t *testing.T, stateOnly bool) *cluster {
 	t.Helper()
-	c := &cluster{dir: t.TempDir(), procs: map[string]*proc{}}
+	return startClusterWith(t, stateOnly, nil)
+}
+
+// startClusterWith is startCluster with extra `ucd run` flags per node.
+func startClusterWith(t *testing.T, stateOnly bool, nodeArgs func(string) []string) *cluster {
+	t.Helper()
+	c := &cluster{dir: t.TempDir(), procs: map[string]*proc{}, nodeArgs: nodeArgs}
 	t.Cleanup(func() {
 		c.stop()
 		if t.Failed() {
@@ -209,8 +217,12 @@ func (c *cluster) start(stateOnly bool) error {
 		return nil
 	}
 	for _, n := range []struct{ name, labels string }{{"node1", "zone=a,disk=ssd"}, {"node2", "zone=b"}} {
-		p, err := startProc(c.dir, n.name, "run", "--node", n.name, "--data-dir", filepath.Join(c.dir, n.name),
-			"--corrosion-api", c.apiURL, "--labels", n.labels, "--heartbeat", "1s")
+		args := []string{"run", "--node", n.name, "--data-dir", filepath.Join(c.dir, n.name),
+			"--corrosion-api", c.apiURL, "--labels", n.labels, "--heartbeat", "1s", "--docker-host", ""}
+		if c.nodeArgs != nil {
+			args = append(args, c.nodeArgs(n.name)...)
+		}
+		p, err := startProc(c.dir, n.name, args...)
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/state"
+	"github.com/ucplane/uc/state/corrosion"
+)
+
+func newWaitCmd(g *globals) *cobra.Command {
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "wait images [NAME...] [--timeout D]",
+		Short: "Wait until every needed node has the images, printing progress",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if args[0] != "images" {
+				return fmt.Errorf("unknown kind %q: want images", args[0])
+			}
+			store, err := g.store()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			w := waiter{store: store, out: cmd.OutOrStdout(), names: args[1:], seen: map[string]string{}}
+			return explain(w.run(ctx))
+		},
+	}
+	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "give up after this long")
+	return cmd
+}
+
+// waiter re-reads state whenever presence or build status changes and
+// prints what moved. It never polls: both tables are subscribed to.
+type waiter struct {
+	store *state.Store
+	out   io.Writer
+	names []string
+	seen  map[string]string // progress line per subject, to print changes only
+}
+
+func (w *waiter) run(ctx context.Context) error {
+	changed := make(chan struct{}, 1)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for _, q := range []string{
+		"SELECT image, node, state, digest, error FROM image_presence",
+		"SELECT name, node, phase, digest, message, detail FROM build_status",
+		"SELECT name, generation FROM image_specs",
+	} {
+		go w.follow(ctx, q, changed)
+	}
+	for {
+		done, err := w.check(ctx)
+		if done || err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return w.timedOut(ctx)
+		case <-changed:
+		}
+	}
+}
+
+// follow signals changed on every event of a subscription.
+func (w *waiter) follow(ctx context.Context, query string, changed chan<- struct{}) {
+	_ = w.store.Client().Watch(ctx, corrosion.Stmt(query), corrosion.WatchOptions{}, func(corrosion.WatchEvent) error {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+		return nil
+	})
+}
+
+// check prints progress and reports whether every image is present on
+// every node that needs it, or an error when one cannot get there.
+func (w *waiter) check(ctx context.Context) (bool, error) {
+	imgs, nodes, err := w.load(ctx)
+	if err != nil {
+		return false, err
+	}
+	allDone := true
+	var failures []string
+	for _, img := range imgs {
+		done, failed := w.progress(ctx, img, nodes)
+		allDone = allDone && done
+		failures = append(failures, failed...)
+	}
+	if len(failures) > 0 {
+		return true, errors.New(strings.Join(failures, "; "))
+	}
+	return allDone, nil
+}
+
+func (w *waiter) load(ctx context.Context) ([]state.ImageRecord, []api.Node, error) {
+	imgs, err := w.store.ListImages(ctx, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, n := range w.names {
+		if !slices.ContainsFunc(imgs, func(r state.ImageRecord) bool { return r.Spec.Name == n }) {
+			return nil, nil, fmt.Errorf("image %q not found (see `uc get images`)", n)
+		}
+	}
+	if len(w.names) > 0 {
+		imgs = slices.DeleteFunc(imgs, func(r state.ImageRecord) bool { return !slices.Contains(w.names, r.Spec.Name) })
+	}
+	nodes, err := w.store.ListNodes(ctx)
+	return imgs, nodes, err
+}
+
+// progress prints one image's build and per-node lines that changed.
+func (w *waiter) progress(ctx context.Context, img state.ImageRecord, nodes []api.Node) (done bool, failed []string) {
+	name := img.Spec.Name
+	if img.Spec.Build != "" {
+		if msg, bad := w.buildProgress(ctx, img.Spec.Build); msg != "" {
+			w.say(name+"/build", fmt.Sprintf("%s  build: %s", name, msg))
+			if bad {
+				failed = append(failed, name+": build failed: "+msg)
+			}
+		}
+	}
+	needed := neededNodes(img.Spec.Placement, nodes)
+	want, ready, err := w.store.WantedDigest(ctx, img.Spec)
+	if err != nil || !ready {
+		return false, failed
+	}
+	present, _ := presentOn(img, needed, want)
+	for _, n := range needed {
+		p, ok := findPresence(img, n)
+		if !ok {
+			continue
+		}
+		w.say(name+"/"+n, fmt.Sprintf("%s  %s: %s%s", name, n, p.State, suffix(p)))
+		if p.State == api.PresenceFailed {
+			failed = append(failed, fmt.Sprintf("%s on %s: %s", name, n, p.Error))
+		}
+	}
+	done = len(needed) > 0 && present == len(needed)
+	if done {
+		w.say(name, fmt.Sprintf("%s  present on %d/%d nodes (%s)", name, present, len(needed), strings.Join(needed, ", ")))
+	}
+	return done, failed
+}
+
+func (w *waiter) buildProgress(ctx context.Context, build string) (msg string, failed bool) {
+	b, err := w.store.GetBuild(ctx, build)
+	if err != nil {
+		return "", false
+	}
+	st, ok := b.Current()
+	switch {
+	case !ok:
+		return "pending", false
+	case st.Phase == api.BuildBuilding:
+		return fmt.Sprintf("building on %s, %d/%d steps", st.Node, st.Detail.StepsDone, st.Detail.StepsTotal), false
+	case st.Phase == api.BuildFailed:
+		return st.Message, st.ObservedGeneration == b.Meta.Generation
+	}
+	return fmt.Sprintf("%s on %s (%s)", st.Phase, st.Node, shortDigest(st.Digest)), false
+}
+
+func suffix(p api.ImagePresence) string {
+	switch {
+	case p.Error != "":
+		return " (" + p.Error + ")"
+	case p.Digest != "":
+		return " " + shortDigest(p.Digest)
+	}
+	return ""
+}
+
+// say prints line when the subject's line changed.
+func (w *waiter) say(subject, line string) {
+	if w.seen[subject] == line {
+		return
+	}
+	w.seen[subject] = line
+	fmt.Fprintln(w.out, line)
+}
+
+func (w *waiter) timedOut(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return errors.New("timed out waiting for images; see `uc get images` and `uc describe image NAME`")
+	}
+	return ctx.Err()
+}
