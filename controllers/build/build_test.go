@@ -1,0 +1,65 @@
+package build
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/moby/buildkit/client"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+func TestImageRef(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ image, want string }{
+		{"hello/web", "127.0.0.1:5000/hello/web:latest"},
+		{"web", "127.0.0.1:5000/library/web:latest"},
+		{"registry.local/team/web:1.2", "127.0.0.1:5000/team/web:1.2"},
+	} {
+		got, err := imageRef("127.0.0.1:5000", tt.image)
+		if err != nil || got != tt.want {
+			t.Errorf("imageRef(%q) = %q, %v; want %q", tt.image, got, err, tt.want)
+		}
+	}
+	if _, err := imageRef("127.0.0.1:5000", "not a name"); err == nil {
+		t.Error("imageRef accepted an invalid image name")
+	}
+}
+
+func TestClassify(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		err       error
+		transient bool
+	}{
+		{status.Error(codes.Unavailable, "connection error"), true},
+		{fmt.Errorf("failed to push: dial tcp 127.0.0.1:5000: connect: connection refused"), true},
+		{errors.New(`failed to solve: process "/bin/sh -c exit 3" did not complete successfully: exit code: 3`), false},
+		{errors.New("failed to solve: dockerfile parse error on line 2: unknown instruction: FOO"), false},
+	} {
+		if got := IsTransient(classify(tt.err)); got != tt.transient {
+			t.Errorf("classify(%v) transient = %v, want %v", tt.err, got, tt.transient)
+		}
+	}
+}
+
+func TestTrackerKeepsTailAndCountsSteps(t *testing.T) {
+	t.Parallel()
+	tr := newTracker()
+	done := client.Vertex{Digest: "sha256:a", Name: "step a", Cached: true}
+	running := client.Vertex{Digest: "sha256:b", Name: "step b"}
+	tr.update(&client.SolveStatus{Vertexes: []*client.Vertex{&done, &running}})
+	for i := range logTailLines + 5 {
+		tr.update(&client.SolveStatus{Logs: []*client.VertexLog{{Vertex: "sha256:b", Data: fmt.Appendf(nil, "line %d\n", i)}}})
+	}
+	tr.update(&client.SolveStatus{Logs: []*client.VertexLog{{Vertex: "sha256:b", Data: []byte("half a li")}}})
+	p := tr.update(&client.SolveStatus{Logs: []*client.VertexLog{{Vertex: "sha256:b", Data: []byte("ne\n")}}})
+	if p.StepsDone != 1 || p.StepsTotal != 2 {
+		t.Errorf("steps = %d/%d, want 1/2", p.StepsDone, p.StepsTotal)
+	}
+	if len(p.LogTail) != logTailLines || p.LogTail[len(p.LogTail)-1] != "half a line" {
+		t.Errorf("tail has %d lines ending %q, want %d ending with the joined partial line",
+			len(p.LogTail), p.LogTail[len(p.LogTail)-1], logTailLines)
+	}
+}
