@@ -4,7 +4,7 @@ BIN      := bin
 VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build demo test vet unit bench clean
+.PHONY: all build up down demo test vet unit bench clean
 
 all: build
 
@@ -12,6 +12,12 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/uc ./cmd/uc
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ucd ./cmd/ucd
+
+up:
+	hack/up.sh
+
+down:
+	hack/down.sh
 
 demo: build
 	hack/demo.sh
