@@ -2,21 +2,27 @@
 //
 //  1. spec write → reconcile latency on the embedded state,
 //  2. `uc apply` of a 200-service Compose file, beside `docker compose config`,
-//  3. idle CPU and memory of ucd holding 10,000 image specs.
+//  3. idle CPU and memory of ucd holding 10,000 image specs,
+//  4. build and pre-pull of the hello project on two real nodes (BuildKit,
+//     two Docker Engines from hack/up.sh), beside the same work by hand.
 //
-// Run it as `go run ./test/bench [-quick]` from the module. Numbers are
+// Run it as `go run ./test/bench [-quick] [-only latency,apply,idle,build]`
+// from the module. Numbers are
 // measured on this machine, never asserted: there are no thresholds. Tables
 // go to stdout; progress and child-process logs go to stderr or temp files.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -32,6 +38,7 @@ type config struct {
 	idleSettle  time.Duration // measurement 3: quiet time before sampling
 	txRows      int           // measurement 3: rows per insert transaction
 	composeWait time.Duration // how long building the compose peer may take
+	buildReps   int           // measurement 4: repetitions of each case
 }
 
 func configFor(quick bool) config {
@@ -40,9 +47,10 @@ func configFor(quick bool) config {
 		services: 200, reps: 5,
 		idleSpecs: 10000, idleWindow: 60 * time.Second, idleSettle: 3 * time.Second, txRows: 500,
 		composeWait: 8 * time.Minute,
+		buildReps:   3,
 	}
 	if quick {
-		c.specs, c.reps, c.idleWindow = 100, 3, 10*time.Second
+		c.specs, c.reps, c.idleWindow, c.buildReps = 100, 3, 10*time.Second, 1
 	}
 	return c
 }
@@ -53,9 +61,15 @@ var quietLog = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Leve
 
 func main() {
 	quick := flag.Bool("quick", false, "smaller sizes and shorter windows")
+	only := flag.String("only", strings.Join(sectionNames, ","), "comma-separated sections to run: "+strings.Join(sectionNames, ", "))
 	flag.Parse()
+	sections, err := parseSections(*only)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, configFor(*quick))
+	err = run(ctx, configFor(*quick), sections)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -63,7 +77,29 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, cfg config) error {
+// sectionNames are the measurements in the order they run.
+var sectionNames = []string{"latency", "apply", "idle", "build"}
+
+// parseSections reads -only: a comma list of section names.
+func parseSections(list string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for _, name := range strings.Split(list, ",") {
+		name = strings.TrimSpace(name)
+		if name == "" {
+			continue
+		}
+		if !slices.Contains(sectionNames, name) {
+			return nil, fmt.Errorf("-only: unknown section %q (want some of %s)", name, strings.Join(sectionNames, ","))
+		}
+		out[name] = true
+	}
+	if len(out) == 0 {
+		return nil, errors.New("-only: no section named")
+	}
+	return out, nil
+}
+
+func run(ctx context.Context, cfg config, sections map[string]bool) error {
 	work, err := os.MkdirTemp("", "uc-bench-")
 	if err != nil {
 		return err
@@ -74,14 +110,25 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	var sum summary
-	if err := runLatency(ctx, cfg, work, &sum); err != nil {
-		return fmt.Errorf("write → reconcile latency: %w", err)
+	if sections["latency"] {
+		if err := runLatency(ctx, cfg, work, &sum); err != nil {
+			return fmt.Errorf("write → reconcile latency: %w", err)
+		}
 	}
-	if err := runApply(ctx, cfg, bins, work, &sum); err != nil {
-		return fmt.Errorf("uc apply: %w", err)
+	if sections["apply"] {
+		if err := runApply(ctx, cfg, bins, work, &sum); err != nil {
+			return fmt.Errorf("uc apply: %w", err)
+		}
 	}
-	if err := runIdle(ctx, cfg, bins, work, &sum); err != nil {
-		return fmt.Errorf("idle ucd: %w", err)
+	if sections["idle"] {
+		if err := runIdle(ctx, cfg, bins, work, &sum); err != nil {
+			return fmt.Errorf("idle ucd: %w", err)
+		}
+	}
+	if sections["build"] {
+		if err := runBuild(ctx, cfg, bins, work, &sum); err != nil {
+			return fmt.Errorf("build and pre-pull: %w", err)
+		}
 	}
 	sum.print(cfg)
 	printMachine()

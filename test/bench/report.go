@@ -72,6 +72,7 @@ type summary struct {
 	latency *latencyResult
 	apply   *applyResult
 	idle    *idleResult
+	build   *buildResult
 }
 
 func (s summary) print(cfg config) {
@@ -87,6 +88,9 @@ func (s summary) print(cfg config) {
 		t.row(fmt.Sprintf("ucd idle CPU, %d specs (%% of one core)", cfg.idleSpecs),
 			fmt.Sprintf("%.3f (schedstat: %.1f ms in %.0f s)", r.pct, r.schedMs, r.window.Seconds()))
 		t.row(fmt.Sprintf("ucd RSS, %d specs (MiB)", cfg.idleSpecs), fmt.Sprintf("%.1f", float64(r.rssKB)/1024))
+	}
+	if b := s.build; b != nil {
+		b.summaryRows(t)
 	}
 	t.flush()
 }
