@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 
@@ -34,6 +35,8 @@ type Project struct {
 	Name   string
 	Builds []BuildSpec
 	Images []ImageSpec
+	// Warnings name what was accepted but has no effect, file and field.
+	Warnings []string
 }
 
 // machinesKey is the service extension that pins an image to named nodes.
@@ -44,7 +47,14 @@ const machinesKey = "x-machines"
 // what `docker compose build` would produce.
 var supportedBuildAttrs = map[string]bool{
 	"context": true, "dockerfile": true, "args": true, "target": true, "labels": true,
+	"dockerfile_inline": true, "tags": true, "no_cache": true, "no_cache_filter": true, "pull": true,
+	"extra_hosts": true, "shm_size": true, "ulimits": true, "network": true, "platforms": true,
+	"entitlements": true, "privileged": true, "isolation": true,
 }
+
+// buildEntitlements are the entitlements BuildKit knows; privileged: true
+// asks for security.insecure.
+var buildEntitlements = []string{"network.host", "security.insecure"}
 
 // LoadCompose parses Compose files exactly as docker compose does (compose-go
 // does interpolation, .env, extends, profiles and schema validation) and
@@ -119,6 +129,10 @@ func convertProject(cp *types.Project, file string) (*Project, error) {
 		if b != nil {
 			p.Builds = append(p.Builds, *b)
 		}
+		if s := cp.Services[name]; s.Build != nil && s.Build.Isolation != "" {
+			p.Warnings = append(p.Warnings, fmt.Sprintf(
+				"%s: services.%s.build.isolation: %q is a Windows container setting; Linux builders ignore it", file, name, s.Build.Isolation))
+		}
 		p.Images = append(p.Images, img)
 	}
 	sort.Slice(p.Builds, func(i, j int) bool { return p.Builds[i].Name < p.Builds[j].Name })
@@ -146,8 +160,15 @@ func convertService(project string, s types.ServiceConfig, file string) (*BuildS
 		return nil, img, fmt.Errorf("%s: %s.build.%s: not supported yet by the build controller", file, field, attr)
 	}
 	b := buildSpec(project, s)
+	if err := checkBuildOptions(s.Build, file, field+".build"); err != nil {
+		return nil, img, err
+	}
 	if !IsGitContext(b.Context) {
-		d, err := ContextDigest(b.Context, b.Dockerfile)
+		dockerfile := b.Dockerfile
+		if b.DockerfileInline != "" {
+			dockerfile = ""
+		}
+		d, err := ContextDigest(b.Context, dockerfile)
 		if err != nil {
 			return nil, img, fmt.Errorf("%s: %s.build.context: %v", file, field, err)
 		}
@@ -187,7 +208,58 @@ func buildSpec(project string, s types.ServiceConfig) BuildSpec {
 		}
 		b.Labels[k] = v
 	}
+	mapRunOptions(&b, s.Build)
 	return b
+}
+
+// mapRunOptions copies what shapes the build's RUN steps and cache use.
+func mapRunOptions(b *BuildSpec, c *types.BuildConfig) {
+	b.DockerfileInline = c.DockerfileInline
+	b.Tags = sortedCopy(c.Tags)
+	b.NoCache, b.NoCacheFilter, b.Pull = c.NoCache, sortedCopy(c.NoCacheFilter), c.Pull
+	b.ExtraHosts = sortedCopy(c.ExtraHosts.AsList("="))
+	b.ShmSize = int64(c.ShmSize)
+	for name, u := range c.Ulimits {
+		soft, hard := u.Soft, u.Hard
+		if u.Single != 0 {
+			soft, hard = u.Single, u.Single
+		}
+		b.Ulimits = append(b.Ulimits, fmt.Sprintf("%s=%d:%d", name, soft, hard))
+	}
+	sort.Strings(b.Ulimits)
+	if c.Network != "default" {
+		b.Network = c.Network
+	}
+	b.Platforms = sortedCopy(c.Platforms)
+	b.Entitlements = sortedCopy(c.Entitlements)
+	if c.Privileged && !slices.Contains(b.Entitlements, "security.insecure") {
+		b.Entitlements = append(b.Entitlements, "security.insecure")
+		sort.Strings(b.Entitlements)
+	}
+}
+
+func sortedCopy(in []string) []string {
+	if len(in) == 0 {
+		return nil
+	}
+	out := slices.Clone(in)
+	sort.Strings(out)
+	return out
+}
+
+// checkBuildOptions refuses values BuildKit cannot honour, by field.
+func checkBuildOptions(c *types.BuildConfig, file, field string) error {
+	switch c.Network {
+	case "", "default", "host", "none":
+	default:
+		return fmt.Errorf("%s: %s.network: named network %q is not supported for builds (use host or none)", file, field, c.Network)
+	}
+	for _, e := range c.Entitlements {
+		if !slices.Contains(buildEntitlements, e) {
+			return fmt.Errorf("%s: %s.entitlements: unknown entitlement %q (want %s)", file, field, e, strings.Join(buildEntitlements, " or "))
+		}
+	}
+	return nil
 }
 
 // unsupportedBuildAttr returns the compose name of the first set build

@@ -79,6 +79,39 @@ services:
 			},
 		},
 		{
+			name: "run options, tags, cache and entitlements mapped",
+			files: map[string]string{"compose.yaml": `
+name: p
+services:
+  web:
+    build:
+      context: .
+      dockerfile_inline: |
+        FROM busybox
+        RUN true
+      tags: [p/web:extra, p/web:b]
+      no_cache: true
+      no_cache_filter: [final]
+      pull: true
+      extra_hosts: ["db=10.0.0.2", "api:10.0.0.3"]
+      shm_size: 128m
+      ulimits: {nofile: {soft: 1024, hard: 2048}, nproc: 64}
+      network: none
+      platforms: [linux/amd64]
+      entitlements: [network.host]
+      privileged: true
+`},
+			want: want{
+				builds: []BuildSpec{{Name: "p/web", Project: "p", Service: "web", Image: "p/web", Context: ".",
+					DockerfileInline: "FROM busybox\nRUN true\n", Tags: []string{"p/web:b", "p/web:extra"},
+					NoCache: true, NoCacheFilter: []string{"final"}, Pull: true,
+					ExtraHosts: []string{"api=10.0.0.3", "db=10.0.0.2"}, ShmSize: 128 << 20,
+					Ulimits: []string{"nofile=1024:2048", "nproc=64:64"}, Network: "none",
+					Platforms: []string{"linux/amd64"}, Entitlements: []string{"network.host", "security.insecure"}}},
+				images: []ImageSpec{{Name: "p/web", Project: "p", Service: "web", Build: "p/web"}},
+			},
+		},
+		{
 			name: "args from env, unset arg omitted",
 			files: map[string]string{"compose.yaml": `
 name: p
@@ -300,14 +333,19 @@ func TestLoadComposeErrors(t *testing.T) {
 			want:  []string{"compose.yaml: services.web.build.ssh: not supported"},
 		},
 		{
-			name:  "dockerfile_inline",
-			files: map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    build:\n      dockerfile_inline: FROM busybox\n"},
-			want:  []string{"services.web.build.dockerfile_inline: not supported"},
+			name:  "still unsupported: additional_contexts",
+			files: map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    build:\n      context: .\n      additional_contexts: {base: ./base}\n"},
+			want:  []string{"services.web.build.additional_contexts: not supported"},
 		},
 		{
-			name:  "platforms",
-			files: map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    build: {context: ., platforms: [linux/arm64]}\n"},
-			want:  []string{"services.web.build.platforms: not supported"},
+			name:  "named build network",
+			files: map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    build: {context: ., network: backend}\n"},
+			want:  []string{"compose.yaml: services.web.build.network: named network \"backend\" is not supported for builds"},
+		},
+		{
+			name:  "unknown entitlement",
+			files: map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    build: {context: ., entitlements: [root.everything]}\n"},
+			want:  []string{"services.web.build.entitlements: unknown entitlement \"root.everything\""},
 		},
 		{
 			name:  "unknown service attribute",
@@ -422,4 +460,20 @@ func checkDigest(t *testing.T, b BuildSpec) string {
 		t.Errorf("%s: local context digest = %q, want sha256:…", b.Name, b.ContextDigest)
 	}
 	return ""
+}
+
+func TestIsolationWarns(t *testing.T) {
+	t.Parallel()
+	dir := writeFiles(t, map[string]string{
+		"compose.yaml": "name: p\nservices:\n  web:\n    build: {context: ., isolation: hyperv}\n",
+		"Dockerfile":   "FROM busybox\n",
+	})
+	p, err := load(t, dir, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `compose.yaml: services.web.build.isolation: "hyperv" is a Windows container setting; Linux builders ignore it`
+	if len(p.Warnings) != 1 || p.Warnings[0] != want {
+		t.Fatalf("warnings = %q, want [%q]", p.Warnings, want)
+	}
 }

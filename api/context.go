@@ -29,7 +29,8 @@ func IsGitContext(ctx string) bool {
 
 // ContextDigest hashes what a build can see of a local context: every file
 // .dockerignore lets through (path, mode, content or link target) plus the
-// Dockerfile. Editing a source file changes the digest, so the BuildSpec
+// Dockerfile (dockerfile "" means the Dockerfile is inline in the spec).
+// Editing a source file changes the digest, so the BuildSpec
 // changes and is rebuilt; touching a file without changing it does not.
 func ContextDigest(dir, dockerfile string) (string, error) {
 	pm, err := ignoreMatcher(dir, dockerfile)
@@ -134,7 +135,7 @@ func hashFile(h io.Writer, path string) error {
 // lives outside the context: BuildKit reads it either way.
 func hashDockerfile(h io.Writer, dir, dockerfile string) error {
 	if dockerfile == "" {
-		dockerfile = "Dockerfile"
+		return nil // inline: it is part of the spec itself
 	}
 	if !filepath.IsAbs(dockerfile) {
 		dockerfile = filepath.Join(dir, dockerfile)

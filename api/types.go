@@ -6,7 +6,10 @@
 // state schema (see state/schema.sql).
 package api
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // BuildSpec is the desired build of one Compose service, named
 // "<project>/<service>".
@@ -26,6 +29,28 @@ type BuildSpec struct {
 	Args          map[string]string `json:"args,omitempty" yaml:"args,omitempty"`
 	Target        string            `json:"target,omitempty" yaml:"target,omitempty"`
 	Labels        map[string]string `json:"labels,omitempty" yaml:"labels,omitempty"`
+	// DockerfileInline is the Dockerfile itself; it wins over Dockerfile.
+	DockerfileInline string `json:"dockerfile_inline,omitempty" yaml:"dockerfile_inline,omitempty"`
+	// Tags are extra names for the image in the internal registry.
+	Tags []string `json:"tags,omitempty" yaml:"tags,omitempty"`
+	// NoCache ignores the build cache for all stages, NoCacheFilter for the
+	// named ones only.
+	NoCache       bool     `json:"no_cache,omitempty" yaml:"no_cache,omitempty"`
+	NoCacheFilter []string `json:"no_cache_filter,omitempty" yaml:"no_cache_filter,omitempty"`
+	// Pull always resolves base images from their registry.
+	Pull bool `json:"pull,omitempty" yaml:"pull,omitempty"`
+	// ExtraHosts are "host=ip" entries for RUN steps' /etc/hosts, sorted.
+	ExtraHosts []string `json:"extra_hosts,omitempty" yaml:"extra_hosts,omitempty"`
+	// ShmSize is /dev/shm's size for RUN steps, in bytes.
+	ShmSize int64 `json:"shm_size,omitempty" yaml:"shm_size,omitempty"`
+	// Ulimits are "name=soft:hard" entries for RUN steps, sorted.
+	Ulimits []string `json:"ulimits,omitempty" yaml:"ulimits,omitempty"`
+	// Network is the RUN steps' network: "" (default), "host" or "none".
+	Network   string   `json:"network,omitempty" yaml:"network,omitempty"`
+	Platforms []string `json:"platforms,omitempty" yaml:"platforms,omitempty"`
+	// Entitlements the build needs (network.host, security.insecure); a
+	// node grants only those its configuration allows.
+	Entitlements []string `json:"entitlements,omitempty" yaml:"entitlements,omitempty"`
 }
 
 // ImageSpec says which image is needed on which nodes. It names either an
@@ -76,6 +101,18 @@ type Node struct {
 type NodeCapacity struct {
 	// Builders lists the builder drivers the node runs, e.g. "buildkit".
 	Builders []string `json:"builders,omitempty" yaml:"builders,omitempty"`
+	// Entitlements lists the build entitlements the node allows.
+	Entitlements []string `json:"entitlements,omitempty" yaml:"entitlements,omitempty"`
+}
+
+// Allows reports whether the node grants every entitlement in want.
+func (n Node) Allows(want []string) bool {
+	for _, e := range want {
+		if !slices.Contains(n.Capacity.Entitlements, e) {
+			return false
+		}
+	}
+	return true
 }
 
 // CanBuild reports whether the node runs any builder.

@@ -202,6 +202,9 @@ write_buildkitd_config() {
   cat <<EOF
 # Written by hack/up.sh; edits are overwritten.
 root = "$UC_DATA_DIR/buildkit"
+# buildkitd may grant these; each ucd decides per node which it allows
+# (ucd run --allow-entitlement). Top-level keys must precede the tables.
+insecure-entitlements = ["network.host", "security.insecure"]
 
 [grpc]
   address = ["unix://$UC_BUILDKIT_SOCK"]
@@ -225,6 +228,7 @@ root = "$UC_DATA_DIR/buildkit"
 [registry."$UC_REGISTRY"]
   http = true
   insecure = true
+
 EOF
 }
 
@@ -233,11 +237,15 @@ start_buildkitd() {
   write_buildkitd_config >"$UC_BUILDKIT_CONFIG.new"
   if ours_from_pidfile "$pidfile" buildkitd "$UC_BUILDKIT_CONFIG"; then
     pid=$OURS_PID
-    cmp -s "$UC_BUILDKIT_CONFIG.new" "$UC_BUILDKIT_CONFIG" ||
-      warn "buildkitd runs with an older $UC_BUILDKIT_CONFIG; run hack/down.sh then hack/up.sh to apply the new settings"
-    rm -f "$UC_BUILDKIT_CONFIG.new"
-    log "buildkitd: already running (pid $pid, unix://$UC_BUILDKIT_SOCK)"
-    return
+    if cmp -s "$UC_BUILDKIT_CONFIG.new" "$UC_BUILDKIT_CONFIG"; then
+      rm -f "$UC_BUILDKIT_CONFIG.new"
+      log "buildkitd: already running (pid $pid, unix://$UC_BUILDKIT_SOCK)"
+      return
+    fi
+    # It is ours and its settings changed: restart it with the new ones.
+    log "buildkitd: configuration changed; restarting (pid $pid)"
+    stop_pid "$pid" buildkitd
+    rm -f "$pidfile"
   fi
   mv -f "$UC_BUILDKIT_CONFIG.new" "$UC_BUILDKIT_CONFIG"
   unix_in_use "$UC_BUILDKIT_SOCK" &&

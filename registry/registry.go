@@ -37,9 +37,10 @@ type Server struct {
 
 // Open binds the listener and prepares the registry application.
 func Open(ctx context.Context, cfg Config) (*Server, error) {
-	// distribution logs through logrus at info level by default; uc keeps
-	// the registry to warnings so its logs stay readable.
-	logrus.SetLevel(logrus.WarnLevel)
+	// distribution logs through logrus, and logs every 4xx answer (a HEAD
+	// for a blob a client is about to push) at error level. Clients see the
+	// errors that matter; uc's logs keep only fatal ones from the registry.
+	logrus.SetLevel(logrus.FatalLevel)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("serve registry on %s: %w", cfg.Listen, err)

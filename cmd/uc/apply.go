@@ -50,6 +50,9 @@ func newApplyCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			for _, w := range p.Warnings {
+				fmt.Fprintln(cmd.ErrOrStderr(), "warning:", w)
+			}
 			if dryRun {
 				return printDryRun(cmd.OutOrStdout(), p)
 			}

@@ -76,6 +76,7 @@ func (v view) describeBuild(w io.Writer, b state.BuildRecord) {
 	field(w, "Target", s.Target)
 	field(w, "Args", kvString(s.Args))
 	field(w, "Labels", kvString(s.Labels))
+	v.buildOptions(w, s)
 	field(w, "Generation", fmt.Sprintf("%d (uid %s, updated %s ago)", b.Meta.Generation, b.Meta.UID, v.ago(b.Meta.UpdatedAt)))
 	if len(b.Status) == 0 {
 		field(w, "Status", "no node has reported yet")
@@ -177,4 +178,27 @@ func kvString(m map[string]string) string {
 		parts = append(parts, k+"="+m[k])
 	}
 	return strings.Join(parts, " ")
+}
+
+// buildOptions shows the build attributes that are set, and only those.
+func (v view) buildOptions(w io.Writer, s api.BuildSpec) {
+	opt := func(name, value string) {
+		if value != "" && value != "false" && value != "0" {
+			field(w, name, value)
+		}
+	}
+	if s.DockerfileInline != "" {
+		opt("Dockerfile inline", fmt.Sprintf("%d lines", strings.Count(strings.TrimRight(s.DockerfileInline, "\n"), "\n")+1))
+	}
+	opt("Tags", strings.Join(s.Tags, " "))
+	opt("No cache", fmt.Sprint(s.NoCache))
+	opt("No cache for", strings.Join(s.NoCacheFilter, " "))
+	opt("Pull", fmt.Sprint(s.Pull))
+	opt("Extra hosts", strings.Join(s.ExtraHosts, " "))
+	opt("Shm size", fmt.Sprint(s.ShmSize))
+	opt("Ulimits", strings.Join(s.Ulimits, " "))
+	opt("Network", s.Network)
+	opt("Platforms", strings.Join(s.Platforms, " "))
+	opt("Entitlements", strings.Join(s.Entitlements, " "))
+	opt("Context digest", s.ContextDigest)
 }

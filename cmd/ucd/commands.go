@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,6 +45,10 @@ func newRunCmd(log *slog.Logger) *cobra.Command {
 			if cfg.Node == "" || cfg.DataDir == "" {
 				return errors.New("--node and --data-dir are required")
 			}
+			if err := checkEntitlements(cfg.Entitlements); err != nil {
+				return err
+			}
+			slices.Sort(cfg.Entitlements)
 			cfg.Logger = log.With("node", cfg.Node)
 			return daemon.Run(cmd.Context(), cfg)
 		},
@@ -60,6 +65,7 @@ func newRunCmd(log *slog.Logger) *cobra.Command {
 	f.StringVar(&cfg.DockerHost, "docker-host", defaultDockerHost(), "this node's Docker Engine, for pre-pulls (empty: none)")
 	f.StringVar(&cfg.BuildkitAddr, "buildkit-addr", "", "this node's buildkitd address; empty: the node does not build")
 	f.StringVar(&cfg.RegistryListen, "registry-listen", "", "serve the internal registry on this address, e.g. 127.0.0.1:5000")
+	f.StringSliceVar(&cfg.Entitlements, "allow-entitlement", nil, "build entitlements this node grants: network.host, security.insecure (repeatable)")
 	return cmd
 }
 
@@ -158,4 +164,13 @@ func defaultDockerHost() string {
 		return "unix:///var/run/docker.sock"
 	}
 	return ""
+}
+
+func checkEntitlements(es []string) error {
+	for _, e := range es {
+		if e != "network.host" && e != "security.insecure" {
+			return fmt.Errorf("--allow-entitlement: unknown entitlement %q (want network.host or security.insecure)", e)
+		}
+	}
+	return nil
 }

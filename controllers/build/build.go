@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/distribution/reference"
@@ -92,11 +94,29 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string) (reconcile.Resu
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	builder, ok := owner.Pick(name, nodes, r.now(), api.Node.CanBuild)
+	builder, allowed, ok := pickBuilder(name, nodes, r.now(), RequiredEntitlements(rec.Spec))
 	if !ok || builder != r.cfg.Node {
 		return reconcile.Result{}, nil
 	}
+	if !allowed {
+		need := RequiredEntitlements(rec.Spec)
+		err := fmt.Errorf("no live builder node allows entitlement %s; start ucd on a builder with --allow-entitlement %s",
+			strings.Join(need, ", "), strings.Join(need, ","))
+		return reconcile.Result{}, reconcile.Terminal(r.fail(ctx, rec, newStatus(r.cfg.Node, rec), err, true))
+	}
 	return reconcile.Result{}, r.build(ctx, rec)
+}
+
+// pickBuilder owns a build on a builder that allows its entitlements. When
+// none does, one builder still owns it, to record the refusal (allowed is
+// false), so that the failure is visible instead of nobody acting.
+func pickBuilder(name string, nodes []api.Node, now time.Time, need []string) (node string, allowed, ok bool) {
+	node, ok = owner.Pick(name, nodes, now, func(n api.Node) bool { return n.CanBuild() && n.Allows(need) })
+	if ok {
+		return node, true, true
+	}
+	node, ok = owner.Pick(name, nodes, now, api.Node.CanBuild)
+	return node, false, ok
 }
 
 // handled reports whether some node already finished this generation of
@@ -117,16 +137,17 @@ func (r *Reconciler) build(ctx context.Context, rec state.BuildRecord) error {
 	if err != nil {
 		return fmt.Errorf("build %s: %w", rec.Spec.Name, err)
 	}
-	ref, err := imageRef(registry, rec.Spec.Image)
+	refs, err := imageRefs(registry, rec.Spec)
 	if err != nil {
 		return reconcile.Terminal(r.fail(ctx, rec, newStatus(r.cfg.Node, rec), err, true))
 	}
+	ref := refs[0]
 	st := r.startStatus(rec, ref)
 	if err := r.store.PutBuildStatus(ctx, st); err != nil {
 		return err
 	}
 	r.log.Info("Building.", "build", rec.Spec.Name, "generation", rec.Meta.Generation, "ref", ref)
-	res, err := solve(ctx, r.cfg.BuildkitAddr, rec.Spec, ref, r.reporter(ctx, st))
+	res, err := solve(ctx, r.cfg.BuildkitAddr, rec.Spec, refs, r.reporter(ctx, st))
 	st.Detail.LogTail, st.Detail.StepsDone, st.Detail.StepsTotal = res.LogTail, res.StepsDone, res.StepsTotal
 	if err != nil {
 		terminal := !IsTransient(err)
@@ -137,6 +158,22 @@ func (r *Reconciler) build(ctx context.Context, rec state.BuildRecord) error {
 		return err
 	}
 	return r.succeed(ctx, rec, st, res.Digest)
+}
+
+// imageRefs names the image and its extra tags in the internal registry;
+// the first is the image itself.
+func imageRefs(registry string, spec api.BuildSpec) ([]string, error) {
+	var refs []string
+	for _, name := range append([]string{spec.Image}, spec.Tags...) {
+		ref, err := imageRef(registry, name)
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(refs, ref) {
+			refs = append(refs, ref)
+		}
+	}
+	return refs, nil
 }
 
 // imageRef names the image in the internal registry: the spec's image

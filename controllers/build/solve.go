@@ -1,10 +1,14 @@
 package build
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -35,17 +39,18 @@ type solveResult struct {
 }
 
 // solve builds spec with the BuildKit daemon at addr and pushes the image
-// to ref. report is called with progress as it arrives.
-func solve(ctx context.Context, addr string, spec api.BuildSpec, ref string, report func(progress)) (solveResult, error) {
+// under every name in refs. report is called with progress as it arrives.
+func solve(ctx context.Context, addr string, spec api.BuildSpec, refs []string, report func(progress)) (solveResult, error) {
 	c, err := client.New(ctx, addr)
 	if err != nil {
 		return solveResult{}, transient(fmt.Errorf("connect to buildkitd %s: %w", addr, err))
 	}
 	defer c.Close()
-	opt, err := solveOpt(spec, ref)
+	opt, cleanup, err := solveOpt(spec, refs)
 	if err != nil {
 		return solveResult{}, err
 	}
+	defer cleanup()
 	t := newTracker()
 	ch := make(chan *client.SolveStatus)
 	var resp *client.SolveResponse
@@ -73,42 +78,98 @@ func solve(ctx context.Context, addr string, spec api.BuildSpec, ref string, rep
 	return res, nil
 }
 
-// solveOpt maps a BuildSpec onto the dockerfile frontend.
-func solveOpt(spec api.BuildSpec, ref string) (client.SolveOpt, error) {
-	dockerfile := spec.Dockerfile
-	if dockerfile == "" {
-		dockerfile = "Dockerfile"
+// solveOpt maps a BuildSpec onto the dockerfile frontend. cleanup removes
+// the temporary directory an inline Dockerfile is written to.
+func solveOpt(spec api.BuildSpec, refs []string) (client.SolveOpt, func(), error) {
+	contextFS, err := fsutil.NewFS(spec.Context)
+	if err != nil {
+		return client.SolveOpt{}, nil, fmt.Errorf("build context %s: %w", spec.Context, err)
 	}
+	dockerfileDir, filename, cleanup, err := dockerfileSource(spec)
+	if err != nil {
+		return client.SolveOpt{}, nil, err
+	}
+	dockerfileFS, err := fsutil.NewFS(dockerfileDir)
+	if err != nil {
+		cleanup()
+		return client.SolveOpt{}, nil, fmt.Errorf("dockerfile dir %s: %w", dockerfileDir, err)
+	}
+	return client.SolveOpt{
+		Frontend:            "dockerfile.v0",
+		FrontendAttrs:       frontendAttrs(spec, filename),
+		LocalMounts:         map[string]fsutil.FS{"context": contextFS, "dockerfile": dockerfileFS},
+		AllowedEntitlements: RequiredEntitlements(spec),
+		Exports: []client.ExportEntry{{
+			Type:  client.ExporterImage,
+			Attrs: map[string]string{"name": strings.Join(refs, ","), "push": "true", "registry.insecure": "true"},
+		}},
+	}, cleanup, nil
+}
+
+// dockerfileSource is where the frontend reads the Dockerfile from: the
+// file in the context, or a temporary copy of an inline one.
+func dockerfileSource(spec api.BuildSpec) (dir, filename string, cleanup func(), err error) {
+	if spec.DockerfileInline != "" {
+		dir, err := os.MkdirTemp("", "uc-dockerfile-")
+		if err != nil {
+			return "", "", nil, err
+		}
+		cleanup := func() { os.RemoveAll(dir) }
+		if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(spec.DockerfileInline), 0o644); err != nil {
+			cleanup()
+			return "", "", nil, err
+		}
+		return dir, "Dockerfile", cleanup, nil
+	}
+	dockerfile := cmp.Or(spec.Dockerfile, "Dockerfile")
 	if !filepath.IsAbs(dockerfile) {
 		dockerfile = filepath.Join(spec.Context, dockerfile)
 	}
-	contextFS, err := fsutil.NewFS(spec.Context)
-	if err != nil {
-		return client.SolveOpt{}, fmt.Errorf("build context %s: %w", spec.Context, err)
+	return filepath.Dir(dockerfile), filepath.Base(dockerfile), func() {}, nil
+}
+
+// frontendAttrs are the dockerfile frontend's options, as buildx sets them.
+func frontendAttrs(spec api.BuildSpec, filename string) map[string]string {
+	attrs := map[string]string{"filename": filename}
+	set := func(k, v string) {
+		if v != "" {
+			attrs[k] = v
+		}
 	}
-	dockerfileFS, err := fsutil.NewFS(filepath.Dir(dockerfile))
-	if err != nil {
-		return client.SolveOpt{}, fmt.Errorf("dockerfile dir %s: %w", filepath.Dir(dockerfile), err)
-	}
-	attrs := map[string]string{"filename": filepath.Base(dockerfile)}
-	if spec.Target != "" {
-		attrs["target"] = spec.Target
-	}
+	set("target", spec.Target)
 	for k, v := range spec.Args {
 		attrs["build-arg:"+k] = v
 	}
 	for k, v := range spec.Labels {
 		attrs["label:"+k] = v
 	}
-	return client.SolveOpt{
-		Frontend:      "dockerfile.v0",
-		FrontendAttrs: attrs,
-		LocalMounts:   map[string]fsutil.FS{"context": contextFS, "dockerfile": dockerfileFS},
-		Exports: []client.ExportEntry{{
-			Type:  client.ExporterImage,
-			Attrs: map[string]string{"name": ref, "push": "true", "registry.insecure": "true"},
-		}},
-	}, nil
+	if spec.NoCache {
+		attrs["no-cache"] = "" // empty: every stage
+	} else {
+		set("no-cache", strings.Join(spec.NoCacheFilter, ","))
+	}
+	if spec.Pull {
+		attrs["image-resolve-mode"] = "pull"
+	}
+	set("add-hosts", strings.Join(spec.ExtraHosts, ","))
+	if spec.ShmSize > 0 {
+		attrs["shm-size"] = strconv.FormatInt(spec.ShmSize, 10)
+	}
+	set("ulimit", strings.Join(spec.Ulimits, ","))
+	set("force-network-mode", spec.Network)
+	set("platform", strings.Join(spec.Platforms, ","))
+	return attrs
+}
+
+// RequiredEntitlements is what a build needs a node to allow: those the
+// spec names, plus network.host for `network: host`.
+func RequiredEntitlements(spec api.BuildSpec) []string {
+	need := slices.Clone(spec.Entitlements)
+	if spec.Network == "host" && !slices.Contains(need, "network.host") {
+		need = append(need, "network.host")
+	}
+	slices.Sort(need)
+	return need
 }
 
 // transientError marks a failure worth retrying: the daemon or the

@@ -38,6 +38,8 @@ type Config struct {
 	DockerHost string
 	// BuildkitAddr is this node's buildkitd; empty means it does not build.
 	BuildkitAddr string
+	// Entitlements are the build entitlements this node grants.
+	Entitlements []string
 	// RegistryListen, when set, makes this node serve the internal registry.
 	RegistryListen string
 	Version        string
@@ -140,6 +142,7 @@ func assemble(store *state.Store, cfg Config, log *slog.Logger) ([]runnable, fun
 	capacity := apitypes.NodeCapacity{}
 	if cfg.BuildkitAddr != "" {
 		capacity.Builders = []string{"buildkit"}
+		capacity.Entitlements = cfg.Entitlements
 	}
 	nodeCfg := node.Config{Name: cfg.Node, Labels: cfg.Labels, Version: cfg.Version, Heartbeat: cfg.Heartbeat, Capacity: capacity}
 	runs := []runnable{node.New(store, nodeCfg, log).Run}

@@ -76,7 +76,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, key string) (reconcile.Resul
 func (r *Reconciler) differs(cur api.Node) bool {
 	return cur.State != api.NodeReady || cur.Version != r.cfg.Version ||
 		!maps.Equal(nonNil(cur.Labels), nonNil(r.cfg.Labels)) || !cur.StartedAt.Equal(r.started.Truncate(time.Millisecond)) ||
-		!slices.Equal(cur.Capacity.Builders, r.cfg.Capacity.Builders)
+		!slices.Equal(cur.Capacity.Builders, r.cfg.Capacity.Builders) ||
+		!slices.Equal(cur.Capacity.Entitlements, r.cfg.Capacity.Entitlements)
 }
 
 func (r *Reconciler) register(ctx context.Context, now time.Time) (reconcile.Result, error) {

@@ -11,7 +11,8 @@ import (
 )
 
 // sliceCluster starts two nodes on real engines: both build with the one
-// buildkitd, node1 serves the internal registry.
+// buildkitd, node1 serves the internal registry, node2 alone grants the
+// network.host entitlement.
 func sliceCluster(t *testing.T, env infra) *cluster {
 	t.Helper()
 	return startClusterWith(t, false, func(node string) []string {
@@ -19,6 +20,8 @@ func sliceCluster(t *testing.T, env infra) *cluster {
 		args := []string{"--docker-host", env["UC_DOCKER_HOST_"+i], "--buildkit-addr", env["UC_BUILDKIT_ADDR"]}
 		if node == "node1" {
 			args = append(args, "--registry-listen", env["UC_REGISTRY"])
+		} else {
+			args = append(args, "--allow-entitlement", "network.host")
 		}
 		return args
 	})
