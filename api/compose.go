@@ -50,6 +50,7 @@ var supportedBuildAttrs = map[string]bool{
 	"dockerfile_inline": true, "tags": true, "no_cache": true, "no_cache_filter": true, "pull": true,
 	"extra_hosts": true, "shm_size": true, "ulimits": true, "network": true, "platforms": true,
 	"entitlements": true, "privileged": true, "isolation": true,
+	"cache_from": true, "cache_to": true, "secrets": true, "ssh": true, "provenance": true, "sbom": true,
 }
 
 // buildEntitlements are the entitlements BuildKit knows; privileged: true
@@ -122,7 +123,7 @@ func convertProject(cp *types.Project, file string) (*Project, error) {
 	p := &Project{Name: cp.Name}
 	// Walk services in name order so the first error is deterministic.
 	for _, name := range sortedKeys(cp.Services) {
-		b, img, err := convertService(cp.Name, cp.Services[name], file)
+		b, img, err := convertService(cp.Name, cp.Services[name], cp.Secrets, file)
 		if err != nil {
 			return nil, err
 		}
@@ -140,7 +141,7 @@ func convertProject(cp *types.Project, file string) (*Project, error) {
 	return p, nil
 }
 
-func convertService(project string, s types.ServiceConfig, file string) (*BuildSpec, ImageSpec, error) {
+func convertService(project string, s types.ServiceConfig, secrets types.Secrets, file string) (*BuildSpec, ImageSpec, error) {
 	name := project + "/" + s.Name
 	field := "services." + s.Name
 	img := ImageSpec{Name: name, Project: project, Service: s.Name}
@@ -161,6 +162,9 @@ func convertService(project string, s types.ServiceConfig, file string) (*BuildS
 	}
 	b := buildSpec(project, s)
 	if err := checkBuildOptions(s.Build, file, field+".build"); err != nil {
+		return nil, img, err
+	}
+	if err := mapReferences(&b, s.Build, secrets, file, field+".build"); err != nil {
 		return nil, img, err
 	}
 	if !IsGitContext(b.Context) {

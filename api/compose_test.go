@@ -112,6 +112,35 @@ services:
 			},
 		},
 		{
+			name: "secrets, ssh, cache and attestations as references",
+			files: map[string]string{"compose.yaml": `
+name: p
+services:
+  web:
+    build:
+      context: .
+      secrets: [token, {source: key, target: apikey}]
+      ssh: [default, "deploy=/keys/deploy"]
+      cache_from: [p/cache:main, "type=registry,ref=p/cache:dev"]
+      cache_to: ["type=registry,ref=p/cache:main,mode=max"]
+      provenance: mode=max
+      sbom: "true"
+secrets:
+  token: {file: ./token.txt}
+  key: {environment: API_KEY}
+`, "Dockerfile": "FROM busybox\n", "token.txt": "s3cret\n"},
+			opts: LoadOptions{Env: map[string]string{"API_KEY": "never-stored"}},
+			want: want{
+				builds: []BuildSpec{{Name: "p/web", Project: "p", Service: "web", Image: "p/web", Context: ".",
+					Dockerfile: "Dockerfile",
+					Secrets:    []SecretRef{{ID: "apikey", Env: "API_KEY"}, {ID: "token", File: "TOKEN"}},
+					SSH:        []SSHRef{{ID: "default"}, {ID: "deploy", Paths: []string{"/keys/deploy"}}},
+					CacheFrom:  []string{"p/cache:main", "p/cache:dev"}, CacheTo: []string{"p/cache:main"},
+					Provenance: "mode=max", SBOM: "true"}},
+				images: []ImageSpec{{Name: "p/web", Project: "p", Service: "web", Build: "p/web"}},
+			},
+		},
+		{
 			name: "args from env, unset arg omitted",
 			files: map[string]string{"compose.yaml": `
 name: p
@@ -270,6 +299,11 @@ services:
 			for i := range tt.want.builds {
 				b := &tt.want.builds[i]
 				b.Context = absIfLocal(dir, b.Context)
+				for j := range b.Secrets {
+					if b.Secrets[j].File == "TOKEN" {
+						b.Secrets[j].File = filepath.Join(dir, "token.txt")
+					}
+				}
 				if err := b.Validate(); err != nil {
 					t.Errorf("want %s: %v", b.Name, err)
 				}
@@ -323,14 +357,14 @@ func TestLoadComposeErrors(t *testing.T) {
 		want  []string // substrings of the error; the error must be one line
 	}{
 		{
-			name:  "unsupported build attribute",
-			files: map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    build:\n      context: .\n      secrets: [s]\nsecrets:\n  s: {file: ./s.txt}\n"},
-			want:  []string{"compose.yaml: services.web.build.secrets: not supported yet by the build controller"},
+			name:  "external secret is refused",
+			files: map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    build:\n      context: .\n      secrets: [s]\nsecrets:\n  s: {external: true}\n", "Dockerfile": "FROM busybox\n"},
+			want:  []string{"compose.yaml: secrets.s: only file and environment secrets can be used by builds"},
 		},
 		{
-			name:  "first unsupported attribute in field order",
-			files: map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    build:\n      context: .\n      no_cache: true\n      cache_from: [a]\n      ssh: [default]\n"},
-			want:  []string{"compose.yaml: services.web.build.ssh: not supported"},
+			name:  "cache type other than registry",
+			files: map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    build:\n      context: .\n      cache_from: [type=gha]\n", "Dockerfile": "FROM busybox\n"},
+			want:  []string{"compose.yaml: services.web.build.cache_from[0]: cache type \"gha\" is not supported"},
 		},
 		{
 			name:  "still unsupported: additional_contexts",

@@ -51,6 +51,33 @@ type BuildSpec struct {
 	// Entitlements the build needs (network.host, security.insecure); a
 	// node grants only those its configuration allows.
 	Entitlements []string `json:"entitlements,omitempty" yaml:"entitlements,omitempty"`
+	// CacheFrom and CacheTo are image names in the internal registry used
+	// as registry cache, besides the cluster-wide default cache.
+	CacheFrom []string `json:"cache_from,omitempty" yaml:"cache_from,omitempty"`
+	CacheTo   []string `json:"cache_to,omitempty" yaml:"cache_to,omitempty"`
+	// Secrets are references, resolved on the builder node; their values
+	// are never stored.
+	Secrets []SecretRef `json:"secrets,omitempty" yaml:"secrets,omitempty"`
+	SSH     []SSHRef    `json:"ssh,omitempty" yaml:"ssh,omitempty"`
+	// Provenance and SBOM are attestation settings: "" (off), "true", or
+	// BuildKit's options such as "mode=max".
+	Provenance string `json:"provenance,omitempty" yaml:"provenance,omitempty"`
+	SBOM       string `json:"sbom,omitempty" yaml:"sbom,omitempty"`
+}
+
+// SecretRef names a build secret and where the builder node reads it: a
+// file path or an environment variable of the ucd process.
+type SecretRef struct {
+	ID   string `json:"id" yaml:"id"`
+	File string `json:"file,omitempty" yaml:"file,omitempty"`
+	Env  string `json:"env,omitempty" yaml:"env,omitempty"`
+}
+
+// SSHRef forwards an SSH agent socket or keys of the builder node; no
+// paths means the ucd process's SSH_AUTH_SOCK.
+type SSHRef struct {
+	ID    string   `json:"id" yaml:"id"`
+	Paths []string `json:"paths,omitempty" yaml:"paths,omitempty"`
 }
 
 // ImageSpec says which image is needed on which nodes. It names either an

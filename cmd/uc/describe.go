@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -200,5 +201,19 @@ func (v view) buildOptions(w io.Writer, s api.BuildSpec) {
 	opt("Network", s.Network)
 	opt("Platforms", strings.Join(s.Platforms, " "))
 	opt("Entitlements", strings.Join(s.Entitlements, " "))
+	opt("Cache from", strings.Join(s.CacheFrom, " "))
+	opt("Cache to", strings.Join(s.CacheTo, " "))
+	var refs []string
+	for _, r := range s.Secrets {
+		refs = append(refs, r.ID+"="+cmp.Or(r.File, "env:"+r.Env)) // references only, never values
+	}
+	opt("Secrets", strings.Join(refs, " "))
+	refs = refs[:0]
+	for _, r := range s.SSH {
+		refs = append(refs, strings.Join(append([]string{r.ID}, r.Paths...), "="))
+	}
+	opt("SSH", strings.Join(refs, " "))
+	opt("Provenance", s.Provenance)
+	opt("SBOM", s.SBOM)
 	opt("Context digest", s.ContextDigest)
 }

@@ -147,7 +147,7 @@ func (r *Reconciler) build(ctx context.Context, rec state.BuildRecord) error {
 		return err
 	}
 	r.log.Info("Building.", "build", rec.Spec.Name, "generation", rec.Meta.Generation, "ref", ref)
-	res, err := solve(ctx, r.cfg.BuildkitAddr, rec.Spec, refs, r.reporter(ctx, st))
+	res, err := solve(ctx, r.cfg.BuildkitAddr, registry, rec.Spec, refs, r.reporter(ctx, st))
 	st.Detail.LogTail, st.Detail.StepsDone, st.Detail.StepsTotal = res.LogTail, res.StepsDone, res.StepsTotal
 	if err != nil {
 		terminal := !IsTransient(err)

@@ -40,7 +40,7 @@ type solveResult struct {
 
 // solve builds spec with the BuildKit daemon at addr and pushes the image
 // under every name in refs. report is called with progress as it arrives.
-func solve(ctx context.Context, addr string, spec api.BuildSpec, refs []string, report func(progress)) (solveResult, error) {
+func solve(ctx context.Context, addr, registry string, spec api.BuildSpec, refs []string, report func(progress)) (solveResult, error) {
 	c, err := client.New(ctx, addr)
 	if err != nil {
 		return solveResult{}, transient(fmt.Errorf("connect to buildkitd %s: %w", addr, err))
@@ -51,6 +51,12 @@ func solve(ctx context.Context, addr string, spec api.BuildSpec, refs []string, 
 		return solveResult{}, err
 	}
 	defer cleanup()
+	if opt.CacheImports, opt.CacheExports, err = cacheOptions(registry, spec); err != nil {
+		return solveResult{}, err
+	}
+	if opt.Session, err = sessionAttachables(spec); err != nil {
+		return solveResult{}, err
+	}
 	t := newTracker()
 	ch := make(chan *client.SolveStatus)
 	var resp *client.SolveResponse
@@ -158,7 +164,22 @@ func frontendAttrs(spec api.BuildSpec, filename string) map[string]string {
 	set("ulimit", strings.Join(spec.Ulimits, ","))
 	set("force-network-mode", spec.Network)
 	set("platform", strings.Join(spec.Platforms, ","))
+	set("attest:provenance", attestation(spec.Provenance, "mode=min"))
+	set("attest:sbom", attestation(spec.SBOM, "generator=docker/buildkit-syft-scanner"))
 	return attrs
+}
+
+// attestation maps Compose's provenance/sbom value: "true" turns it on
+// with BuildKit's default, "false" or "" leaves it off, anything else is
+// BuildKit's own option string.
+func attestation(v, on string) string {
+	switch v {
+	case "", "false":
+		return ""
+	case "true":
+		return on
+	}
+	return v
 }
 
 // RequiredEntitlements is what a build needs a node to allow: those the

@@ -1,7 +1,11 @@
 package e2e
 
 import (
+	"crypto/md5"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -107,4 +111,100 @@ func TestBuildOptions(t *testing.T) {
 			t.Fatalf("wait on a refused entitlement: %v", r)
 		}
 	})
+}
+
+const refsCompose = `name: refs
+services:
+  web:
+    build:
+      context: .
+      dockerfile_inline: |
+        FROM busybox
+        RUN --mount=type=secret,id=token --mount=type=secret,id=apikey \
+            test "$(md5sum < /run/secrets/token | cut -c1-32)" = "%s" && \
+            test "$(md5sum < /run/secrets/apikey | cut -c1-32)" = "%s" && echo secrets-ok > /ok.txt
+        CMD ["cat", "/ok.txt"]
+      secrets: [token, {source: key, target: apikey}]
+      cache_from: [refs/cache:main]
+      cache_to: ["type=registry,ref=refs/cache:main"]
+      provenance: mode=max
+    x-machines: [node1]
+secrets:
+  token: {file: ./token.txt}
+  key: {environment: UC_E2E_API_KEY}
+`
+
+// TestBuildReferences checks secrets (file and environment), registry cache
+// in the internal registry and provenance attestations on a real BuildKit.
+func TestBuildReferences(t *testing.T) {
+	env := requireInfra(t)
+	t.Setenv("UC_E2E_API_KEY", "env-s3cret") // the builder node's ucd reads it
+	c := sliceCluster(t, env)
+	dir := t.TempDir()
+	// The Dockerfile compares digests, so the values appear nowhere but in
+	// the file and the environment.
+	writeFile(t, filepath.Join(dir, "compose.yaml"), fmt.Sprintf(refsCompose, md5hex("file-s3cret"), md5hex("env-s3cret")))
+	writeFile(t, filepath.Join(dir, "token.txt"), "file-s3cret")
+	c.ok(t, "apply", "-f", filepath.Join(dir, "compose.yaml"))
+	c.ok(t, "wait", "images", "refs/web", "--timeout", "5m")
+	digest := presentDigests(t, c, "refs/web")["node1"]
+
+	t.Run("secrets reach RUN and stay out of state", func(t *testing.T) {
+		out := docker(t, env["UC_DOCKER_HOST_1"], "run", "--rm", env["UC_REGISTRY"]+"/refs/web@"+digest)
+		if !strings.Contains(out, "secrets-ok") {
+			t.Fatalf("image output %q, want secrets-ok", out)
+		}
+		all := c.snapshot(t) + c.ok(t, "describe", "build", "refs/web")
+		for _, secret := range []string{"file-s3cret", "env-s3cret"} {
+			if strings.Contains(all, secret) {
+				t.Errorf("secret value %q appears in state or describe output", secret)
+			}
+		}
+		if !strings.Contains(all, "apikey=env:UC_E2E_API_KEY") {
+			t.Errorf("describe should show the secret reference apikey=env:UC_E2E_API_KEY")
+		}
+	})
+	t.Run("cache and attestations land in the internal registry", func(t *testing.T) {
+		// cache_to replaces the default cache as the export target.
+		if code := registryGet(t, env["UC_REGISTRY"], "/v2/refs/cache/manifests/main", nil); code != http.StatusOK {
+			t.Errorf("cache_to image: GET answered %d", code)
+		}
+		var index struct {
+			Manifests []struct {
+				Annotations map[string]string `json:"annotations"`
+			} `json:"manifests"`
+		}
+		registryGet(t, env["UC_REGISTRY"], "/v2/refs/web/manifests/"+digest, &index)
+		found := false
+		for _, m := range index.Manifests {
+			found = found || m.Annotations["vnd.docker.reference.type"] == "attestation-manifest"
+		}
+		if !found {
+			t.Errorf("image index %s has no attestation manifest: %+v", digest, index)
+		}
+	})
+}
+
+// registryGet fetches a registry path with OCI accept headers, decodes JSON
+// into v when given, and returns the status code.
+func registryGet(t *testing.T, registry, path string, v any) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+registry+path, nil)
+	req.Header.Set("Accept", "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if v != nil {
+		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+func md5hex(s string) string {
+	sum := md5.Sum([]byte(s))
+	return hex.EncodeToString(sum[:])
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -121,6 +122,9 @@ func TestSlice(t *testing.T) {
 	}
 	if n := c.builds("hello/web"); n != 1 {
 		t.Fatalf("started %d builds of hello/web, want 1", n)
+	}
+	if code := registryGet(t, env["UC_REGISTRY"], "/v2/uc-cache/hello/web/manifests/buildcache", nil); code != http.StatusOK {
+		t.Errorf("the default cluster cache for hello/web: GET answered %d, want 200", code)
 	}
 
 	t.Run("unchanged re-apply builds nothing", func(t *testing.T) {

@@ -1,0 +1,89 @@
+package api
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/compose-spec/compose-go/v2/types"
+)
+
+// mapReferences maps what a build refers to outside its context: cache
+// images, secrets and SSH keys. Secrets become references only: a value
+// that would have to be stored (inline content) is refused.
+func mapReferences(b *BuildSpec, c *types.BuildConfig, secrets types.Secrets, file, field string) error {
+	var err error
+	if b.CacheFrom, err = cacheRefs(c.CacheFrom, file, field+".cache_from"); err != nil {
+		return err
+	}
+	if b.CacheTo, err = cacheRefs(c.CacheTo, file, field+".cache_to"); err != nil {
+		return err
+	}
+	if b.Secrets, err = secretRefs(c.Secrets, secrets, file, field+".secrets"); err != nil {
+		return err
+	}
+	for _, k := range c.SSH {
+		ref := SSHRef{ID: k.ID}
+		if k.Path != "" {
+			ref.Paths = []string{k.Path}
+		}
+		b.SSH = append(b.SSH, ref)
+	}
+	// compose-go may hand these over in map order; a stable order keeps an
+	// unchanged file from looking changed.
+	slices.SortFunc(b.SSH, func(a, b SSHRef) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(b.Secrets, func(a, b SecretRef) int { return strings.Compare(a.ID, b.ID) })
+	b.Provenance, b.SBOM = c.Provenance, c.SBOM
+	return nil
+}
+
+// cacheRefs accepts a bare image name or `type=registry,ref=NAME[,…]`;
+// both name a cache image in the internal registry.
+func cacheRefs(entries []string, file, field string) ([]string, error) {
+	var out []string
+	for i, e := range entries {
+		ref, err := cacheRef(e)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s[%d]: %v", file, field, i, err)
+		}
+		out = append(out, ref)
+	}
+	return out, nil
+}
+
+func cacheRef(entry string) (string, error) {
+	if !strings.Contains(entry, "=") {
+		return entry, nil
+	}
+	attrs := map[string]string{}
+	for _, kv := range strings.Split(entry, ",") {
+		k, v, _ := strings.Cut(strings.TrimSpace(kv), "=")
+		attrs[k] = v
+	}
+	if t := attrs["type"]; t != "" && t != "registry" {
+		return "", fmt.Errorf("cache type %q is not supported: uc keeps build cache in its internal registry (use a name or type=registry,ref=NAME)", t)
+	}
+	if attrs["ref"] == "" {
+		return "", fmt.Errorf("%q has no ref", entry)
+	}
+	return attrs["ref"], nil
+}
+
+func secretRefs(uses []types.ServiceSecretConfig, secrets types.Secrets, file, field string) ([]SecretRef, error) {
+	var out []SecretRef
+	for i, use := range uses {
+		def, ok := secrets[use.Source]
+		if !ok {
+			return nil, fmt.Errorf("%s: %s[%d]: secret %q is not defined under top-level secrets", file, field, i, use.Source)
+		}
+		ref := SecretRef{ID: use.Source, File: def.File, Env: def.Environment}
+		if use.Target != "" {
+			ref.ID = use.Target
+		}
+		if ref.File == "" && ref.Env == "" {
+			return nil, fmt.Errorf("%s: secrets.%s: only file and environment secrets can be used by builds: their values stay on the builder node, never in state", file, use.Source)
+		}
+		out = append(out, ref)
+	}
+	return out, nil
+}

@@ -1,0 +1,113 @@
+package build
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/distribution/reference"
+
+	"github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/session"
+	"github.com/moby/buildkit/session/secrets/secretsprovider"
+	"github.com/moby/buildkit/session/sshforward/sshprovider"
+
+	"github.com/ucplane/uc/api"
+)
+
+// cacheOptions points the build at registry cache in the internal
+// registry: the cluster-wide default for its image, so that any builder
+// reuses any other's layers, plus the spec's cache_from; it exports to
+// cache_to, or else to the default.
+func cacheOptions(registry string, spec api.BuildSpec) (imports, exports []client.CacheOptionsEntry, err error) {
+	def, err := defaultCacheRef(registry, spec.Image)
+	if err != nil {
+		return nil, nil, err
+	}
+	imports = []client.CacheOptionsEntry{registryCache(def)}
+	for _, name := range spec.CacheFrom {
+		ref, err := imageRef(registry, name)
+		if err != nil {
+			return nil, nil, fmt.Errorf("cache_from %q: %w", name, err)
+		}
+		imports = append(imports, registryCache(ref))
+	}
+	to := []string{def}
+	if len(spec.CacheTo) > 0 {
+		to = to[:0]
+		for _, name := range spec.CacheTo {
+			ref, err := imageRef(registry, name)
+			if err != nil {
+				return nil, nil, fmt.Errorf("cache_to %q: %w", name, err)
+			}
+			to = append(to, ref)
+		}
+	}
+	for _, ref := range to {
+		e := registryCache(ref)
+		e.Attrs["mode"] = "max" // cache every stage, not just the result's layers
+		exports = append(exports, e)
+	}
+	return imports, exports, nil
+}
+
+// defaultCacheRef keeps the default cache apart from images, per image.
+func defaultCacheRef(registry, image string) (string, error) {
+	named, err := reference.ParseNormalizedNamed(image)
+	if err != nil {
+		return "", fmt.Errorf("image name %q: %w", image, err)
+	}
+	return registry + "/uc-cache/" + reference.Path(named) + ":buildcache", nil
+}
+
+func registryCache(ref string) client.CacheOptionsEntry {
+	return client.CacheOptionsEntry{Type: "registry", Attrs: map[string]string{
+		"ref": ref, "registry.insecure": "true", "oci-mediatypes": "true",
+	}}
+}
+
+// sessionAttachables serve secrets and SSH from this node to the build.
+// Values are read here, at build time, and never leave the session.
+func sessionAttachables(spec api.BuildSpec) ([]session.Attachable, error) {
+	var out []session.Attachable
+	if len(spec.Secrets) > 0 {
+		sp, err := secretProvider(spec.Secrets)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sp)
+	}
+	if len(spec.SSH) > 0 {
+		confs := make([]sshprovider.AgentConfig, len(spec.SSH))
+		for i, s := range spec.SSH {
+			confs[i] = sshprovider.AgentConfig{ID: s.ID, Paths: s.Paths}
+		}
+		sp, err := sshprovider.NewSSHAgentProvider(confs)
+		if err != nil {
+			return nil, fmt.Errorf("ssh: %w", err)
+		}
+		out = append(out, sp)
+	}
+	return out, nil
+}
+
+func secretProvider(refs []api.SecretRef) (session.Attachable, error) {
+	sources := make([]secretsprovider.Source, len(refs))
+	for i, r := range refs {
+		if r.Env != "" {
+			if _, ok := os.LookupEnv(r.Env); !ok {
+				return nil, fmt.Errorf("secret %s: environment variable %s is not set for ucd on this node", r.ID, r.Env)
+			}
+		}
+		if r.File != "" {
+			if _, err := os.Stat(r.File); err != nil {
+				return nil, fmt.Errorf("secret %s: %w", r.ID, err)
+			}
+		}
+		sources[i] = secretsprovider.Source{ID: r.ID, FilePath: r.File, Env: r.Env}
+	}
+	store, err := secretsprovider.NewStore(sources)
+	if err != nil {
+		return nil, fmt.Errorf("secrets: %w", err)
+	}
+	return secretsprovider.NewSecretProvider(store), nil
+}
