@@ -167,19 +167,27 @@ func convertService(project string, s types.ServiceConfig, secrets types.Secrets
 	if err := mapReferences(&b, s.Build, secrets, file, field+".build"); err != nil {
 		return nil, img, err
 	}
-	if !IsGitContext(b.Context) {
-		dockerfile := b.Dockerfile
-		if b.DockerfileInline != "" {
-			dockerfile = ""
-		}
-		d, err := ContextDigest(b.Context, dockerfile)
-		if err != nil {
-			return nil, img, fmt.Errorf("%s: %s.build.context: %v", file, field, err)
-		}
-		b.ContextDigest = d
+	if IsGitContext(b.Context) {
+		// BuildKit will fetch these itself once the build controller maps
+		// them; until then a git context would fail on the builder.
+		return nil, img, fmt.Errorf("%s: %s.build.context: git context %q is not supported yet by the build controller", file, field, b.Context)
 	}
+	d, err := ContextDigest(b.Context, dockerfileToHash(b))
+	if err != nil {
+		return nil, img, fmt.Errorf("%s: %s.build.context: %v", file, field, err)
+	}
+	b.ContextDigest = d
 	img.Build = b.Name
 	return &b, img, nil
+}
+
+// dockerfileToHash is the Dockerfile file a context digest covers; an
+// inline Dockerfile is part of the spec already.
+func dockerfileToHash(b BuildSpec) string {
+	if b.DockerfileInline != "" {
+		return ""
+	}
+	return b.Dockerfile
 }
 
 func buildSpec(project string, s types.ServiceConfig) BuildSpec {

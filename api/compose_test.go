@@ -265,20 +265,6 @@ services:
 			}},
 		},
 		{
-			name: "git context kept as given",
-			files: map[string]string{"compose.yaml": `
-name: p
-services:
-  g:
-    build: https://github.com/docker/buildx.git#main
-`},
-			want: want{
-				builds: []BuildSpec{{Name: "p/g", Project: "p", Service: "g", Image: "p/g",
-					Context: "https://github.com/docker/buildx.git#main", Dockerfile: "Dockerfile"}},
-				images: []ImageSpec{{Name: "p/g", Project: "p", Service: "g", Build: "p/g"}},
-			},
-		},
-		{
 			name: "override file",
 			files: map[string]string{
 				"compose.yaml":  "name: p\nservices:\n  db:\n    image: redis\n",
@@ -370,6 +356,11 @@ func TestLoadComposeErrors(t *testing.T) {
 			name:  "still unsupported: additional_contexts",
 			files: map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    build:\n      context: .\n      additional_contexts: {base: ./base}\n"},
 			want:  []string{"services.web.build.additional_contexts: not supported"},
+		},
+		{
+			name:  "git context not yet supported",
+			files: map[string]string{"compose.yaml": "name: p\nservices:\n  g:\n    build: https://github.com/docker/buildx.git#main\n"},
+			want:  []string{"compose.yaml: services.g.build.context: git context \"https://github.com/docker/buildx.git#main\" is not supported yet"},
 		},
 		{
 			name:  "named build network",
