@@ -51,6 +51,7 @@ var supportedBuildAttrs = map[string]bool{
 	"extra_hosts": true, "shm_size": true, "ulimits": true, "network": true, "platforms": true,
 	"entitlements": true, "privileged": true, "isolation": true,
 	"cache_from": true, "cache_to": true, "secrets": true, "ssh": true, "provenance": true, "sbom": true,
+	"additional_contexts": true,
 }
 
 // buildEntitlements are the entitlements BuildKit knows; privileged: true
@@ -175,6 +176,9 @@ func convertService(project string, s types.ServiceConfig, secrets types.Secrets
 	d, err := ContextDigest(b.Context, dockerfileToHash(b))
 	if err != nil {
 		return nil, img, fmt.Errorf("%s: %s.build.context: %v", file, field, err)
+	}
+	if b.AdditionalContexts, d, err = additionalContexts(project, s.Build.AdditionalContexts, d); err != nil {
+		return nil, img, fmt.Errorf("%s: %s.build.additional_contexts.%v", file, field, err)
 	}
 	b.ContextDigest = d
 	img.Build = b.Name

@@ -353,9 +353,14 @@ func TestLoadComposeErrors(t *testing.T) {
 			want:  []string{"compose.yaml: services.web.build.cache_from[0]: cache type \"gha\" is not supported"},
 		},
 		{
-			name:  "still unsupported: additional_contexts",
-			files: map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    build:\n      context: .\n      additional_contexts: {base: ./base}\n"},
-			want:  []string{"services.web.build.additional_contexts: not supported"},
+			name:  "additional context from git not yet supported",
+			files: map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    build:\n      context: .\n      additional_contexts: {src: \"https://github.com/docker/buildx.git#main\"}\n", "Dockerfile": "FROM busybox\n"},
+			want:  []string{"compose.yaml: services.web.build.additional_contexts.src: \"https://github.com/docker/buildx.git#main\" is not supported yet"},
+		},
+		{
+			name:  "additional context path missing",
+			files: map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    build:\n      context: .\n      additional_contexts: {assets: ./nope}\n", "Dockerfile": "FROM busybox\n"},
+			want:  []string{"compose.yaml: services.web.build.additional_contexts.assets:"},
 		},
 		{
 			name:  "git context not yet supported",
@@ -500,5 +505,49 @@ func TestIsolationWarns(t *testing.T) {
 	want := `compose.yaml: services.web.build.isolation: "hyperv" is a Windows container setting; Linux builders ignore it`
 	if len(p.Warnings) != 1 || p.Warnings[0] != want {
 		t.Fatalf("warnings = %q, want [%q]", p.Warnings, want)
+	}
+}
+
+func TestAdditionalContexts(t *testing.T) {
+	t.Parallel()
+	files := map[string]string{
+		"compose.yaml": `name: p
+services:
+  base:
+    build: ./base
+  web:
+    build:
+      context: .
+      additional_contexts:
+        assets: ./assets
+        base: service:base
+        alpine: docker-image://busybox:latest
+`,
+		"Dockerfile":      "FROM base\nCOPY --from=assets . /assets\n",
+		"base/Dockerfile": "FROM busybox\n",
+		"assets/a.txt":    "a\n",
+	}
+	dir := writeFiles(t, files)
+	p, err := load(t, dir, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := p.Builds[1]
+	want := map[string]string{"assets": filepath.Join(dir, "assets"), "base": "service:p/base", "alpine": "docker-image://busybox:latest"}
+	if !reflect.DeepEqual(web.AdditionalContexts, want) {
+		t.Errorf("additional contexts = %v, want %v", web.AdditionalContexts, want)
+	}
+	if deps := web.DependsOn(); !reflect.DeepEqual(deps, []string{"p/base"}) {
+		t.Errorf("DependsOn = %v, want [p/base]", deps)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "assets", "a.txt"), []byte("edited\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p2, err := load(t, dir, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p2.Builds[1].ContextDigest == web.ContextDigest {
+		t.Error("editing a file of an additional context did not change the context digest")
 	}
 }

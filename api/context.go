@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/moby/patternmatcher"
@@ -145,4 +147,34 @@ func hashDockerfile(h io.Writer, dir, dockerfile string) error {
 		return fmt.Errorf("read Dockerfile: %w", err)
 	}
 	return nil
+}
+
+// additionalContexts maps Compose's additional_contexts and folds the
+// digests of local ones into the main context digest, so that editing a
+// file in any of them rebuilds. Errors start with the context's name.
+func additionalContexts(project string, in map[string]string, digest string) (map[string]string, string, error) {
+	if len(in) == 0 {
+		return nil, digest, nil
+	}
+	out := make(map[string]string, len(in))
+	h := sha256.New()
+	h.Write([]byte(digest))
+	for _, name := range slices.Sorted(maps.Keys(in)) {
+		v := in[name]
+		switch {
+		case strings.HasPrefix(v, ServiceContextPrefix):
+			v = ServiceContextPrefix + project + "/" + strings.TrimPrefix(v, ServiceContextPrefix)
+		case strings.HasPrefix(v, "docker-image://"):
+		case IsGitContext(v) || strings.Contains(v, "://"):
+			return nil, "", fmt.Errorf("%s: %q is not supported yet (use a path, docker-image:// or service:)", name, v)
+		default:
+			d, err := ContextDigest(v, "")
+			if err != nil {
+				return nil, "", fmt.Errorf("%s: %v", name, err)
+			}
+			fmt.Fprintf(h, "\x00%s=%s", name, d)
+		}
+		out[name] = v
+	}
+	return out, "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -8,6 +8,7 @@ package api
 
 import (
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -63,6 +64,25 @@ type BuildSpec struct {
 	// BuildKit's options such as "mode=max".
 	Provenance string `json:"provenance,omitempty" yaml:"provenance,omitempty"`
 	SBOM       string `json:"sbom,omitempty" yaml:"sbom,omitempty"`
+	// AdditionalContexts are named build contexts: an absolute local path,
+	// "docker-image://REF", or "service:NAME", which is the result of the
+	// BuildSpec NAME ("<project>/<service>"), fed in by digest.
+	AdditionalContexts map[string]string `json:"additional_contexts,omitempty" yaml:"additional_contexts,omitempty"`
+}
+
+// ServiceContextPrefix marks an additional context that is another build.
+const ServiceContextPrefix = "service:"
+
+// DependsOn lists the BuildSpecs whose results this build reads.
+func (b BuildSpec) DependsOn() []string {
+	var out []string
+	for _, v := range b.AdditionalContexts {
+		if name, ok := strings.CutPrefix(v, ServiceContextPrefix); ok {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // SecretRef names a build secret and where the builder node reads it: a
@@ -194,6 +214,9 @@ type BuildDetail struct {
 	StepsDone  int      `json:"steps_done,omitempty" yaml:"steps_done,omitempty"`
 	StepsTotal int      `json:"steps_total,omitempty" yaml:"steps_total,omitempty"`
 	LogTail    []string `json:"log_tail,omitempty" yaml:"log_tail,omitempty"`
+	// Inputs are the digests of the builds this one read (service:
+	// contexts), by build name; a change in one rebuilds this build.
+	Inputs map[string]string `json:"inputs,omitempty" yaml:"inputs,omitempty"`
 }
 
 // Presence states of an image on a node.

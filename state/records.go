@@ -266,16 +266,23 @@ func (s *Store) WantedDigest(ctx context.Context, img api.ImageSpec) (digest str
 	if img.Build == "" {
 		return "", true, nil
 	}
-	b, err := s.GetBuild(ctx, img.Build)
+	res, ready, err := s.BuildResult(ctx, img.Build)
+	return res.Digest, ready, err
+}
+
+// BuildResult is the status that built the current generation of a build
+// spec; ready is false until that build has succeeded.
+func (s *Store) BuildResult(ctx context.Context, name string) (api.BuildStatus, bool, error) {
+	b, err := s.GetBuild(ctx, name)
 	if errors.Is(err, ErrNotFound) {
-		return "", false, nil
+		return api.BuildStatus{}, false, nil
 	}
 	if err != nil {
-		return "", false, err
+		return api.BuildStatus{}, false, err
 	}
 	cur, ok := b.Current()
 	if !ok || cur.Phase != api.BuildSucceeded || cur.ObservedGeneration != b.Meta.Generation {
-		return "", false, nil
+		return api.BuildStatus{}, false, nil
 	}
-	return cur.Digest, true, nil
+	return cur, true, nil
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -44,10 +45,30 @@ func New(store *state.Store, cfg Config, log *slog.Logger) *reconcile.Controller
 	r := &Reconciler{store: store, cfg: cfg, log: log.With("controller", "build"), now: time.Now}
 	specs := store.KeySource(corrosion.Stmt("SELECT name, uid, generation FROM build_specs"), log)
 	nodes := store.KeySource(corrosion.Stmt("SELECT name, state, capacity FROM nodes"), log)
+	results := store.KeySource(corrosion.Stmt("SELECT name, digest FROM build_status"), log)
 	return reconcile.New(reconcile.Options{
 		Name: "build", Workers: 2, Timeout: 30 * time.Minute, Resync: 30 * time.Second,
 		Lister: r.listBuilds, Logger: log,
-	}, r, specs, r.allOnNodeChange(nodes))
+	}, r, specs, r.allOnNodeChange(nodes), r.dependentsOf(results))
+}
+
+// dependentsOf turns a build's new result into a check of the builds that
+// read it through a service: context.
+func (r *Reconciler) dependentsOf(results reconcile.Source) reconcile.Source {
+	return func(ctx context.Context, enqueue func(string)) error {
+		return results(ctx, func(parent string) {
+			recs, err := r.store.ListBuilds(ctx, "")
+			if err != nil {
+				r.log.Warn("Listing builds after a build result failed; the resync will catch up.", "err", err)
+				return
+			}
+			for _, b := range recs {
+				if slices.Contains(b.Spec.DependsOn(), parent) {
+					enqueue(b.Spec.Name)
+				}
+			}
+		})
+	}
 }
 
 func (r *Reconciler) listBuilds(ctx context.Context) ([]string, error) {
@@ -87,7 +108,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string) (reconcile.Resu
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	if handled(rec) {
+	inputs, waiting, err := r.inputs(ctx, rec.Spec)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if handled(rec, inputs) {
 		return reconcile.Result{}, nil
 	}
 	nodes, err := r.store.ListNodes(ctx)
@@ -104,7 +129,60 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string) (reconcile.Resu
 			strings.Join(need, ", "), strings.Join(need, ","))
 		return reconcile.Result{}, reconcile.Terminal(r.fail(ctx, rec, newStatus(r.cfg.Node, rec), err, true))
 	}
-	return reconcile.Result{}, r.build(ctx, rec)
+	if waiting != "" {
+		return reconcile.Result{}, r.wait(ctx, rec, waiting)
+	}
+	return reconcile.Result{}, r.build(ctx, rec, inputs)
+}
+
+// inputs are the current results of the builds this one reads, as image
+// references by digest; waiting names one that has no result for its
+// current generation yet.
+func (r *Reconciler) inputs(ctx context.Context, spec api.BuildSpec) (map[string]string, string, error) {
+	deps := spec.DependsOn()
+	if len(deps) == 0 {
+		return nil, "", nil
+	}
+	out := make(map[string]string, len(deps))
+	for _, dep := range deps {
+		res, ready, err := r.store.BuildResult(ctx, dep)
+		if err != nil {
+			return nil, "", err
+		}
+		if !ready {
+			return nil, dep, nil
+		}
+		repo, _, _ := strings.Cut(res.Detail.Ref, "@")
+		if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
+			repo = repo[:i] // drop the tag: the digest pins it
+		}
+		out[dep] = repo + "@" + res.Digest
+	}
+	return out, "", nil
+}
+
+// sameInputs compares inputs by digest only: the registry's address in a
+// reference may change without the content changing.
+func sameInputs(a, b map[string]string) bool {
+	return maps.EqualFunc(a, b, func(x, y string) bool {
+		_, dx, _ := strings.Cut(x, "@")
+		_, dy, _ := strings.Cut(y, "@")
+		return dx == dy
+	})
+}
+
+// wait records that the build waits for another build's result; that
+// result's status change enqueues this build again.
+func (r *Reconciler) wait(ctx context.Context, rec state.BuildRecord, dep string) error {
+	st := newStatus(r.cfg.Node, rec)
+	if cur, ok := rec.Current(); ok {
+		st.Digest, st.ObservedGeneration = cur.Digest, cur.ObservedGeneration
+	}
+	st.Phase = api.BuildPending
+	st.Message = "waiting for build " + dep
+	st.Conditions = []api.Condition{{Type: api.ConditionReconciling, Status: "True", Reason: "WaitingForDependency",
+		Message: st.Message, LastTransitionTime: r.now()}}
+	return r.store.PutBuildStatus(ctx, st)
 }
 
 // pickBuilder owns a build on a builder that allows its entitlements. When
@@ -120,11 +198,12 @@ func pickBuilder(name string, nodes []api.Node, now time.Time, need []string) (n
 }
 
 // handled reports whether some node already finished this generation of
-// this incarnation of the spec, successfully or with a terminal error.
-func handled(rec state.BuildRecord) bool {
+// this incarnation of the spec, successfully or with a terminal error,
+// from the same inputs.
+func handled(rec state.BuildRecord, inputs map[string]string) bool {
 	for _, st := range rec.Status {
 		if st.SpecUID == rec.Meta.UID && st.ObservedGeneration == rec.Meta.Generation &&
-			(st.Phase == api.BuildSucceeded || st.Phase == api.BuildFailed) {
+			(st.Phase == api.BuildSucceeded || st.Phase == api.BuildFailed) && sameInputs(st.Detail.Inputs, inputs) {
 			return true
 		}
 	}
@@ -132,7 +211,7 @@ func handled(rec state.BuildRecord) bool {
 }
 
 // build runs one build and records every outcome in status.
-func (r *Reconciler) build(ctx context.Context, rec state.BuildRecord) error {
+func (r *Reconciler) build(ctx context.Context, rec state.BuildRecord, inputs map[string]string) error {
 	registry, err := r.store.RegistryAddress(ctx, r.now(), owner.LiveTimeout)
 	if err != nil {
 		return fmt.Errorf("build %s: %w", rec.Spec.Name, err)
@@ -143,11 +222,12 @@ func (r *Reconciler) build(ctx context.Context, rec state.BuildRecord) error {
 	}
 	ref := refs[0]
 	st := r.startStatus(rec, ref)
+	st.Detail.Inputs = inputs
 	if err := r.store.PutBuildStatus(ctx, st); err != nil {
 		return err
 	}
 	r.log.Info("Building.", "build", rec.Spec.Name, "generation", rec.Meta.Generation, "ref", ref)
-	res, err := solve(ctx, r.cfg.BuildkitAddr, registry, rec.Spec, refs, r.reporter(ctx, st))
+	res, err := solve(ctx, r.cfg.BuildkitAddr, registry, rec.Spec, refs, inputs, r.reporter(ctx, st))
 	st.Detail.LogTail, st.Detail.StepsDone, st.Detail.StepsTotal = res.LogTail, res.StepsDone, res.StepsTotal
 	if err != nil {
 		terminal := !IsTransient(err)

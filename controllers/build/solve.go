@@ -40,7 +40,7 @@ type solveResult struct {
 
 // solve builds spec with the BuildKit daemon at addr and pushes the image
 // under every name in refs. report is called with progress as it arrives.
-func solve(ctx context.Context, addr, registry string, spec api.BuildSpec, refs []string, report func(progress)) (solveResult, error) {
+func solve(ctx context.Context, addr, registry string, spec api.BuildSpec, refs []string, inputs map[string]string, report func(progress)) (solveResult, error) {
 	c, err := client.New(ctx, addr)
 	if err != nil {
 		return solveResult{}, transient(fmt.Errorf("connect to buildkitd %s: %w", addr, err))
@@ -51,6 +51,9 @@ func solve(ctx context.Context, addr, registry string, spec api.BuildSpec, refs 
 		return solveResult{}, err
 	}
 	defer cleanup()
+	if err := addContexts(&opt, spec, inputs); err != nil {
+		return solveResult{}, err
+	}
 	if opt.CacheImports, opt.CacheExports, err = cacheOptions(registry, spec); err != nil {
 		return solveResult{}, err
 	}
@@ -284,4 +287,30 @@ func (t *tracker) snapshotLocked() progress {
 		}
 	}
 	return p
+}
+
+// addContexts maps additional_contexts onto the frontend's named contexts:
+// local paths become local mounts, images stay image references, and a
+// service: context becomes the other build's image, by digest.
+func addContexts(opt *client.SolveOpt, spec api.BuildSpec, inputs map[string]string) error {
+	for name, v := range spec.AdditionalContexts {
+		switch {
+		case strings.HasPrefix(v, "docker-image://"):
+			opt.FrontendAttrs["context:"+name] = v
+		case strings.HasPrefix(v, api.ServiceContextPrefix):
+			dep := strings.TrimPrefix(v, api.ServiceContextPrefix)
+			if inputs[dep] == "" {
+				return fmt.Errorf("additional context %s: build %s has no result yet", name, dep)
+			}
+			opt.FrontendAttrs["context:"+name] = "docker-image://" + inputs[dep]
+		default:
+			fs, err := fsutil.NewFS(v)
+			if err != nil {
+				return fmt.Errorf("additional context %s: %w", name, err)
+			}
+			opt.LocalMounts[name] = fs
+			opt.FrontendAttrs["context:"+name] = "local:" + name
+		}
+	}
+	return nil
 }

@@ -2,12 +2,14 @@ package e2e
 
 import (
 	"bufio"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // infra is what hack/up.sh brought up, read from its env file.
@@ -78,3 +80,8 @@ func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
+
+// waitLong bounds waits for builds and pulls on the real infrastructure.
+const waitLong = 3 * time.Minute
+
+var errNotYet = errors.New("not yet")
