@@ -183,6 +183,7 @@ type Condition struct {
 // Build phases.
 const (
 	BuildPending   = "pending"
+	BuildQueued    = "queued"
 	BuildBuilding  = "building"
 	BuildSucceeded = "succeeded"
 	BuildFailed    = "failed"
@@ -214,6 +215,10 @@ type BuildDetail struct {
 	StepsDone  int      `json:"steps_done,omitempty" yaml:"steps_done,omitempty"`
 	StepsTotal int      `json:"steps_total,omitempty" yaml:"steps_total,omitempty"`
 	LogTail    []string `json:"log_tail,omitempty" yaml:"log_tail,omitempty"`
+	// Key is the build key (see the build controller's BuildKey).
+	Key string `json:"key,omitempty" yaml:"key,omitempty"`
+	// Reused says the image stored for Key was reused without a solve.
+	Reused bool `json:"reused,omitempty" yaml:"reused,omitempty"`
 	// Inputs are the digests of the builds this one read (service:
 	// contexts), by build name; a change in one rebuilds this build.
 	Inputs map[string]string `json:"inputs,omitempty" yaml:"inputs,omitempty"`

@@ -12,6 +12,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/distribution/reference"
@@ -28,28 +29,73 @@ type Config struct {
 	Node string
 	// BuildkitAddr is this node's buildkitd, e.g. unix:///run/buildkit/buildkitd.sock.
 	BuildkitAddr string
+	// MaxBuilds limits concurrent builds on this node; more wait, visibly,
+	// as "queued". Default DefaultMaxBuilds.
+	MaxBuilds int
 }
 
 // Reconciler builds the BuildSpecs this node owns.
 type Reconciler struct {
-	store *state.Store
-	cfg   Config
-	log   *slog.Logger
-	now   func() time.Time
+	store    *state.Store
+	cfg      Config
+	log      *slog.Logger
+	now      func() time.Time
+	registry *registryClient
+	slots    chan struct{} // one per build this node may run at once
+
+	mu      sync.Mutex
+	running map[string]runningBuild // by build name
 }
+
+// runningBuild is a solve in progress, cancellable when its spec moves on.
+type runningBuild struct {
+	uid        string
+	generation int64
+	cancel     context.CancelCauseFunc
+}
+
+// errSuperseded cancels a build whose spec changed while it ran.
+var errSuperseded = errors.New("superseded by a newer generation of the spec")
+
+// DefaultMaxBuilds is how many builds a node runs at once by default.
+const DefaultMaxBuilds = 2
 
 // New returns the build controller. It watches specs, and nodes because a
 // membership change can move a build to another owner; the resync catches
 // nodes that go silent without a row changing.
 func New(store *state.Store, cfg Config, log *slog.Logger) *reconcile.Controller {
-	r := &Reconciler{store: store, cfg: cfg, log: log.With("controller", "build"), now: time.Now}
-	specs := store.KeySource(corrosion.Stmt("SELECT name, uid, generation FROM build_specs"), log)
+	if cfg.MaxBuilds <= 0 {
+		cfg.MaxBuilds = DefaultMaxBuilds
+	}
+	r := &Reconciler{store: store, cfg: cfg, log: log.With("controller", "build"), now: time.Now,
+		registry: newRegistryClient(), slots: make(chan struct{}, cfg.MaxBuilds), running: map[string]runningBuild{}}
+	specs := r.cancelSuperseded(store.KeySource(corrosion.Stmt("SELECT name, uid, generation FROM build_specs"), log))
 	nodes := store.KeySource(corrosion.Stmt("SELECT name, state, capacity FROM nodes"), log)
 	results := store.KeySource(corrosion.Stmt("SELECT name, digest FROM build_status"), log)
 	return reconcile.New(reconcile.Options{
-		Name: "build", Workers: 2, Timeout: 30 * time.Minute, Resync: 30 * time.Second,
+		// More workers than slots, so that builds past the limit show as queued.
+		Name: "build", Workers: cfg.MaxBuilds + 2, Timeout: 30 * time.Minute, Resync: 30 * time.Second,
 		Lister: r.listBuilds, Logger: log,
 	}, r, specs, r.allOnNodeChange(nodes), r.dependentsOf(results))
+}
+
+// cancelSuperseded cancels a running build when its spec changes or goes
+// away; the key is then reconciled again and builds the new generation.
+func (r *Reconciler) cancelSuperseded(specs reconcile.Source) reconcile.Source {
+	return func(ctx context.Context, enqueue func(string)) error {
+		return specs(ctx, func(name string) {
+			r.mu.Lock()
+			rb, ok := r.running[name]
+			r.mu.Unlock()
+			if ok {
+				rec, err := r.store.GetBuild(ctx, name)
+				if errors.Is(err, state.ErrNotFound) || (err == nil && (rec.Meta.UID != rb.uid || rec.Meta.Generation > rb.generation)) {
+					rb.cancel(errSuperseded)
+				}
+			}
+			enqueue(name)
+		})
+	}
 }
 
 // dependentsOf turns a build's new result into a check of the builds that
@@ -220,16 +266,77 @@ func (r *Reconciler) build(ctx context.Context, rec state.BuildRecord, inputs ma
 	if err != nil {
 		return reconcile.Terminal(r.fail(ctx, rec, newStatus(r.cfg.Node, rec), err, true))
 	}
-	ref := refs[0]
-	st := r.startStatus(rec, ref)
-	st.Detail.Inputs = inputs
+	st := r.startStatus(rec, refs[0])
+	st.Detail.Inputs, st.Detail.Key = inputs, BuildKey(rec.Spec, inputs)
+	keyRef := repository(refs[0]) + ":" + keyTag(st.Detail.Key)
+	if done, err := r.tryReuse(ctx, rec, st, keyRef, refs); done || err != nil {
+		return err
+	}
+	release, err := r.acquireSlot(ctx, st)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return r.solve(ctx, rec, st, registry, append(refs, keyRef), inputs)
+}
+
+// tryReuse finishes the build without a solve when the registry already
+// holds an image for its build key.
+func (r *Reconciler) tryReuse(ctx context.Context, rec state.BuildRecord, st api.BuildStatus, keyRef string, refs []string) (bool, error) {
+	if !reusable(rec.Spec) || !sameRepository(refs) {
+		return false, nil
+	}
+	digest, ok, err := r.registry.reuse(ctx, keyRef, refs)
+	if err != nil || !ok {
+		return false, err
+	}
+	st.Detail.Reused = true
+	r.log.Info("Reusing the image stored for this build key; no solve.", "build", rec.Spec.Name, "key", st.Detail.Key[:12], "digest", digest)
+	return true, r.succeed(ctx, rec, st, digest)
+}
+
+// acquireSlot waits for one of the node's build slots, recording "queued"
+// while it waits so that a person sees why nothing happens.
+func (r *Reconciler) acquireSlot(ctx context.Context, st api.BuildStatus) (func(), error) {
+	release := func() { <-r.slots }
+	select {
+	case r.slots <- struct{}{}:
+		return release, nil
+	default:
+	}
+	queued := st
+	queued.Phase = api.BuildQueued
+	queued.Message = fmt.Sprintf("queued: %s runs %d builds at once", r.cfg.Node, cap(r.slots))
+	if err := r.store.PutBuildStatus(ctx, queued); err != nil {
+		return nil, err
+	}
+	select {
+	case r.slots <- struct{}{}:
+		return release, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// solve runs the build, cancellable when its spec moves on, and records
+// every outcome.
+func (r *Reconciler) solve(ctx context.Context, rec state.BuildRecord, st api.BuildStatus, registry string, refs []string, inputs map[string]string) error {
+	st.Detail.StartedAt = r.now()
 	if err := r.store.PutBuildStatus(ctx, st); err != nil {
 		return err
 	}
-	r.log.Info("Building.", "build", rec.Spec.Name, "generation", rec.Meta.Generation, "ref", ref)
-	res, err := solve(ctx, r.cfg.BuildkitAddr, registry, rec.Spec, refs, inputs, r.reporter(ctx, st))
+	bctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	r.track(rec, cancel)
+	defer r.untrack(rec.Spec.Name)
+	r.log.Info("Building.", "build", rec.Spec.Name, "generation", rec.Meta.Generation, "ref", refs[0])
+	res, err := solve(bctx, r.cfg.BuildkitAddr, registry, rec.Spec, refs, inputs, r.reporter(ctx, st))
 	st.Detail.LogTail, st.Detail.StepsDone, st.Detail.StepsTotal = res.LogTail, res.StepsDone, res.StepsTotal
-	if err != nil {
+	switch {
+	case err != nil && errors.Is(context.Cause(bctx), errSuperseded):
+		r.log.Info("Build cancelled: its spec changed.", "build", rec.Spec.Name, "generation", rec.Meta.Generation)
+		return nil // the spec's change enqueued the key again
+	case err != nil:
 		terminal := !IsTransient(err)
 		err = r.fail(ctx, rec, st, err, terminal)
 		if terminal {
@@ -238,6 +345,35 @@ func (r *Reconciler) build(ctx context.Context, rec state.BuildRecord, inputs ma
 		return err
 	}
 	return r.succeed(ctx, rec, st, res.Digest)
+}
+
+func (r *Reconciler) track(rec state.BuildRecord, cancel context.CancelCauseFunc) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.running[rec.Spec.Name] = runningBuild{uid: rec.Meta.UID, generation: rec.Meta.Generation, cancel: cancel}
+}
+
+func (r *Reconciler) untrack(name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.running, name)
+}
+
+// repository drops a reference's tag.
+func repository(ref string) string {
+	registry, repo, _ := splitRef(ref)
+	return registry + "/" + repo
+}
+
+// sameRepository reports whether every ref names the same repository, so
+// that a stored image can be re-tagged in place.
+func sameRepository(refs []string) bool {
+	for _, ref := range refs[1:] {
+		if repository(ref) != repository(refs[0]) {
+			return false
+		}
+	}
+	return true
 }
 
 // imageRefs names the image and its extra tags in the internal registry;
@@ -311,6 +447,9 @@ func (r *Reconciler) succeed(ctx context.Context, rec state.BuildRecord, st api.
 	st.Phase, st.Digest, st.ObservedGeneration = api.BuildSucceeded, digest, rec.Meta.Generation
 	st.Detail.FinishedAt = now
 	st.Message = fmt.Sprintf("built in %s", now.Sub(st.Detail.StartedAt).Round(10*time.Millisecond))
+	if st.Detail.Reused {
+		st.Message = "reused the image stored for build key " + st.Detail.Key[:12] + " (no solve)"
+	}
 	st.Conditions = []api.Condition{{Type: api.ConditionReady, Status: "True", Reason: "Built", Message: st.Message, LastTransitionTime: now}}
 	r.log.Info("Build succeeded.", "build", rec.Spec.Name, "digest", digest, "duration", now.Sub(st.Detail.StartedAt))
 	return r.store.PutBuildStatus(ctx, st)

@@ -109,8 +109,9 @@ func solveOpt(spec api.BuildSpec, refs []string) (client.SolveOpt, func(), error
 		LocalMounts:         map[string]fsutil.FS{"context": contextFS, "dockerfile": dockerfileFS},
 		AllowedEntitlements: RequiredEntitlements(spec),
 		Exports: []client.ExportEntry{{
-			Type:  client.ExporterImage,
-			Attrs: map[string]string{"name": strings.Join(refs, ","), "push": "true", "registry.insecure": "true"},
+			Type: client.ExporterImage,
+			Attrs: map[string]string{"name": strings.Join(refs, ","), "push": "true", "registry.insecure": "true",
+				"rewrite-timestamp": "true"},
 		}},
 	}, cleanup, nil
 }
@@ -146,6 +147,9 @@ func frontendAttrs(spec api.BuildSpec, filename string) map[string]string {
 		}
 	}
 	set("target", spec.Target)
+	// Reproducible output: the same inputs give the same digest, whatever
+	// the files' mtimes or the clock say (the exporter rewrites timestamps).
+	attrs["build-arg:SOURCE_DATE_EPOCH"] = "0"
 	for k, v := range spec.Args {
 		attrs["build-arg:"+k] = v
 	}

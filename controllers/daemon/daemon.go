@@ -38,6 +38,8 @@ type Config struct {
 	DockerHost string
 	// BuildkitAddr is this node's buildkitd; empty means it does not build.
 	BuildkitAddr string
+	// MaxBuilds limits concurrent builds on this node (0: the default).
+	MaxBuilds int
 	// Entitlements are the build entitlements this node grants.
 	Entitlements []string
 	// RegistryListen, when set, makes this node serve the internal registry.
@@ -148,7 +150,7 @@ func assemble(store *state.Store, cfg Config, log *slog.Logger) ([]runnable, fun
 	runs := []runnable{node.New(store, nodeCfg, log).Run}
 	closeAll := func() {}
 	if cfg.BuildkitAddr != "" {
-		runs = append(runs, build.New(store, build.Config{Node: cfg.Node, BuildkitAddr: cfg.BuildkitAddr}, log).Run)
+		runs = append(runs, build.New(store, build.Config{Node: cfg.Node, BuildkitAddr: cfg.BuildkitAddr, MaxBuilds: cfg.MaxBuilds}, log).Run)
 	}
 	if cfg.DockerHost != "" {
 		engine, err := prepull.NewDocker(cfg.DockerHost)
