@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
@@ -41,6 +43,7 @@ func (f *composeFlags) fileName() string {
 func newApplyCmd(g *globals) *cobra.Command {
 	var cf composeFlags
 	var dryRun bool
+	var wait waitFlags
 	cmd := &cobra.Command{
 		Use:   "apply -f compose.yaml",
 		Short: "Record a Compose project's BuildSpecs and ImageSpecs as desired state",
@@ -56,15 +59,38 @@ func newApplyCmd(g *globals) *cobra.Command {
 			if dryRun {
 				return printDryRun(cmd.OutOrStdout(), p)
 			}
-			return explain(apply(cmd, g, &cf, p))
+			return explain(apply(cmd, g, &cf, p, wait))
 		},
 	}
 	cf.register(cmd)
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the specs as YAML and write nothing")
+	cmd.Flags().BoolVar(&wait.enabled, "wait", false, "wait for the project's builds, one progress line each; non-zero if one fails")
+	cmd.Flags().DurationVar(&wait.timeout, "timeout", 30*time.Minute, "with --wait: give up after this long")
 	return cmd
 }
 
-func apply(cmd *cobra.Command, g *globals, cf *composeFlags, p *api.Project) error {
+// waitFlags are apply's --wait and --timeout.
+type waitFlags struct {
+	enabled bool
+	timeout time.Duration
+}
+
+// waitForBuilds follows the project's builds until each has built its
+// current generation.
+func waitForBuilds(cmd *cobra.Command, store *state.Store, p *api.Project, wf waitFlags) error {
+	if !wf.enabled || len(p.Builds) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), wf.timeout)
+	defer cancel()
+	w := waiter{store: store, out: cmd.OutOrStdout(), seen: map[string]string{}}
+	for _, b := range p.Builds {
+		w.builds = append(w.builds, b.Name)
+	}
+	return w.run(ctx)
+}
+
+func apply(cmd *cobra.Command, g *globals, cf *composeFlags, p *api.Project, wf waitFlags) error {
 	store, err := g.store()
 	if err != nil {
 		return err
@@ -77,7 +103,7 @@ func apply(cmd *cobra.Command, g *globals, cf *composeFlags, p *api.Project) err
 		return err
 	}
 	printChanges(cmd.OutOrStdout(), res)
-	return nil
+	return waitForBuilds(cmd, store, p, wf)
 }
 
 // checkNodes refuses placements that name nodes the cluster does not know.

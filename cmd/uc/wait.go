@@ -46,7 +46,10 @@ type waiter struct {
 	store *state.Store
 	out   io.Writer
 	names []string
-	seen  map[string]string // progress line per subject, to print changes only
+	// builds, when set, makes the waiter wait for these builds instead of
+	// images (uc apply --wait).
+	builds []string
+	seen   map[string]string // progress line per subject, to print changes only
 }
 
 func (w *waiter) run(ctx context.Context) error {
@@ -87,6 +90,9 @@ func (w *waiter) follow(ctx context.Context, query string, changed chan<- struct
 // check prints progress and reports whether every image is present on
 // every node that needs it, or an error when one cannot get there.
 func (w *waiter) check(ctx context.Context) (bool, error) {
+	if w.builds != nil {
+		return w.checkBuilds(ctx)
+	}
 	imgs, nodes, err := w.load(ctx)
 	if err != nil {
 		return false, err
@@ -196,4 +202,27 @@ func (w *waiter) timedOut(ctx context.Context) error {
 		return errors.New("timed out waiting for images; see `uc get images` and `uc describe image NAME`")
 	}
 	return ctx.Err()
+}
+
+// checkBuilds prints one progress line per build and reports whether all
+// of them built their current generation, or an error naming the failures.
+func (w *waiter) checkBuilds(ctx context.Context) (bool, error) {
+	allDone := true
+	var failures []string
+	for _, name := range w.builds {
+		msg, failed := w.buildProgress(ctx, name)
+		w.say(name, fmt.Sprintf("%s  %s", name, msg))
+		if failed {
+			failures = append(failures, name+": "+msg)
+		}
+		_, ready, err := w.store.BuildResult(ctx, name)
+		if err != nil {
+			return false, err
+		}
+		allDone = allDone && ready
+	}
+	if len(failures) > 0 {
+		return true, errors.New("build failed: " + strings.Join(failures, "; "))
+	}
+	return allDone, nil
 }

@@ -111,7 +111,9 @@ func TestSlice(t *testing.T) {
 	proj := copyDir(t, filepath.Join(repoRoot, "examples", "hello"))
 	compose := filepath.Join(proj, "compose.yaml")
 
-	c.ok(t, "apply", "-f", compose)
+	if out := c.ok(t, "apply", "--wait", "-f", compose); !strings.Contains(out, "hello/web  succeeded") {
+		t.Errorf("uc apply --wait printed %q, want a succeeded line for hello/web", out)
+	}
 	c.ok(t, "wait", "images", "hello/web", "--timeout", "5m")
 	first := sameDigestOnBoth(t, c, "hello/web")
 	out := docker(t, env["UC_DOCKER_HOST_2"], "run", "--rm", env["UC_REGISTRY"]+"/hello/web@"+first)
@@ -165,9 +167,12 @@ func TestBuildError(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "Dockerfile"), "FROM busybox\nRUN echo about to fail && exit 3\n")
 	writeFile(t, filepath.Join(dir, "compose.yaml"), "name: bad\nservices:\n  web:\n    build: .\n    x-machines: [node1]\n")
-	c.ok(t, "apply", "-f", filepath.Join(dir, "compose.yaml"))
+	r := c.uc("apply", "--wait", "--timeout", "3m", "-f", filepath.Join(dir, "compose.yaml"))
+	if r.code == 0 || !strings.Contains(r.stderr, "build failed: bad/web") || !strings.Contains(r.stdout, "bad/web  ") {
+		t.Fatalf("uc apply --wait on a failing build: %v; want a progress line and a non-zero exit naming the build", r)
+	}
 
-	r := c.uc("wait", "images", "bad/web", "--timeout", "3m")
+	r = c.uc("wait", "images", "bad/web", "--timeout", "3m")
 	if r.code == 0 || !strings.Contains(r.stderr, "build failed") {
 		t.Fatalf("uc wait on a failing build: %v; want a non-zero exit naming the build failure", r)
 	}
