@@ -181,8 +181,37 @@ func convertService(project string, s types.ServiceConfig, secrets types.Secrets
 		return nil, img, fmt.Errorf("%s: %s.build.additional_contexts.%v", file, field, err)
 	}
 	b.ContextDigest = d
+	if raw, ok := s.Extensions[builderKey]; ok {
+		if b.Builder, err = parseBuilder(raw); err != nil {
+			return nil, img, fmt.Errorf("%s: %s.%s: %v", file, field, builderKey, err)
+		}
+	}
 	img.Build = b.Name
 	return &b, img, nil
+}
+
+// builderKey is the service extension that says where a build may run.
+const builderKey = "x-uc-builder"
+
+// parseBuilder reads x-uc-builder: a node name, or a label selector
+// "k=v[,k2=v2]".
+func parseBuilder(raw any) (BuilderSelector, error) {
+	s, ok := raw.(string)
+	if !ok || strings.TrimSpace(s) == "" {
+		return BuilderSelector{}, errors.New("want a node name or a label selector like zone=eu,disk=ssd")
+	}
+	if !strings.Contains(s, "=") {
+		return BuilderSelector{Node: strings.TrimSpace(s)}, nil
+	}
+	sel := BuilderSelector{Labels: map[string]string{}}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok || k == "" {
+			return BuilderSelector{}, fmt.Errorf("%q is not k=v", kv)
+		}
+		sel.Labels[k] = v
+	}
+	return sel, nil
 }
 
 // dockerfileToHash is the Dockerfile file a context digest covers; an

@@ -551,3 +551,39 @@ services:
 		t.Error("editing a file of an additional context did not change the context digest")
 	}
 }
+
+func TestBuilderSelector(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		value   string
+		want    BuilderSelector
+		wantErr bool
+	}{
+		{value: "node2", want: BuilderSelector{Node: "node2"}},
+		{value: "zone=b, disk=ssd", want: BuilderSelector{Labels: map[string]string{"zone": "b", "disk": "ssd"}}},
+		{value: "zone", want: BuilderSelector{Node: "zone"}},
+		{value: "=b", wantErr: true},
+	} {
+		dir := writeFiles(t, map[string]string{
+			"compose.yaml": "name: p\nservices:\n  web:\n    build: .\n    x-uc-builder: \"" + tt.value + "\"\n",
+			"Dockerfile":   "FROM busybox\n",
+		})
+		p, err := load(t, dir, LoadOptions{})
+		if tt.wantErr {
+			if err == nil || !strings.Contains(err.Error(), "services.web.x-uc-builder") {
+				t.Errorf("x-uc-builder %q: got %v, want an error naming the field", tt.value, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("x-uc-builder %q: %v", tt.value, err)
+		}
+		if got := p.Builds[0].Builder; !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("x-uc-builder %q = %+v, want %+v", tt.value, got, tt.want)
+		}
+	}
+	sel := BuilderSelector{Labels: map[string]string{"zone": "b"}}
+	if !sel.Matches(Node{Name: "n2", Labels: map[string]string{"zone": "b"}}) || sel.Matches(Node{Name: "n1"}) {
+		t.Error("label selector matched wrongly")
+	}
+}

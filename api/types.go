@@ -7,6 +7,7 @@
 package api
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -68,6 +69,40 @@ type BuildSpec struct {
 	// "docker-image://REF", or "service:NAME", which is the result of the
 	// BuildSpec NAME ("<project>/<service>"), fed in by digest.
 	AdditionalContexts map[string]string `json:"additional_contexts,omitempty" yaml:"additional_contexts,omitempty"`
+	// Builder narrows which nodes may build it (x-uc-builder).
+	Builder BuilderSelector `json:"builder,omitzero" yaml:"builder,omitempty"`
+}
+
+// BuilderSelector picks builder nodes by name or by labels; empty means
+// any eligible node.
+type BuilderSelector struct {
+	Node   string            `json:"node,omitempty" yaml:"node,omitempty"`
+	Labels map[string]string `json:"labels,omitempty" yaml:"labels,omitempty"`
+}
+
+// Matches reports whether node n may build under this selector.
+func (s BuilderSelector) Matches(n Node) bool {
+	if s.Node != "" && s.Node != n.Name {
+		return false
+	}
+	for k, v := range s.Labels {
+		if n.Labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// String is the selector as x-uc-builder spells it.
+func (s BuilderSelector) String() string {
+	if s.Node != "" {
+		return s.Node
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(s.Labels)) {
+		parts = append(parts, k+"="+s.Labels[k])
+	}
+	return strings.Join(parts, ",")
 }
 
 // ServiceContextPrefix marks an additional context that is another build.

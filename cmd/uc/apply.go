@@ -116,6 +116,11 @@ func checkNodes(cmd *cobra.Command, store *state.Store, file string, p *api.Proj
 	for _, n := range nodes {
 		known = append(known, n.Name)
 	}
+	for _, b := range p.Builds {
+		if n := b.Builder.Node; n != "" && !slices.Contains(known, n) {
+			return fmt.Errorf("%s: services.%s.x-uc-builder: unknown node %q (known nodes: %s)", file, b.Service, n, orNone(known))
+		}
+	}
 	for _, img := range p.Images {
 		for _, name := range img.Placement.NodeNames() {
 			if !slices.Contains(known, name) {

@@ -165,15 +165,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string) (reconcile.Resu
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	builder, allowed, ok := pickBuilder(name, nodes, r.now(), RequiredEntitlements(rec.Spec))
+	builder, refusal, ok := pickBuilder(name, nodes, r.now(), rec.Spec)
 	if !ok || builder != r.cfg.Node {
 		return reconcile.Result{}, nil
 	}
-	if !allowed {
-		need := RequiredEntitlements(rec.Spec)
-		err := fmt.Errorf("no live builder node allows entitlement %s; start ucd on a builder with --allow-entitlement %s",
-			strings.Join(need, ", "), strings.Join(need, ","))
-		return reconcile.Result{}, reconcile.Terminal(r.fail(ctx, rec, newStatus(r.cfg.Node, rec), err, true))
+	if refusal != nil {
+		return reconcile.Result{}, r.unschedulable(ctx, rec, refusal)
 	}
 	if waiting != "" {
 		return reconcile.Result{}, r.wait(ctx, rec, waiting)
@@ -231,16 +228,53 @@ func (r *Reconciler) wait(ctx context.Context, rec state.BuildRecord, dep string
 	return r.store.PutBuildStatus(ctx, st)
 }
 
-// pickBuilder owns a build on a builder that allows its entitlements. When
-// none does, one builder still owns it, to record the refusal (allowed is
-// false), so that the failure is visible instead of nobody acting.
-func pickBuilder(name string, nodes []api.Node, now time.Time, need []string) (node string, allowed, ok bool) {
-	node, ok = owner.Pick(name, nodes, now, func(n api.Node) bool { return n.CanBuild() && n.Allows(need) })
-	if ok {
-		return node, true, true
+// pickBuilder owns a build on a builder that matches its x-uc-builder
+// selector and allows its entitlements. When none does, one builder still
+// owns it to record why (refusal), so that the failure is visible instead
+// of nobody acting.
+func pickBuilder(name string, nodes []api.Node, now time.Time, spec api.BuildSpec) (node string, refusal error, ok bool) {
+	need := RequiredEntitlements(spec)
+	eligible := func(n api.Node) bool { return n.CanBuild() && spec.Builder.Matches(n) && n.Allows(need) }
+	if node, ok = owner.Pick(name, nodes, now, eligible); ok {
+		return node, nil, true
 	}
-	node, ok = owner.Pick(name, nodes, now, api.Node.CanBuild)
-	return node, false, ok
+	if node, ok = owner.Pick(name, nodes, now, api.Node.CanBuild); !ok {
+		return "", nil, false
+	}
+	matching := func(n api.Node) bool { return n.CanBuild() && spec.Builder.Matches(n) }
+	if _, any := owner.Pick(name, nodes, now, matching); !any {
+		return node, fmt.Errorf("no live builder node matches x-uc-builder %q", spec.Builder.String()), true
+	}
+	return node, fmt.Errorf("no live builder node allows entitlement %s; start ucd on a builder with --allow-entitlement %s",
+		strings.Join(need, ", "), strings.Join(need, ",")), true
+}
+
+// reasonUnschedulable marks a build no live node may run. It fails the
+// generation for waiting users, but is looked at again whenever nodes
+// change, since a matching node may join.
+const reasonUnschedulable = "Unschedulable"
+
+func (r *Reconciler) unschedulable(ctx context.Context, rec state.BuildRecord, why error) error {
+	for _, old := range rec.Status {
+		if old.Node == r.cfg.Node && old.SpecUID == rec.Meta.UID && old.ObservedGeneration == rec.Meta.Generation &&
+			isUnschedulable(old) && old.Message == why.Error() {
+			return nil // already said; rewriting would only move timestamps
+		}
+	}
+	st := newStatus(r.cfg.Node, rec)
+	st.Phase, st.Message, st.ObservedGeneration = api.BuildFailed, why.Error(), rec.Meta.Generation
+	if cur, ok := rec.Current(); ok {
+		st.Digest = cur.Digest
+	}
+	st.Conditions = []api.Condition{
+		{Type: api.ConditionReady, Status: "False", Reason: reasonUnschedulable, Message: st.Message, LastTransitionTime: r.now()},
+		{Type: api.ConditionStalled, Status: "True", Reason: reasonUnschedulable, Message: st.Message, LastTransitionTime: r.now()},
+	}
+	return r.store.PutBuildStatus(ctx, st)
+}
+
+func isUnschedulable(st api.BuildStatus) bool {
+	return slices.ContainsFunc(st.Conditions, func(c api.Condition) bool { return c.Reason == reasonUnschedulable })
 }
 
 // handled reports whether some node already finished this generation of
@@ -248,7 +282,7 @@ func pickBuilder(name string, nodes []api.Node, now time.Time, need []string) (n
 // from the same inputs.
 func handled(rec state.BuildRecord, inputs map[string]string) bool {
 	for _, st := range rec.Status {
-		if st.SpecUID == rec.Meta.UID && st.ObservedGeneration == rec.Meta.Generation &&
+		if st.SpecUID == rec.Meta.UID && st.ObservedGeneration == rec.Meta.Generation && !isUnschedulable(st) &&
 			(st.Phase == api.BuildSucceeded || st.Phase == api.BuildFailed) && sameInputs(st.Detail.Inputs, inputs) {
 			return true
 		}
