@@ -23,6 +23,9 @@ type LoadOptions struct {
 	ProjectName string
 	WorkingDir  string
 	Profiles    []string
+	// MaxContextSize limits each local build context, in bytes (0:
+	// DefaultMaxContextSize).
+	MaxContextSize int64
 	// Env overrides variables of the OS environment for interpolation; the
 	// OS environment (and then .env) still fill in whatever Env lacks, as the
 	// shell does for docker compose.
@@ -74,7 +77,7 @@ func LoadCompose(ctx context.Context, opts LoadOptions) (*Project, error) {
 	if len(o.ConfigPaths) > 0 {
 		file = filepath.Base(o.ConfigPaths[0])
 	}
-	return convertProject(cp, file)
+	return convertProject(cp, file, opts.MaxContextSize)
 }
 
 func projectOptions(opts LoadOptions) (*cli.ProjectOptions, error) {
@@ -120,11 +123,11 @@ func wrapLoadErr(files []string, err error) error {
 	return fmt.Errorf("%s: %s", strings.Join(bases, ", "), msg)
 }
 
-func convertProject(cp *types.Project, file string) (*Project, error) {
+func convertProject(cp *types.Project, file string, limit int64) (*Project, error) {
 	p := &Project{Name: cp.Name}
 	// Walk services in name order so the first error is deterministic.
 	for _, name := range sortedKeys(cp.Services) {
-		b, img, err := convertService(cp.Name, cp.Services[name], cp.Secrets, file)
+		b, img, err := convertService(cp.Name, cp.Services[name], cp.Secrets, file, limit)
 		if err != nil {
 			return nil, err
 		}
@@ -142,7 +145,7 @@ func convertProject(cp *types.Project, file string) (*Project, error) {
 	return p, nil
 }
 
-func convertService(project string, s types.ServiceConfig, secrets types.Secrets, file string) (*BuildSpec, ImageSpec, error) {
+func convertService(project string, s types.ServiceConfig, secrets types.Secrets, file string, limit int64) (*BuildSpec, ImageSpec, error) {
 	name := project + "/" + s.Name
 	field := "services." + s.Name
 	img := ImageSpec{Name: name, Project: project, Service: s.Name}
@@ -173,11 +176,11 @@ func convertService(project string, s types.ServiceConfig, secrets types.Secrets
 		// them; until then a git context would fail on the builder.
 		return nil, img, fmt.Errorf("%s: %s.build.context: git context %q is not supported yet by the build controller", file, field, b.Context)
 	}
-	d, err := ContextDigest(b.Context, dockerfileToHash(b))
+	d, err := ContextDigest(b.Context, dockerfileToHash(b), limit)
 	if err != nil {
 		return nil, img, fmt.Errorf("%s: %s.build.context: %v", file, field, err)
 	}
-	if b.AdditionalContexts, d, err = additionalContexts(project, s.Build.AdditionalContexts, d); err != nil {
+	if b.AdditionalContexts, d, err = additionalContexts(project, s.Build.AdditionalContexts, d, limit); err != nil {
 		return nil, img, fmt.Errorf("%s: %s.build.additional_contexts.%v", file, field, err)
 	}
 	b.ContextDigest = d

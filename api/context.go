@@ -1,10 +1,12 @@
 package api
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"maps"
@@ -29,37 +31,83 @@ func IsGitContext(ctx string) bool {
 		(strings.Contains(ctx, ".git#") || strings.HasSuffix(ctx, ".git") || strings.Contains(ctx, ".git/"))
 }
 
+// DefaultMaxContextSize limits a local context's size when the caller
+// sets no limit: a larger one usually means a missing .dockerignore.
+const DefaultMaxContextSize = 1 << 30
+
 // ContextDigest hashes what a build can see of a local context: every file
 // .dockerignore lets through (path, mode, content or link target) plus the
 // Dockerfile (dockerfile "" means the Dockerfile is inline in the spec).
-// Editing a source file changes the digest, so the BuildSpec
-// changes and is rebuilt; touching a file without changing it does not.
-func ContextDigest(dir, dockerfile string) (string, error) {
+// Editing a source file changes the digest, so the BuildSpec changes and
+// is rebuilt; touching a file without changing it does not. A symlink that
+// leads out of the context, or a context over limit bytes, is refused.
+func ContextDigest(dir, dockerfile string, limit int64) (string, error) {
 	pm, err := ignoreMatcher(dir, dockerfile)
 	if err != nil {
 		return "", err
 	}
-	h := sha256.New()
-	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+	w := &contextWalker{dir: dir, pm: pm, h: sha256.New(), limit: cmp.Or(limit, DefaultMaxContextSize)}
+	if err := filepath.WalkDir(dir, w.visit); err != nil {
+		return "", fmt.Errorf("hash build context %s: %w", dir, err)
+	}
+	if err := hashDockerfile(w.h, dir, dockerfile); err != nil {
+		return "", err
+	}
+	return "sha256:" + hex.EncodeToString(w.h.Sum(nil)), nil
+}
+
+// contextWalker hashes a context tree and enforces its limits.
+type contextWalker struct {
+	dir   string
+	pm    *patternmatcher.PatternMatcher
+	h     hash.Hash
+	limit int64
+	size  int64
+}
+
+func (w *contextWalker) visit(path string, d fs.DirEntry, err error) error {
+	if err != nil {
+		return err
+	}
+	rel, _ := filepath.Rel(w.dir, path)
+	if rel == "." {
+		return nil
+	}
+	if skip, err := excluded(w.pm, rel, d); skip || err != nil {
+		return err
+	}
+	info, err := d.Info()
+	if err != nil {
+		return err
+	}
+	if err := w.check(path, rel, info); err != nil {
+		return err
+	}
+	return hashEntry(w.h, path, filepath.ToSlash(rel), info)
+}
+
+// check refuses what would escape the context or blow its size limit.
+func (w *contextWalker) check(path, rel string, info fs.FileInfo) error {
+	if info.Mode()&fs.ModeSymlink != 0 {
+		target, err := os.Readlink(path)
 		if err != nil {
 			return err
 		}
-		rel, _ := filepath.Rel(dir, path)
-		if rel == "." {
-			return nil
+		resolved := target
+		if !filepath.IsAbs(target) {
+			resolved = filepath.Join(filepath.Dir(path), target)
 		}
-		if skip, err := excluded(pm, rel, d); skip || err != nil {
-			return err
+		if r, err := filepath.Rel(w.dir, resolved); err != nil || r == ".." || strings.HasPrefix(r, "../") {
+			return fmt.Errorf("%s is a symlink to %s, outside the context", rel, target)
 		}
-		return hashEntry(h, path, filepath.ToSlash(rel), d)
-	})
-	if err != nil {
-		return "", fmt.Errorf("hash build context %s: %w", dir, err)
 	}
-	if err := hashDockerfile(h, dir, dockerfile); err != nil {
-		return "", err
+	if info.Mode().IsRegular() {
+		w.size += info.Size()
+		if w.size > w.limit {
+			return fmt.Errorf("context is larger than the %d-byte limit (add a .dockerignore, or raise --max-context-size)", w.limit)
+		}
 	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+	return nil
 }
 
 // ignoreMatcher reads <dockerfile>.dockerignore, else .dockerignore, as
@@ -103,11 +151,7 @@ func excluded(pm *patternmatcher.PatternMatcher, rel string, d fs.DirEntry) (boo
 	return true, nil
 }
 
-func hashEntry(h io.Writer, path, rel string, d fs.DirEntry) error {
-	info, err := d.Info()
-	if err != nil {
-		return err
-	}
+func hashEntry(h io.Writer, path, rel string, info fs.FileInfo) error {
 	fmt.Fprintf(h, "%s\x00%o\x00", rel, info.Mode())
 	switch {
 	case info.Mode()&fs.ModeSymlink != 0:
@@ -152,7 +196,7 @@ func hashDockerfile(h io.Writer, dir, dockerfile string) error {
 // additionalContexts maps Compose's additional_contexts and folds the
 // digests of local ones into the main context digest, so that editing a
 // file in any of them rebuilds. Errors start with the context's name.
-func additionalContexts(project string, in map[string]string, digest string) (map[string]string, string, error) {
+func additionalContexts(project string, in map[string]string, digest string, limit int64) (map[string]string, string, error) {
 	if len(in) == 0 {
 		return nil, digest, nil
 	}
@@ -168,7 +212,7 @@ func additionalContexts(project string, in map[string]string, digest string) (ma
 		case IsGitContext(v) || strings.Contains(v, "://"):
 			return nil, "", fmt.Errorf("%s: %q is not supported yet (use a path, docker-image:// or service:)", name, v)
 		default:
-			d, err := ContextDigest(v, "")
+			d, err := ContextDigest(v, "", limit)
 			if err != nil {
 				return nil, "", fmt.Errorf("%s: %v", name, err)
 			}

@@ -3,6 +3,7 @@ package api
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -21,7 +22,7 @@ func TestContextDigest(t *testing.T) {
 		if edit != nil {
 			edit(dir)
 		}
-		d, err := ContextDigest(dir, "Dockerfile")
+		d, err := ContextDigest(dir, "Dockerfile", 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -62,7 +63,7 @@ func TestContextDigest(t *testing.T) {
 func TestContextDigestMissingDockerfile(t *testing.T) {
 	t.Parallel()
 	dir := writeFiles(t, map[string]string{"main.go": "package main\n"})
-	if _, err := ContextDigest(dir, "Dockerfile"); err == nil {
+	if _, err := ContextDigest(dir, "Dockerfile", 0); err == nil {
 		t.Fatal("want an error for a context without its Dockerfile")
 	}
 }
@@ -80,5 +81,26 @@ func TestIsGitContext(t *testing.T) {
 		if got := IsGitContext(ctx); got != want {
 			t.Errorf("IsGitContext(%q) = %v, want %v", ctx, got, want)
 		}
+	}
+}
+
+func TestContextRefusals(t *testing.T) {
+	t.Parallel()
+	dir := writeFiles(t, map[string]string{"Dockerfile": "FROM busybox\n", "big.bin": strings.Repeat("x", 4096)})
+	if _, err := ContextDigest(dir, "Dockerfile", 1024); err == nil || !strings.Contains(err.Error(), "larger than the 1024-byte limit") {
+		t.Errorf("oversized context: got %v", err)
+	}
+	if err := os.Symlink("../../etc/passwd", filepath.Join(dir, "escape")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ContextDigest(dir, "Dockerfile", 0); err == nil || !strings.Contains(err.Error(), "escape is a symlink to ../../etc/passwd, outside the context") {
+		t.Errorf("escaping symlink: got %v", err)
+	}
+	inside := writeFiles(t, map[string]string{"Dockerfile": "FROM busybox\n", "a/b.txt": "b\n"})
+	if err := os.Symlink("../a/b.txt", filepath.Join(inside, "a", "link")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ContextDigest(inside, "Dockerfile", 0); err != nil {
+		t.Errorf("a symlink inside the context was refused: %v", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 
@@ -17,19 +18,27 @@ import (
 )
 
 type composeFlags struct {
-	files       []string
-	projectName string
-	profiles    []string
+	files          []string
+	projectName    string
+	profiles       []string
+	maxContextSize string
 }
 
 func (f *composeFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringArrayVarP(&f.files, "file", "f", nil, "Compose file (repeatable)")
 	cmd.Flags().StringVarP(&f.projectName, "project-name", "p", "", "project name (default: from the file or directory)")
 	cmd.Flags().StringArrayVar(&f.profiles, "profile", nil, "Compose profile to enable (repeatable)")
+	cmd.Flags().StringVar(&f.maxContextSize, "max-context-size", "1GiB", "refuse a local build context larger than this")
 }
 
 func (f *composeFlags) load(cmd *cobra.Command) (*api.Project, error) {
-	return api.LoadCompose(cmd.Context(), api.LoadOptions{Files: f.files, ProjectName: f.projectName, Profiles: f.profiles})
+	limit, err := units.RAMInBytes(f.maxContextSize)
+	if err != nil || limit <= 0 {
+		return nil, fmt.Errorf("--max-context-size %q: want a size like 512MiB", f.maxContextSize)
+	}
+	return api.LoadCompose(cmd.Context(), api.LoadOptions{
+		Files: f.files, ProjectName: f.projectName, Profiles: f.profiles, MaxContextSize: limit,
+	})
 }
 
 // fileName names the Compose file in error messages.

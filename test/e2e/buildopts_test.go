@@ -163,6 +163,16 @@ func TestBuildReferences(t *testing.T) {
 		if !strings.Contains(all, "apikey=env:UC_E2E_API_KEY") {
 			t.Errorf("describe should show the secret reference apikey=env:UC_E2E_API_KEY")
 		}
+		// docker save writes every layer uncompressed: grep them.
+		layers := docker(t, env["UC_DOCKER_HOST_1"], "image", "save", env["UC_REGISTRY"]+"/refs/web@"+digest)
+		for _, secret := range []string{"file-s3cret", "env-s3cret"} {
+			if strings.Contains(layers, secret) {
+				t.Errorf("secret value %q is in the image's layers", secret)
+			}
+		}
+		if !strings.Contains(layers, "secrets-ok") {
+			t.Error("the grep of the layers is blind: it does not find the file the build wrote")
+		}
 	})
 	t.Run("cache and attestations land in the internal registry", func(t *testing.T) {
 		// cache_to replaces the default cache as the export target.
