@@ -185,6 +185,8 @@ type NodeCapacity struct {
 	Builders []string `json:"builders,omitempty" yaml:"builders,omitempty"`
 	// Entitlements lists the build entitlements the node allows.
 	Entitlements []string `json:"entitlements,omitempty" yaml:"entitlements,omitempty"`
+	// API is the node's own HTTP address (build logs), e.g. 127.0.0.1:41234.
+	API string `json:"api,omitempty" yaml:"api,omitempty"`
 }
 
 // Allows reports whether the node grants every entitlement in want.

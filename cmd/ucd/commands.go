@@ -66,6 +66,7 @@ func newRunCmd(log *slog.Logger) *cobra.Command {
 	f.StringVar(&cfg.DockerHost, "docker-host", defaultDockerHost(), "this node's Docker Engine, for pre-pulls (empty: none)")
 	f.StringVar(&cfg.BuildkitAddr, "buildkit-addr", "", "this node's buildkitd address; empty: the node does not build")
 	f.StringVar(&cfg.RegistryListen, "registry-listen", "", "serve the internal registry on this address, e.g. 127.0.0.1:5000")
+	f.StringVar(&cfg.NodeAPIListen, "node-api-listen", "127.0.0.1:0", "where a builder node serves its API (full build logs)")
 	f.IntVar(&cfg.MaxBuilds, "max-builds", build.DefaultMaxBuilds, "builds this node runs at once; more wait as queued")
 	f.StringSliceVar(&cfg.Entitlements, "allow-entitlement", nil, "build entitlements this node grants: network.host, security.insecure (repeatable)")
 	return cmd

@@ -8,8 +8,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -32,6 +34,8 @@ type Config struct {
 	// MaxBuilds limits concurrent builds on this node; more wait, visibly,
 	// as "queued". Default DefaultMaxBuilds.
 	MaxBuilds int
+	// LogDir keeps every build's full log (empty: keep none).
+	LogDir string
 }
 
 // Reconciler builds the BuildSpecs this node owns.
@@ -363,9 +367,14 @@ func (r *Reconciler) solve(ctx context.Context, rec state.BuildRecord, st api.Bu
 	defer cancel(nil)
 	r.track(rec, cancel)
 	defer r.untrack(rec.Spec.Name)
+	logf, err := openLog(r.cfg.LogDir, rec.Spec.Name, rec.Meta.Generation)
+	if err != nil {
+		r.log.Warn("Cannot keep the build's full log.", "build", rec.Spec.Name, "err", err)
+	}
 	r.log.Info("Building.", "build", rec.Spec.Name, "generation", rec.Meta.Generation, "ref", refs[0])
-	res, err := solve(bctx, r.cfg.BuildkitAddr, registry, rec.Spec, refs, inputs, r.reporter(ctx, st))
+	res, err := solve(bctx, r.cfg.BuildkitAddr, registry, rec.Spec, refs, inputs, writerOrNil(logf), r.reporter(ctx, st))
 	st.Detail.LogTail, st.Detail.StepsDone, st.Detail.StepsTotal = res.LogTail, res.StepsDone, res.StepsTotal
+	closeLog(logf, outcome(err, bctx))
 	switch {
 	case err != nil && errors.Is(context.Cause(bctx), errSuperseded):
 		r.log.Info("Build cancelled: its spec changed.", "build", rec.Spec.Name, "generation", rec.Meta.Generation)
@@ -379,6 +388,24 @@ func (r *Reconciler) solve(ctx context.Context, rec state.BuildRecord, st api.Bu
 		return err
 	}
 	return r.succeed(ctx, rec, st, res.Digest)
+}
+
+// writerOrNil keeps a nil *os.File from becoming a non-nil io.Writer.
+func writerOrNil(f *os.File) io.Writer {
+	if f == nil {
+		return nil
+	}
+	return f
+}
+
+func outcome(err error, bctx context.Context) string {
+	switch {
+	case err == nil:
+		return "succeeded"
+	case errors.Is(context.Cause(bctx), errSuperseded):
+		return "cancelled (the spec changed)"
+	}
+	return "failed: " + err.Error()
 }
 
 func (r *Reconciler) track(rec state.BuildRecord, cancel context.CancelCauseFunc) {

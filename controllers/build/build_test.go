@@ -3,6 +3,7 @@ package build
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/moby/buildkit/client"
@@ -46,7 +47,8 @@ func TestClassify(t *testing.T) {
 
 func TestTrackerKeepsTailAndCountsSteps(t *testing.T) {
 	t.Parallel()
-	tr := newTracker()
+	var full strings.Builder
+	tr := newTracker(&full)
 	done := client.Vertex{Digest: "sha256:a", Name: "step a", Cached: true}
 	running := client.Vertex{Digest: "sha256:b", Name: "step b"}
 	tr.update(&client.SolveStatus{Vertexes: []*client.Vertex{&done, &running}})
@@ -55,6 +57,9 @@ func TestTrackerKeepsTailAndCountsSteps(t *testing.T) {
 	}
 	tr.update(&client.SolveStatus{Logs: []*client.VertexLog{{Vertex: "sha256:b", Data: []byte("half a li")}}})
 	p := tr.update(&client.SolveStatus{Logs: []*client.VertexLog{{Vertex: "sha256:b", Data: []byte("ne\n")}}})
+	if !strings.Contains(full.String(), "#> CACHED step a\n") || !strings.Contains(full.String(), "line 0\nline 1\n") {
+		t.Errorf("full log lacks the cached step or early lines:\n%s", full.String())
+	}
 	if p.StepsDone != 1 || p.StepsTotal != 2 {
 		t.Errorf("steps = %d/%d, want 1/2", p.StepsDone, p.StepsTotal)
 	}

@@ -5,13 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/moby/buildkit/client"
 	"github.com/opencontainers/go-digest"
@@ -40,7 +40,7 @@ type solveResult struct {
 
 // solve builds spec with the BuildKit daemon at addr and pushes the image
 // under every name in refs. report is called with progress as it arrives.
-func solve(ctx context.Context, addr, registry string, spec api.BuildSpec, refs []string, inputs map[string]string, report func(progress)) (solveResult, error) {
+func solve(ctx context.Context, addr, registry string, spec api.BuildSpec, refs []string, inputs map[string]string, logw io.Writer, report func(progress)) (solveResult, error) {
 	c, err := client.New(ctx, addr)
 	if err != nil {
 		return solveResult{}, transient(fmt.Errorf("connect to buildkitd %s: %w", addr, err))
@@ -60,7 +60,7 @@ func solve(ctx context.Context, addr, registry string, spec api.BuildSpec, refs 
 	if opt.Session, err = sessionAttachables(spec); err != nil {
 		return solveResult{}, err
 	}
-	t := newTracker()
+	t := newTracker(logw)
 	ch := make(chan *client.SolveStatus)
 	var resp *client.SolveResponse
 	g, gctx := errgroup.WithContext(ctx)
@@ -232,27 +232,28 @@ func classify(err error) error {
 	return err
 }
 
-// tracker folds BuildKit's status stream into step counts and a log tail.
+// tracker folds BuildKit's status stream into step counts, a log tail,
+// and the full log written to out.
 type tracker struct {
 	mu       sync.Mutex
+	out      io.Writer
 	vertexes map[digest.Digest]bool // completed?
 	tail     []string
 	partial  map[digest.Digest]string
-	started  time.Time
 }
 
-func newTracker() *tracker {
-	return &tracker{vertexes: map[digest.Digest]bool{}, partial: map[digest.Digest]string{}, started: time.Now()}
+func newTracker(out io.Writer) *tracker {
+	if out == nil {
+		out = io.Discard
+	}
+	return &tracker{out: out, vertexes: map[digest.Digest]bool{}, partial: map[digest.Digest]string{}}
 }
 
 func (t *tracker) update(st *client.SolveStatus) progress {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, v := range st.Vertexes {
-		t.vertexes[v.Digest] = v.Completed != nil || v.Cached
-		if v.Error != "" {
-			t.appendLine(fmt.Sprintf("ERROR %s: %s", v.Name, v.Error))
-		}
+		t.noteVertex(v)
 	}
 	for _, l := range st.Logs {
 		t.appendLog(l.Vertex, string(l.Data))
@@ -270,7 +271,26 @@ func (t *tracker) appendLog(v digest.Digest, data string) {
 	}
 }
 
+// noteVertex records a step's progress and writes its transitions to the
+// full log, the way `docker build --progress=plain` shows them.
+func (t *tracker) noteVertex(v *client.Vertex) {
+	done := v.Completed != nil || v.Cached
+	seen, known := t.vertexes[v.Digest]
+	t.vertexes[v.Digest] = done
+	switch {
+	case v.Error != "":
+		t.appendLine(fmt.Sprintf("ERROR %s: %s", v.Name, v.Error))
+	case done && !seen && v.Cached:
+		fmt.Fprintf(t.out, "#> CACHED %s\n", v.Name)
+	case done && !seen:
+		fmt.Fprintf(t.out, "#> DONE %s\n", v.Name)
+	case !known && v.Started != nil:
+		fmt.Fprintf(t.out, "#> %s\n", v.Name)
+	}
+}
+
 func (t *tracker) appendLine(line string) {
+	fmt.Fprintln(t.out, line)
 	t.tail = append(t.tail, line)
 	if len(t.tail) > logTailLines {
 		t.tail = t.tail[len(t.tail)-logTailLines:]

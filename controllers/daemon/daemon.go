@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -38,6 +40,9 @@ type Config struct {
 	DockerHost string
 	// BuildkitAddr is this node's buildkitd; empty means it does not build.
 	BuildkitAddr string
+	// NodeAPIListen is where a builder serves its node API (build logs);
+	// default 127.0.0.1 on a free port. The address is published in state.
+	NodeAPIListen string
 	// MaxBuilds limits concurrent builds on this node (0: the default).
 	MaxBuilds int
 	// Entitlements are the build entitlements this node grants.
@@ -142,16 +147,22 @@ type runnable func(context.Context) error
 // may serve the registry.
 func assemble(store *state.Store, cfg Config, log *slog.Logger) ([]runnable, func(), error) {
 	capacity := apitypes.NodeCapacity{}
+	runs := []runnable{}
+	closeAll := func() {}
 	if cfg.BuildkitAddr != "" {
 		capacity.Builders = []string{"buildkit"}
 		capacity.Entitlements = cfg.Entitlements
+		logDir := filepath.Join(cfg.DataDir, "logs", "builds")
+		api, serve, err := nodeAPI(cmp.Or(cfg.NodeAPIListen, "127.0.0.1:0"), build.LogHandler(logDir))
+		if err != nil {
+			return nil, nil, err
+		}
+		capacity.API = api
+		buildCfg := build.Config{Node: cfg.Node, BuildkitAddr: cfg.BuildkitAddr, MaxBuilds: cfg.MaxBuilds, LogDir: logDir}
+		runs = append(runs, serve, build.New(store, buildCfg, log).Run)
 	}
 	nodeCfg := node.Config{Name: cfg.Node, Labels: cfg.Labels, Version: cfg.Version, Heartbeat: cfg.Heartbeat, Capacity: capacity}
-	runs := []runnable{node.New(store, nodeCfg, log).Run}
-	closeAll := func() {}
-	if cfg.BuildkitAddr != "" {
-		runs = append(runs, build.New(store, build.Config{Node: cfg.Node, BuildkitAddr: cfg.BuildkitAddr, MaxBuilds: cfg.MaxBuilds}, log).Run)
-	}
+	runs = append(runs, node.New(store, nodeCfg, log).Run)
 	if cfg.DockerHost != "" {
 		engine, err := prepull.NewDocker(cfg.DockerHost)
 		if err != nil {
@@ -165,6 +176,31 @@ func assemble(store *state.Store, cfg Config, log *slog.Logger) ([]runnable, fun
 		runs = append(runs, func(ctx context.Context) error { return registryctl.Run(ctx, store, regCfg, log) })
 	}
 	return runs, closeAll, nil
+}
+
+// nodeAPI binds this node's own HTTP API, which serves the full build
+// logs that only this node keeps, and returns its address and server.
+func nodeAPI(listen string, logs http.Handler) (string, runnable, error) {
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return "", nil, fmt.Errorf("serve the node API on %s: %w", listen, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /v1/logs/builds", logs)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	serve := func(ctx context.Context) error {
+		go func() {
+			<-ctx.Done()
+			shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(shut)
+		}()
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}
+	return ln.Addr().String(), serve, nil
 }
 
 // waitForSchema retries while the state API is unreachable (an agent may

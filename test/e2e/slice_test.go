@@ -128,6 +128,12 @@ func TestSlice(t *testing.T) {
 	if code := registryGet(t, env["UC_REGISTRY"], "/v2/uc-cache/hello/web/manifests/buildcache", nil); code != http.StatusOK {
 		t.Errorf("the default cluster cache for hello/web: GET answered %d, want 200", code)
 	}
+	logs := c.ok(t, "logs", "build", "hello/web", "-f")
+	for _, want := range []string{"COPY message.txt /message.txt", "#> build finished: succeeded"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("uc logs build hello/web lacks %q:\n%s", want, logs)
+		}
+	}
 
 	t.Run("unchanged re-apply builds nothing", func(t *testing.T) {
 		if out := c.ok(t, "apply", "-f", compose); !strings.Contains(out, "nothing changed") {
@@ -180,6 +186,12 @@ func TestBuildError(t *testing.T) {
 	for _, want := range []string{"failed", "exit code: 3", "about to fail"} {
 		if !strings.Contains(desc, want) {
 			t.Errorf("uc describe build bad/web lacks %q:\n%s", want, desc)
+		}
+	}
+	logs := c.ok(t, "logs", "build", "bad/web")
+	for _, want := range []string{"about to fail", "#> build finished: failed"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("uc logs build bad/web lacks %q:\n%s", want, logs)
 		}
 	}
 	time.Sleep(2 * time.Second) // a retry would start within the backoff
