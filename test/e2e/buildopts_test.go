@@ -32,6 +32,7 @@ services:
       no_cache: true
       pull: true
       labels: {team: core}
+      platforms: [linux/amd64]
       isolation: default
     x-machines: [node1]
   hostnet:
@@ -93,7 +94,7 @@ func TestBuildOptions(t *testing.T) {
 	t.Run("describe shows the attributes", func(t *testing.T) {
 		desc := c.ok(t, "describe", "build", "opts/web")
 		for _, want := range []string{"Target:", "final", "Tags:", "opts/web:v1", "Extra hosts:", "db.internal=10.9.8.7",
-			"Shm size:", "67108864", "Ulimits:", "nofile=1234:1234", "Network:", "none", "No cache:", "Pull:", "Dockerfile inline:"} {
+			"Shm size:", "67108864", "Ulimits:", "nofile=1234:1234", "Network:", "none", "No cache:", "Pull:", "Dockerfile inline:", "Platforms:", "linux/amd64"} {
 			if !strings.Contains(desc, want) {
 				t.Errorf("describe lacks %q:\n%s", want, desc)
 			}
