@@ -51,16 +51,6 @@ type Reconciler struct {
 	running map[string]runningBuild // by build name
 }
 
-// runningBuild is a solve in progress, cancellable when its spec moves on.
-type runningBuild struct {
-	uid        string
-	generation int64
-	cancel     context.CancelCauseFunc
-}
-
-// errSuperseded cancels a build whose spec changed while it ran.
-var errSuperseded = errors.New("superseded by a newer generation of the spec")
-
 // DefaultMaxBuilds is how many builds a node runs at once by default.
 const DefaultMaxBuilds = 2
 
@@ -81,25 +71,6 @@ func New(store *state.Store, cfg Config, log *slog.Logger) *reconcile.Controller
 		Name: "build", Workers: cfg.MaxBuilds + 2, Timeout: 30 * time.Minute, Resync: 30 * time.Second,
 		Lister: r.listBuilds, Logger: log,
 	}, r, specs, r.allOnNodeChange(nodes), r.dependentsOf(results))
-}
-
-// cancelSuperseded cancels a running build when its spec changes or goes
-// away; the key is then reconciled again and builds the new generation.
-func (r *Reconciler) cancelSuperseded(specs reconcile.Source) reconcile.Source {
-	return func(ctx context.Context, enqueue func(string)) error {
-		return specs(ctx, func(name string) {
-			r.mu.Lock()
-			rb, ok := r.running[name]
-			r.mu.Unlock()
-			if ok {
-				rec, err := r.store.GetBuild(ctx, name)
-				if errors.Is(err, state.ErrNotFound) || (err == nil && (rec.Meta.UID != rb.uid || rec.Meta.Generation > rb.generation)) {
-					rb.cancel(errSuperseded)
-				}
-			}
-			enqueue(name)
-		})
-	}
 }
 
 // dependentsOf turns a build's new result into a check of the builds that
@@ -218,69 +189,6 @@ func sameInputs(a, b map[string]string) bool {
 	})
 }
 
-// wait records that the build waits for another build's result; that
-// result's status change enqueues this build again.
-func (r *Reconciler) wait(ctx context.Context, rec state.BuildRecord, dep string) error {
-	st := newStatus(r.cfg.Node, rec)
-	if cur, ok := rec.Current(); ok {
-		st.Digest, st.ObservedGeneration = cur.Digest, cur.ObservedGeneration
-	}
-	st.Phase = api.BuildPending
-	st.Message = "waiting for build " + dep
-	st.Conditions = []api.Condition{{Type: api.ConditionReconciling, Status: "True", Reason: "WaitingForDependency",
-		Message: st.Message, LastTransitionTime: r.now()}}
-	return r.store.PutBuildStatus(ctx, st)
-}
-
-// pickBuilder owns a build on a builder that matches its x-uc-builder
-// selector and allows its entitlements. When none does, one builder still
-// owns it to record why (refusal), so that the failure is visible instead
-// of nobody acting.
-func pickBuilder(name string, nodes []api.Node, now time.Time, spec api.BuildSpec) (node string, refusal error, ok bool) {
-	need := RequiredEntitlements(spec)
-	eligible := func(n api.Node) bool { return n.CanBuild() && spec.Builder.Matches(n) && n.Allows(need) }
-	if node, ok = owner.Pick(name, nodes, now, eligible); ok {
-		return node, nil, true
-	}
-	if node, ok = owner.Pick(name, nodes, now, api.Node.CanBuild); !ok {
-		return "", nil, false
-	}
-	matching := func(n api.Node) bool { return n.CanBuild() && spec.Builder.Matches(n) }
-	if _, any := owner.Pick(name, nodes, now, matching); !any {
-		return node, fmt.Errorf("no live builder node matches x-uc-builder %q", spec.Builder.String()), true
-	}
-	return node, fmt.Errorf("no live builder node allows entitlement %s; start ucd on a builder with --allow-entitlement %s",
-		strings.Join(need, ", "), strings.Join(need, ",")), true
-}
-
-// reasonUnschedulable marks a build no live node may run. It fails the
-// generation for waiting users, but is looked at again whenever nodes
-// change, since a matching node may join.
-const reasonUnschedulable = "Unschedulable"
-
-func (r *Reconciler) unschedulable(ctx context.Context, rec state.BuildRecord, why error) error {
-	for _, old := range rec.Status {
-		if old.Node == r.cfg.Node && old.SpecUID == rec.Meta.UID && old.ObservedGeneration == rec.Meta.Generation &&
-			isUnschedulable(old) && old.Message == why.Error() {
-			return nil // already said; rewriting would only move timestamps
-		}
-	}
-	st := newStatus(r.cfg.Node, rec)
-	st.Phase, st.Message, st.ObservedGeneration = api.BuildFailed, why.Error(), rec.Meta.Generation
-	if cur, ok := rec.Current(); ok {
-		st.Digest = cur.Digest
-	}
-	st.Conditions = []api.Condition{
-		{Type: api.ConditionReady, Status: "False", Reason: reasonUnschedulable, Message: st.Message, LastTransitionTime: r.now()},
-		{Type: api.ConditionStalled, Status: "True", Reason: reasonUnschedulable, Message: st.Message, LastTransitionTime: r.now()},
-	}
-	return r.store.PutBuildStatus(ctx, st)
-}
-
-func isUnschedulable(st api.BuildStatus) bool {
-	return slices.ContainsFunc(st.Conditions, func(c api.Condition) bool { return c.Reason == reasonUnschedulable })
-}
-
 // handled reports whether some node already finished this generation of
 // this incarnation of the spec, successfully or with a terminal error,
 // from the same inputs.
@@ -331,29 +239,6 @@ func (r *Reconciler) tryReuse(ctx context.Context, rec state.BuildRecord, st api
 	st.Detail.Reused = true
 	r.log.Info("Reusing the image stored for this build key; no solve.", "build", rec.Spec.Name, "key", st.Detail.Key[:12], "digest", digest)
 	return true, r.succeed(ctx, rec, st, digest)
-}
-
-// acquireSlot waits for one of the node's build slots, recording "queued"
-// while it waits so that a person sees why nothing happens.
-func (r *Reconciler) acquireSlot(ctx context.Context, st api.BuildStatus) (func(), error) {
-	release := func() { <-r.slots }
-	select {
-	case r.slots <- struct{}{}:
-		return release, nil
-	default:
-	}
-	queued := st
-	queued.Phase = api.BuildQueued
-	queued.Message = fmt.Sprintf("queued: %s runs %d builds at once", r.cfg.Node, cap(r.slots))
-	if err := r.store.PutBuildStatus(ctx, queued); err != nil {
-		return nil, err
-	}
-	select {
-	case r.slots <- struct{}{}:
-		return release, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
 }
 
 // solve runs the build, cancellable when its spec moves on, and records
@@ -408,18 +293,6 @@ func outcome(err error, bctx context.Context) string {
 	return "failed: " + err.Error()
 }
 
-func (r *Reconciler) track(rec state.BuildRecord, cancel context.CancelCauseFunc) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.running[rec.Spec.Name] = runningBuild{uid: rec.Meta.UID, generation: rec.Meta.Generation, cancel: cancel}
-}
-
-func (r *Reconciler) untrack(name string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.running, name)
-}
-
 // repository drops a reference's tag.
 func repository(ref string) string {
 	registry, repo, _ := splitRef(ref)
@@ -465,72 +338,4 @@ func imageRef(registry, image string) (string, error) {
 		tag = t.Tag()
 	}
 	return registry + "/" + reference.Path(named) + ":" + tag, nil
-}
-
-func newStatus(node string, rec state.BuildRecord) api.BuildStatus {
-	return api.BuildStatus{Name: rec.Spec.Name, Node: node, SpecUID: rec.Meta.UID}
-}
-
-// startStatus keeps the last good digest and observed generation while the
-// new generation builds, so that nodes keep the working image meanwhile.
-func (r *Reconciler) startStatus(rec state.BuildRecord, ref string) api.BuildStatus {
-	st := newStatus(r.cfg.Node, rec)
-	if cur, ok := rec.Current(); ok && cur.Phase == api.BuildSucceeded {
-		st.Digest, st.ObservedGeneration = cur.Digest, cur.ObservedGeneration
-	}
-	st.Phase = api.BuildBuilding
-	st.Message = fmt.Sprintf("building generation %d on %s", rec.Meta.Generation, r.cfg.Node)
-	st.Detail = api.BuildDetail{Generation: rec.Meta.Generation, Ref: ref, StartedAt: r.now()}
-	st.Conditions = []api.Condition{
-		{Type: api.ConditionReconciling, Status: "True", Reason: "Building", Message: st.Message, LastTransitionTime: r.now()},
-	}
-	return st
-}
-
-// reporter writes progress at most once a second: gossip carries only
-// real changes, and a build's every log line is not one.
-func (r *Reconciler) reporter(ctx context.Context, st api.BuildStatus) func(progress) {
-	var last time.Time
-	return func(p progress) {
-		if r.now().Sub(last) < time.Second {
-			return
-		}
-		last = r.now()
-		st.Detail.StepsDone, st.Detail.StepsTotal, st.Detail.LogTail = p.StepsDone, p.StepsTotal, p.LogTail
-		if err := r.store.PutBuildStatus(ctx, st); err != nil {
-			r.log.Warn("Writing build progress failed.", "build", st.Name, "err", err)
-		}
-	}
-}
-
-func (r *Reconciler) succeed(ctx context.Context, rec state.BuildRecord, st api.BuildStatus, digest string) error {
-	now := r.now()
-	st.Phase, st.Digest, st.ObservedGeneration = api.BuildSucceeded, digest, rec.Meta.Generation
-	st.Detail.FinishedAt = now
-	st.Message = fmt.Sprintf("built in %s", now.Sub(st.Detail.StartedAt).Round(10*time.Millisecond))
-	if st.Detail.Reused {
-		st.Message = "reused the image stored for build key " + st.Detail.Key[:12] + " (no solve)"
-	}
-	st.Conditions = []api.Condition{{Type: api.ConditionReady, Status: "True", Reason: "Built", Message: st.Message, LastTransitionTime: now}}
-	r.log.Info("Build succeeded.", "build", rec.Spec.Name, "digest", digest, "duration", now.Sub(st.Detail.StartedAt))
-	return r.store.PutBuildStatus(ctx, st)
-}
-
-// fail records a failed build. A terminal failure (the Dockerfile's fault)
-// marks the generation handled; a transient one leaves it to be retried.
-func (r *Reconciler) fail(ctx context.Context, rec state.BuildRecord, st api.BuildStatus, cause error, terminal bool) error {
-	now := r.now()
-	st.Phase, st.Message = api.BuildFailed, cause.Error()
-	st.Detail.FinishedAt = now
-	cond := api.Condition{Type: api.ConditionStalled, Status: "True", Reason: "BuildFailed", Message: st.Message, LastTransitionTime: now}
-	if terminal {
-		st.ObservedGeneration = rec.Meta.Generation
-	} else {
-		cond = api.Condition{Type: api.ConditionReconciling, Status: "True", Reason: "RetryingBuild", Message: st.Message, LastTransitionTime: now}
-	}
-	st.Conditions = []api.Condition{{Type: api.ConditionReady, Status: "False", Reason: "BuildFailed", Message: st.Message, LastTransitionTime: now}, cond}
-	if err := r.store.PutBuildStatus(ctx, st); err != nil {
-		return errors.Join(cause, err)
-	}
-	return fmt.Errorf("build %s: %w", rec.Spec.Name, cause)
 }

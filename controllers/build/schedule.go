@@ -1,0 +1,102 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/controllers/owner"
+	"github.com/ucplane/uc/reconcile"
+	"github.com/ucplane/uc/state"
+)
+
+// Scheduling: which node builds, how many at once, and cancelling a build
+// whose spec moved on.
+
+// runningBuild is a solve in progress, cancellable when its spec moves on.
+type runningBuild struct {
+	uid        string
+	generation int64
+	cancel     context.CancelCauseFunc
+}
+
+// errSuperseded cancels a build whose spec changed while it ran.
+var errSuperseded = errors.New("superseded by a newer generation of the spec")
+
+// cancelSuperseded cancels a running build when its spec changes or goes
+// away; the key is then reconciled again and builds the new generation.
+func (r *Reconciler) cancelSuperseded(specs reconcile.Source) reconcile.Source {
+	return func(ctx context.Context, enqueue func(string)) error {
+		return specs(ctx, func(name string) {
+			r.mu.Lock()
+			rb, ok := r.running[name]
+			r.mu.Unlock()
+			if ok {
+				rec, err := r.store.GetBuild(ctx, name)
+				if errors.Is(err, state.ErrNotFound) || (err == nil && (rec.Meta.UID != rb.uid || rec.Meta.Generation > rb.generation)) {
+					rb.cancel(errSuperseded)
+				}
+			}
+			enqueue(name)
+		})
+	}
+}
+
+// pickBuilder owns a build on a builder that matches its x-uc-builder
+// selector and allows its entitlements. When none does, one builder still
+// owns it to record why (refusal), so that the failure is visible instead
+// of nobody acting.
+func pickBuilder(name string, nodes []api.Node, now time.Time, spec api.BuildSpec) (node string, refusal error, ok bool) {
+	need := RequiredEntitlements(spec)
+	eligible := func(n api.Node) bool { return n.CanBuild() && spec.Builder.Matches(n) && n.Allows(need) }
+	if node, ok = owner.Pick(name, nodes, now, eligible); ok {
+		return node, nil, true
+	}
+	if node, ok = owner.Pick(name, nodes, now, api.Node.CanBuild); !ok {
+		return "", nil, false
+	}
+	matching := func(n api.Node) bool { return n.CanBuild() && spec.Builder.Matches(n) }
+	if _, any := owner.Pick(name, nodes, now, matching); !any {
+		return node, fmt.Errorf("no live builder node matches x-uc-builder %q", spec.Builder.String()), true
+	}
+	return node, fmt.Errorf("no live builder node allows entitlement %s; start ucd on a builder with --allow-entitlement %s",
+		strings.Join(need, ", "), strings.Join(need, ",")), true
+}
+
+// acquireSlot waits for one of the node's build slots, recording "queued"
+// while it waits so that a person sees why nothing happens.
+func (r *Reconciler) acquireSlot(ctx context.Context, st api.BuildStatus) (func(), error) {
+	release := func() { <-r.slots }
+	select {
+	case r.slots <- struct{}{}:
+		return release, nil
+	default:
+	}
+	queued := st
+	queued.Phase = api.BuildQueued
+	queued.Message = fmt.Sprintf("queued: %s runs %d builds at once", r.cfg.Node, cap(r.slots))
+	if err := r.store.PutBuildStatus(ctx, queued); err != nil {
+		return nil, err
+	}
+	select {
+	case r.slots <- struct{}{}:
+		return release, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (r *Reconciler) track(rec state.BuildRecord, cancel context.CancelCauseFunc) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.running[rec.Spec.Name] = runningBuild{uid: rec.Meta.UID, generation: rec.Meta.Generation, cancel: cancel}
+}
+
+func (r *Reconciler) untrack(name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.running, name)
+}
