@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -107,60 +108,84 @@ func runBuild(ctx context.Context, cfg config, bins binaries, work string, sum *
 	return nil
 }
 
-// benchBuild brings the infrastructure up, starts two nodes and runs every
-// repetition, uc then peer. Whatever happens, it stops the nodes, removes
-// what was pulled onto the engines and deletes its directory; hack/up.sh's
-// infrastructure stays up.
+// benchBuild runs every repetition of the hello project, uc then peer, on
+// the shared build cluster (withBuildCluster).
 func benchBuild(ctx context.Context, cfg config, bins binaries, dir string) (buildResult, error) {
 	res := buildResult{reps: cfg.buildReps}
+	var warm buildResult
+	skip, err := withBuildCluster(ctx, bins, dir, "measurement 4", func(root string, c *buildCluster) error {
+		res.buildkit = c.env["UC_BUILDKIT_VERSION"]
+		round := func(f func(context.Context, string, string, *buildResult) error) func(context.Context, bool) error {
+			return func(ctx context.Context, timed bool) error {
+				if timed {
+					return f(ctx, root, dir, &res)
+				}
+				return f(ctx, root, dir, &warm)
+			}
+		}
+		return alternate(ctx, "measurement 4", cfg.buildReps,
+			benchSide{"uc", round(c.ucRound)}, benchSide{"peer (buildctl + docker pull)", round(c.peerRound)})
+	})
+	res.skipped = skip
+	return res, err
+}
+
+// withBuildCluster brings the infrastructure up, starts two nodes and runs
+// fn. Whatever happens, it stops the nodes, removes what was pulled onto
+// the engines and deletes dir; hack/up.sh's infrastructure stays up. A
+// non-empty skip says why the section cannot run honestly.
+func withBuildCluster(ctx context.Context, bins binaries, dir, label string, fn func(root string, c *buildCluster) error) (skip string, err error) {
 	root, err := moduleRoot(ctx)
 	if err != nil {
-		return res, err
+		return "", err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return res, err
+		return "", err
 	}
 	defer os.RemoveAll(dir)
 	env, skip := bringUpInfra(ctx, root, filepath.Join(dir, "up.log"))
 	if skip != "" {
-		res.skipped = skip
-		return res, nil
+		return skip, nil
 	}
-	res.buildkit = env["UC_BUILDKIT_VERSION"]
-	c, err := startBuildCluster(ctx, bins, env, dir)
+	c, err := startBuildCluster(ctx, bins, env, dir, label)
 	if err != nil {
-		return res, err
+		return "", err
 	}
 	defer c.cleanup()
-	// One untimed round of each side first, so neither pays alone for what
-	// the first build of a run does once (connections, the registry's first
-	// push, page cache); then the order alternates.
-	type side struct {
-		name  string
-		round func(context.Context, string, string, *buildResult) error
-	}
-	uc := side{"uc", c.ucRound}
-	peer := side{"peer (buildctl + docker pull)", c.peerRound}
-	var warm buildResult
-	for _, s := range []side{uc, peer} {
-		progress("measurement 4: warm-up, untimed: %s", s.name)
-		if err := s.round(ctx, root, dir, &warm); err != nil {
-			return res, fmt.Errorf("warm-up, %s: %w", s.name, err)
+	return "", fn(root, c)
+}
+
+// benchSide is one way of doing a section's work; round runs all its
+// cases once, into the results when timed, into a throw-away otherwise.
+type benchSide struct {
+	name  string
+	round func(ctx context.Context, timed bool) error
+}
+
+// alternate runs one untimed round of each side first, so neither pays
+// alone for what the first build of a run does once (connections, the
+// registry's first push, page cache); then reps timed rounds, the order
+// alternating (uc first in odd repetitions).
+func alternate(ctx context.Context, label string, reps int, uc, peer benchSide) error {
+	for _, s := range []benchSide{uc, peer} {
+		progress("%s: warm-up, untimed: %s", label, s.name)
+		if err := s.round(ctx, false); err != nil {
+			return fmt.Errorf("warm-up, %s: %w", s.name, err)
 		}
 	}
-	for rep := range cfg.buildReps {
-		order := []side{uc, peer}
+	for rep := range reps {
+		order := []benchSide{uc, peer}
 		if rep%2 == 1 {
-			order = []side{peer, uc}
+			order = []benchSide{peer, uc}
 		}
 		for _, s := range order {
-			progress("measurement 4: repetition %d/%d: %s", rep+1, cfg.buildReps, s.name)
-			if err := s.round(ctx, root, dir, &res); err != nil {
-				return res, fmt.Errorf("%s, repetition %d: %w", s.name, rep+1, err)
+			progress("%s: repetition %d/%d: %s", label, rep+1, reps, s.name)
+			if err := s.round(ctx, true); err != nil {
+				return fmt.Errorf("%s, repetition %d: %w", s.name, rep+1, err)
 			}
 		}
 	}
-	return res, nil
+	return nil
 }
 
 // bringUpInfra runs hack/up.sh and reads its env file. A non-empty reason
@@ -229,6 +254,7 @@ func readEnvFile(path string) (buildEnv, error) {
 // embedded state and the internal registry, node2 uses node1's state; both
 // build with the one buildkitd.
 type buildCluster struct {
+	label        string // the section, in progress lines
 	env          buildEnv
 	bins         binaries
 	api          string
@@ -238,12 +264,12 @@ type buildCluster struct {
 	peerPulled   []string // references the peer pulled onto both engines
 }
 
-func startBuildCluster(ctx context.Context, bins binaries, env buildEnv, dir string) (*buildCluster, error) {
+func startBuildCluster(ctx context.Context, bins binaries, env buildEnv, dir, label string) (*buildCluster, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	c := &buildCluster{env: env, bins: bins, api: "http://" + addr, dockerConfig: filepath.Join(dir, "docker-config")}
+	c := &buildCluster{label: label, env: env, bins: bins, api: "http://" + addr, dockerConfig: filepath.Join(dir, "docker-config")}
 	if err := os.MkdirAll(c.dockerConfig, 0o700); err != nil {
 		return nil, err
 	}
@@ -358,7 +384,7 @@ func (c *buildCluster) cleanup() {
 			progress("docker -H %s rmi %s: %v: %s", t.host, t.ref, err, strings.TrimSpace(string(out)))
 		}
 	}
-	progress("measurement 4: stopped both ucd; removed %d pulled images from the engines", removed)
+	progress("%s: stopped both ucd; removed %d pulled images from the engines", c.label, removed)
 }
 
 // uc runs the CLI against the cluster's state.
@@ -639,9 +665,7 @@ func (c *buildCluster) peerCase(ctx context.Context, proj, repo, nonce, meta str
 		return "", err
 	}
 	ref := repo + "@" + digest
-	if len(c.peerPulled) == 0 || c.peerPulled[len(c.peerPulled)-1] != ref {
-		c.peerPulled = append(c.peerPulled, ref)
-	}
+	c.notePeerPull(ref)
 	env := []string{"DOCKER_CONFIG=" + c.dockerConfig}
 	pull1, _, err := timed(ctx, "", env, "docker", "-H", c.env["UC_DOCKER_HOST_1"], "pull", ref)
 	if err != nil {
@@ -657,6 +681,13 @@ func (c *buildCluster) peerCase(ctx context.Context, proj, repo, nonce, meta str
 	ct.add(stPeerPull1, pull1)
 	ct.add(stPeerPull2, pull2)
 	return digest, nil
+}
+
+// notePeerPull records ref for cleanup, once.
+func (c *buildCluster) notePeerPull(ref string) {
+	if !slices.Contains(c.peerPulled, ref) {
+		c.peerPulled = append(c.peerPulled, ref)
+	}
 }
 
 // metadataDigest reads containerimage.digest from buildctl's metadata file.

@@ -4,9 +4,11 @@
 //  2. `uc apply` of a 200-service Compose file, beside `docker compose config`,
 //  3. idle CPU and memory of ucd holding 10,000 image specs,
 //  4. build and pre-pull of the hello project on two real nodes (BuildKit,
-//     two Docker Engines from hack/up.sh), beside the same work by hand.
+//     two Docker Engines from hack/up.sh), beside the same work by hand,
+//  5. build and pre-pull of a generated 10-service project on the same
+//     nodes (section build10), beside a scripted buildctl + docker pull loop.
 //
-// Run it as `go run ./test/bench [-quick] [-only latency,apply,idle,build]`
+// Run it as `go run ./test/bench [-quick] [-only latency,apply,idle,build,build10]`
 // from the module. Numbers are
 // measured on this machine, never asserted: there are no thresholds. Tables
 // go to stdout; progress and child-process logs go to stderr or temp files.
@@ -38,7 +40,7 @@ type config struct {
 	idleSettle  time.Duration // measurement 3: quiet time before sampling
 	txRows      int           // measurement 3: rows per insert transaction
 	composeWait time.Duration // how long building the compose peer may take
-	buildReps   int           // measurement 4: repetitions of each case
+	buildReps   int           // measurements 4 and 5: repetitions of each case
 }
 
 func configFor(quick bool) config {
@@ -78,7 +80,7 @@ func main() {
 }
 
 // sectionNames are the measurements in the order they run.
-var sectionNames = []string{"latency", "apply", "idle", "build"}
+var sectionNames = []string{"latency", "apply", "idle", "build", "build10"}
 
 // parseSections reads -only: a comma list of section names.
 func parseSections(list string) (map[string]bool, error) {
@@ -128,6 +130,11 @@ func run(ctx context.Context, cfg config, sections map[string]bool) error {
 	if sections["build"] {
 		if err := runBuild(ctx, cfg, bins, work, &sum); err != nil {
 			return fmt.Errorf("build and pre-pull: %w", err)
+		}
+	}
+	if sections["build10"] {
+		if err := runBuild10(ctx, cfg, bins, work, &sum); err != nil {
+			return fmt.Errorf("build and pre-pull of %d services: %w", build10Services, err)
 		}
 	}
 	sum.print(cfg)

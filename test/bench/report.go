@@ -73,6 +73,7 @@ type summary struct {
 	apply   *applyResult
 	idle    *idleResult
 	build   *buildResult
+	build10 *build10Result
 }
 
 func (s summary) print(cfg config) {
@@ -90,6 +91,9 @@ func (s summary) print(cfg config) {
 		t.row(fmt.Sprintf("ucd RSS, %d specs (MiB)", cfg.idleSpecs), fmt.Sprintf("%.1f", float64(r.rssKB)/1024))
 	}
 	if b := s.build; b != nil {
+		b.summaryRows(t)
+	}
+	if b := s.build10; b != nil {
 		b.summaryRows(t)
 	}
 	t.flush()
