@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"maps"
@@ -42,25 +41,40 @@ const DefaultMaxContextSize = 1 << 30
 // is rebuilt; touching a file without changing it does not. A symlink that
 // leads out of the context, or a context over limit bytes, is refused.
 func ContextDigest(dir, dockerfile string, limit int64) (string, error) {
-	pm, err := ignoreMatcher(dir, dockerfile)
+	h := sha256.New()
+	err := WalkContext(dir, dockerfile, limit, func(path, rel string, info fs.FileInfo) error {
+		return hashEntry(h, path, rel, info)
+	})
 	if err != nil {
 		return "", err
 	}
-	w := &contextWalker{dir: dir, pm: pm, h: sha256.New(), limit: cmp.Or(limit, DefaultMaxContextSize)}
-	if err := filepath.WalkDir(dir, w.visit); err != nil {
-		return "", fmt.Errorf("hash build context %s: %w", dir, err)
-	}
-	if err := hashDockerfile(w.h, dir, dockerfile); err != nil {
+	if err := hashDockerfile(h, dir, dockerfile); err != nil {
 		return "", err
 	}
-	return "sha256:" + hex.EncodeToString(w.h.Sum(nil)), nil
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// contextWalker hashes a context tree and enforces its limits.
+// WalkContext calls each, in lexical order, for every entry of a local
+// context that .dockerignore lets through (rel uses forward slashes). It
+// refuses a symlink that leads out of the context and a context over limit
+// bytes (0: DefaultMaxContextSize).
+func WalkContext(dir, dockerfile string, limit int64, each func(path, rel string, info fs.FileInfo) error) error {
+	pm, err := ignoreMatcher(dir, dockerfile)
+	if err != nil {
+		return err
+	}
+	w := &contextWalker{dir: dir, pm: pm, each: each, limit: cmp.Or(limit, DefaultMaxContextSize)}
+	if err := filepath.WalkDir(dir, w.visit); err != nil {
+		return fmt.Errorf("read build context %s: %w", dir, err)
+	}
+	return nil
+}
+
+// contextWalker walks a context tree and enforces its limits.
 type contextWalker struct {
 	dir   string
 	pm    *patternmatcher.PatternMatcher
-	h     hash.Hash
+	each  func(path, rel string, info fs.FileInfo) error
 	limit int64
 	size  int64
 }
@@ -83,7 +97,7 @@ func (w *contextWalker) visit(path string, d fs.DirEntry, err error) error {
 	if err := w.check(path, rel, info); err != nil {
 		return err
 	}
-	return hashEntry(w.h, path, filepath.ToSlash(rel), info)
+	return w.each(path, filepath.ToSlash(rel), info)
 }
 
 // check refuses what would escape the context or blow its size limit.

@@ -24,6 +24,10 @@ type BuildSpec struct {
 	Image string `json:"image" yaml:"image"`
 	// Context is an absolute local directory or a git URL.
 	Context string `json:"context" yaml:"context"`
+	// ContextRef is where `uc apply` shipped the local context in the
+	// internal registry (registry/repo@sha256:…); builders fetch it from
+	// there instead of reading Context.
+	ContextRef string `json:"context_ref,omitempty" yaml:"context_ref,omitempty"`
 	// ContextDigest hashes a local context's files (see ContextDigest), so
 	// that editing a source file changes the spec and rebuilds it.
 	ContextDigest string            `json:"context_digest,omitempty" yaml:"context_digest,omitempty"`

@@ -107,6 +107,10 @@ func apply(cmd *cobra.Command, g *globals, cf *composeFlags, p *api.Project, wf 
 	if err := checkNodes(cmd, store, cf.fileName(), p); err != nil {
 		return err
 	}
+	limit, _ := units.RAMInBytes(cf.maxContextSize)
+	if err := shipContexts(cmd, store, p, limit); err != nil {
+		return err
+	}
 	res, err := store.ApplyProject(cmd.Context(), p, false)
 	if err != nil {
 		return err

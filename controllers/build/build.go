@@ -22,6 +22,7 @@ import (
 	"github.com/ucplane/uc/api"
 	"github.com/ucplane/uc/controllers/owner"
 	"github.com/ucplane/uc/reconcile"
+	"github.com/ucplane/uc/registry/contextstore"
 	"github.com/ucplane/uc/state"
 	"github.com/ucplane/uc/state/corrosion"
 )
@@ -36,6 +37,8 @@ type Config struct {
 	MaxBuilds int
 	// LogDir keeps every build's full log (empty: keep none).
 	LogDir string
+	// ContextCacheDir holds contexts fetched from the registry, by digest.
+	ContextCacheDir string
 }
 
 // Reconciler builds the BuildSpecs this node owns.
@@ -248,6 +251,11 @@ func (r *Reconciler) solve(ctx context.Context, rec state.BuildRecord, st api.Bu
 	if err := r.store.PutBuildStatus(ctx, st); err != nil {
 		return err
 	}
+	spec, err := r.localContext(ctx, rec.Spec)
+	if err != nil {
+		return r.fail(ctx, rec, st, err, false)
+	}
+	rec.Spec = spec
 	bctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	r.track(rec, cancel)
@@ -273,6 +281,23 @@ func (r *Reconciler) solve(ctx context.Context, rec state.BuildRecord, st api.Bu
 		return err
 	}
 	return r.succeed(ctx, rec, st, res.Digest)
+}
+
+// localContext points the spec at a local copy of its shipped context,
+// fetched from the registry and verified piece by piece.
+func (r *Reconciler) localContext(ctx context.Context, spec api.BuildSpec) (api.BuildSpec, error) {
+	if spec.ContextRef == "" {
+		return spec, nil // not shipped: the context is a path on this machine
+	}
+	if err := os.MkdirAll(r.cfg.ContextCacheDir, 0o755); err != nil {
+		return spec, err
+	}
+	dir, err := contextstore.Fetch(ctx, r.registry.http, spec.ContextRef, r.cfg.ContextCacheDir)
+	if err != nil {
+		return spec, transient(err)
+	}
+	spec.Context = dir
+	return spec, nil
 }
 
 // writerOrNil keeps a nil *os.File from becoming a non-nil io.Writer.

@@ -158,7 +158,8 @@ func assemble(store *state.Store, cfg Config, log *slog.Logger) ([]runnable, fun
 			return nil, nil, err
 		}
 		capacity.API = api
-		buildCfg := build.Config{Node: cfg.Node, BuildkitAddr: cfg.BuildkitAddr, MaxBuilds: cfg.MaxBuilds, LogDir: logDir}
+		buildCfg := build.Config{Node: cfg.Node, BuildkitAddr: cfg.BuildkitAddr, MaxBuilds: cfg.MaxBuilds, LogDir: logDir,
+			ContextCacheDir: filepath.Join(cfg.DataDir, "contexts")}
 		runs = append(runs, serve, build.New(store, buildCfg, log).Run)
 	}
 	nodeCfg := node.Config{Name: cfg.Node, Labels: cfg.Labels, Version: cfg.Version, Heartbeat: cfg.Heartbeat, Capacity: capacity}

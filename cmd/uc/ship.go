@@ -1,0 +1,95 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/docker/go-units"
+	"github.com/spf13/cobra"
+
+	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/registry/contextstore"
+	"github.com/ucplane/uc/state"
+)
+
+// liveWithin is how recently the registry's node must have heartbeated.
+const liveWithin = 15 * time.Second
+
+// shipContexts uploads every build's local context to the internal
+// registry, content-addressed, so that any node can build it. Only pieces
+// the registry lacks travel. With no registry yet, builders read the
+// context directories directly, and uc says so.
+func shipContexts(cmd *cobra.Command, store *state.Store, p *api.Project, limit int64) error {
+	if len(p.Builds) == 0 {
+		return nil
+	}
+	registry, err := store.RegistryAddress(cmd.Context(), time.Now(), liveWithin)
+	if errors.Is(err, state.ErrNoRegistry) {
+		fmt.Fprintln(cmd.OutOrStdout(), "contexts not shipped: no node serves the internal registry yet, so builders read them from this machine's paths")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	c := contextstore.New(registry)
+	for i := range p.Builds {
+		if err := shipOne(cmd, c, &p.Builds[i], limit); err != nil {
+			return fmt.Errorf("ship the context of %s: %w", p.Builds[i].Name, err)
+		}
+	}
+	return nil
+}
+
+func shipOne(cmd *cobra.Command, c *contextstore.Client, b *api.BuildSpec, limit int64) error {
+	ignoreRulesFor := dockerfileInContext(*b) // <Dockerfile>.dockerignore applies
+	if err := inlineDockerfile(b); err != nil {
+		return err
+	}
+	ref, st, err := c.Push(cmd.Context(), "uc-contexts/"+b.Name, b.Context, ignoreRulesFor, limit)
+	if err != nil {
+		return err
+	}
+	b.ContextRef = ref
+	fmt.Fprintf(cmd.OutOrStdout(), "context %s: %d pieces, %d uploaded (%s of %s)\n", b.Name, st.Pieces, st.Uploaded,
+		units.BytesSize(float64(st.BytesUploaded)), units.BytesSize(float64(st.BytesTotal)))
+	return nil
+}
+
+// inlineDockerfile carries the Dockerfile in the spec itself: BuildKit
+// reads it apart from the context, so it may live outside the context or
+// be excluded by .dockerignore, and only the context is shipped.
+func inlineDockerfile(b *api.BuildSpec) error {
+	if b.DockerfileInline != "" {
+		return nil
+	}
+	body, err := os.ReadFile(dockerfilePath(*b))
+	if err != nil {
+		return err
+	}
+	b.DockerfileInline = string(body)
+	return nil
+}
+
+func dockerfilePath(b api.BuildSpec) string {
+	if filepath.IsAbs(b.Dockerfile) {
+		return b.Dockerfile
+	}
+	return filepath.Join(b.Context, b.Dockerfile)
+}
+
+// dockerfileInContext is the Dockerfile's path inside the context, or ""
+// when it is inline or outside.
+func dockerfileInContext(b api.BuildSpec) string {
+	if b.DockerfileInline != "" {
+		return ""
+	}
+	rel, err := filepath.Rel(b.Context, dockerfilePath(b))
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return ""
+	}
+	return rel
+}
