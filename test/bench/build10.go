@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/docker/go-units"
+
 	"github.com/ucplane/uc/state"
 )
 
@@ -50,6 +52,9 @@ type build10Result struct {
 	// the cold build's, summed over repetitions.
 	peerKept [numCases]int
 	buildkit string
+	// bytes is what uc apply uploads for a one-file change to a 50 MiB
+	// context, measured once after the timed rounds.
+	bytes bytesResult
 }
 
 func runBuild10(ctx context.Context, cfg config, bins binaries, work string, sum *summary) error {
@@ -76,8 +81,17 @@ func benchBuild10(ctx context.Context, cfg config, bins binaries, dir string) (b
 				return f(ctx, dir, &warm)
 			}
 		}
-		return alternate(ctx, "measurement 5", cfg.buildReps,
+		err := alternate(ctx, "measurement 5", cfg.buildReps,
 			benchSide{"uc", round(c.ucRound10)}, benchSide{"peer (scripted buildctl + docker pull)", round(c.peerRound10)})
+		if err != nil {
+			return err
+		}
+		progress("measurement 5: bytes uploaded for a one-file change to a %s context", units.BytesSize(bytesFirstMin))
+		res.bytes, err = c.bytes10(ctx, dir)
+		if err != nil {
+			return fmt.Errorf("bytes uploaded for a one-file change: %w", err)
+		}
+		return nil
 	})
 	res.skipped = skip
 	return res, err

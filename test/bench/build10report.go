@@ -1,14 +1,14 @@
 package main
 
-import "fmt"
+import (
+	"fmt"
 
-// bytes10Label and bytes10Value are the row for what a one-file change
-// uploads: uc's builder reads the context directory directly, so there is
-// nothing to measure until contexts travel through the registry.
-const (
-	bytes10Label = "bytes uploaded for a one-file change to a 50 MB context"
-	bytes10Value = "not measurable yet: contexts are not shipped through the registry (issue 4)"
+	"github.com/docker/go-units"
 )
+
+// peerBytesLabel says what the peer's bytes are: the context's size, not
+// a measured transfer.
+const peerBytesLabel = "a cold buildctl sends the whole context; a warm one sends changed files through fsutil's diff, not measured here"
 
 // print writes measurement 5's table: totals with uc/peer ratios, each
 // side's steps under them, and the checks every repetition passed.
@@ -31,7 +31,6 @@ func (r build10Result) print() {
 			t.row("    "+step, "", medianCell(peer.steps[step]), "", "")
 		}
 	}
-	t.row(bytes10Label, "-", "-", "-", bytes10Value)
 	t.flush()
 	note("project: services s0..s%d, each its own context (Dockerfile: FROM busybox; ARG NONCE; RUN echo $NONCE > /n && seq 1 100000 | md5sum > /sum;", build10Services-1)
 	note("  COPY src/ /src/; RUN ls -R /src | wc -l > /count; 4 small files under src/), x-machines [node1, node2].")
@@ -46,7 +45,33 @@ func (r build10Result) print() {
 	note("  peer: the script rebuilds all %d (cached except s%d, from its COPY on) and re-pulls all of them.", build10Services, build10Edited)
 	note("uc/peer < 1 means uc is faster. Checks: ucd logs (msg=Building.), uc get builds/images -o json, docker image inspect on both engines.")
 	note("an untimed warm-up round of each side runs first; the order alternates per repetition (uc first in odd ones).")
+	r.bytes.print()
 }
+
+// print writes the table of what uc apply uploads for a one-file change
+// to the big context, beside what buildctl sends.
+func (b bytesResult) print() {
+	t := newTable(fmt.Sprintf("5b. bytes uploaded for a one-file change to a %s context (once per run, on the same cluster after the timed rounds)", humanBytes(b.contextSize)),
+		"", "first apply (cold)", "one-file change", "notes")
+	t.row("uc: bytes uploaded", b.first.upText, b.edit.upText,
+		fmt.Sprintf("as printed by uc apply (4 significant digits), of %s / %s in all", b.first.totalText, b.edit.totalText))
+	t.row("uc: pieces uploaded", fmt.Sprintf("%d of %d", b.first.uploaded, b.first.pieces), fmt.Sprintf("%d of %d", b.edit.uploaded, b.edit.pieces),
+		"one piece per file plus the index; only pieces the registry lacks travel")
+	t.row("uc: uc apply --wait (ms)", ms1(b.firstDur), ms1(b.editDur), "process start to exit: hash, ship, apply, build done")
+	t.row("changed file ("+bytesNote+")", "-", humanBytes(b.changedSize), fmt.Sprintf("%d bytes", b.changedSize))
+	t.row("peer: buildctl --local context=DIR sends", humanBytes(b.contextSize), humanBytes(b.contextSize)+" if cold", peerBytesLabel)
+	t.flush()
+	note("context: %d files of %s random data, %s and the Dockerfile (FROM busybox; COPY . /ctx); %d files, %d bytes; x-machines [node1].",
+		bytesFiles, humanBytes(bytesFileSize), bytesNote, b.contextFiles, b.contextSize)
+	note("uc: `uc apply --wait -f compose.yaml` on a fresh project (fresh registry repository), then %s changed and applied again;", bytesNote)
+	note("  each apply's line `context P/S: N pieces, M uploaded (X of Y)` parsed; checked: first ≥ %s, change ≤ %s,",
+		humanBytes(bytesFirstMin), humanBytes(bytesEditMax))
+	note("  1 build per apply (ucd logs), a new digest after the change, the image present on node1 (uc wait images, untimed).")
+	note("peer: the context's size, not a measured transfer: " + peerBytesLabel + ".")
+}
+
+// humanBytes is n bytes as uc apply prints sizes.
+func humanBytes(n int64) string { return units.BytesSize(float64(n)) }
 
 // check10 says what case i verified on every repetition (any failure
 // stops the bench instead).
@@ -73,5 +98,10 @@ func (r build10Result) summaryRows(t table) {
 		t.row(fmt.Sprintf("%d services %s → present on 2 nodes, uc / peer (median ms)", build10Services, caseNames[i]),
 			fmt.Sprintf("%s / %s = %s", ms(uc), ms(peer), buildRatio(r.uc[i].present, r.peer[i].present)))
 	}
-	t.row(bytes10Label, bytes10Value)
+	b := r.bytes
+	t.row(fmt.Sprintf("bytes uploaded for a one-file change to a %s context, uc / peer", humanBytes(b.contextSize)),
+		fmt.Sprintf("%s (%d of %d pieces; %s is %d bytes) / %s (%s)", b.edit.upText, b.edit.uploaded, b.edit.pieces,
+			bytesNote, b.changedSize, humanBytes(b.contextSize), peerBytesLabel))
+	t.row("  that context's first apply: uploaded, uc apply --wait (ms)", fmt.Sprintf("%s, %s", b.first.upText, ms(b.firstDur)))
+	t.row("  its one-file change: uc apply --wait (ms)", ms(b.editDur))
 }
