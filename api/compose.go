@@ -172,9 +172,10 @@ func convertService(project string, s types.ServiceConfig, secrets types.Secrets
 		return nil, img, err
 	}
 	if IsGitContext(b.Context) {
-		// BuildKit will fetch these itself once the build controller maps
-		// them; until then a git context would fail on the builder.
-		return nil, img, fmt.Errorf("%s: %s.build.context: git context %q is not supported yet by the build controller", file, field, b.Context)
+		// BuildKit fetches git contexts itself; uc apply pins the ref to
+		// a commit (ContextDigest "git:<sha>") before writing the spec.
+		img.Build = b.Name
+		return &b, img, nil
 	}
 	d, err := ContextDigest(b.Context, dockerfileToHash(b), limit)
 	if err != nil {

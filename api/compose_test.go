@@ -265,6 +265,20 @@ services:
 			}},
 		},
 		{
+			name: "git context kept as given",
+			files: map[string]string{"compose.yaml": `
+name: p
+services:
+  g:
+    build: https://github.com/docker/buildx.git#main
+`},
+			want: want{
+				builds: []BuildSpec{{Name: "p/g", Project: "p", Service: "g", Image: "p/g",
+					Context: "https://github.com/docker/buildx.git#main", Dockerfile: "Dockerfile"}},
+				images: []ImageSpec{{Name: "p/g", Project: "p", Service: "g", Build: "p/g"}},
+			},
+		},
+		{
 			name: "override file",
 			files: map[string]string{
 				"compose.yaml":  "name: p\nservices:\n  db:\n    image: redis\n",
@@ -361,11 +375,6 @@ func TestLoadComposeErrors(t *testing.T) {
 			name:  "additional context path missing",
 			files: map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    build:\n      context: .\n      additional_contexts: {assets: ./nope}\n", "Dockerfile": "FROM busybox\n"},
 			want:  []string{"compose.yaml: services.web.build.additional_contexts.assets:"},
-		},
-		{
-			name:  "git context not yet supported",
-			files: map[string]string{"compose.yaml": "name: p\nservices:\n  g:\n    build: https://github.com/docker/buildx.git#main\n"},
-			want:  []string{"compose.yaml: services.g.build.context: git context \"https://github.com/docker/buildx.git#main\" is not supported yet"},
 		},
 		{
 			name:  "named build network",

@@ -108,7 +108,7 @@ func apply(cmd *cobra.Command, g *globals, cf *composeFlags, p *api.Project, wf 
 		return err
 	}
 	limit, _ := units.RAMInBytes(cf.maxContextSize)
-	if err := shipContexts(cmd, store, p, limit); err != nil {
+	if err := shipContexts(cmd, store, cf.fileName(), p, limit); err != nil {
 		return err
 	}
 	res, err := store.ApplyProject(cmd.Context(), p, false)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,8 +24,11 @@ const liveWithin = 15 * time.Second
 // registry, content-addressed, so that any node can build it. Only pieces
 // the registry lacks travel. With no registry yet, builders read the
 // context directories directly, and uc says so.
-func shipContexts(cmd *cobra.Command, store *state.Store, p *api.Project, limit int64) error {
-	if len(p.Builds) == 0 {
+func shipContexts(cmd *cobra.Command, store *state.Store, file string, p *api.Project, limit int64) error {
+	if err := pinGitContexts(cmd, file, p); err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(p.Builds, func(b api.BuildSpec) bool { return !api.IsGitContext(b.Context) }) {
 		return nil
 	}
 	registry, err := store.RegistryAddress(cmd.Context(), time.Now(), liveWithin)
@@ -37,6 +41,9 @@ func shipContexts(cmd *cobra.Command, store *state.Store, p *api.Project, limit 
 	}
 	c := contextstore.New(registry)
 	for i := range p.Builds {
+		if api.IsGitContext(p.Builds[i].Context) {
+			continue // BuildKit fetches it from the remote itself
+		}
 		if err := shipOne(cmd, c, &p.Builds[i], limit); err != nil {
 			return fmt.Errorf("ship the context of %s: %w", p.Builds[i].Name, err)
 		}
@@ -92,4 +99,20 @@ func dockerfileInContext(b api.BuildSpec) string {
 		return ""
 	}
 	return rel
+}
+
+// pinGitContexts resolves every git context's ref to a commit, so that a
+// moved branch changes the spec and all builders build the same source.
+func pinGitContexts(cmd *cobra.Command, file string, p *api.Project) error {
+	for i, b := range p.Builds {
+		if !api.IsGitContext(b.Context) {
+			continue
+		}
+		pinned, digest, err := api.PinGitContext(cmd.Context(), b.Context)
+		if err != nil {
+			return fmt.Errorf("%s: services.%s.build.context: %w", file, b.Service, err)
+		}
+		p.Builds[i].Context, p.Builds[i].ContextDigest = pinned, digest
+	}
+	return nil
 }

@@ -90,6 +90,9 @@ func solve(ctx context.Context, addr, registry string, spec api.BuildSpec, refs 
 // solveOpt maps a BuildSpec onto the dockerfile frontend. cleanup removes
 // the temporary directory an inline Dockerfile is written to.
 func solveOpt(spec api.BuildSpec, refs []string) (client.SolveOpt, func(), error) {
+	if api.IsGitContext(spec.Context) {
+		return gitSolveOpt(spec, refs)
+	}
 	contextFS, err := fsutil.NewFS(spec.Context)
 	if err != nil {
 		return client.SolveOpt{}, nil, fmt.Errorf("build context %s: %w", spec.Context, err)
@@ -108,12 +111,49 @@ func solveOpt(spec api.BuildSpec, refs []string) (client.SolveOpt, func(), error
 		FrontendAttrs:       frontendAttrs(spec, filename),
 		LocalMounts:         map[string]fsutil.FS{"context": contextFS, "dockerfile": dockerfileFS},
 		AllowedEntitlements: RequiredEntitlements(spec),
-		Exports: []client.ExportEntry{{
-			Type: client.ExporterImage,
-			Attrs: map[string]string{"name": strings.Join(refs, ","), "push": "true", "registry.insecure": "true",
-				"rewrite-timestamp": "true"},
-		}},
+		Exports:             exports(refs),
 	}, cleanup, nil
+}
+
+// gitSolveOpt lets BuildKit fetch a git context itself: no source touches
+// the node's filesystem. The Dockerfile comes from the repository, unless
+// it is inline.
+func gitSolveOpt(spec api.BuildSpec, refs []string) (client.SolveOpt, func(), error) {
+	attrs := frontendAttrs(spec, cmp.Or(spec.Dockerfile, "Dockerfile"))
+	attrs["context"] = spec.Context
+	if _, set := spec.Args["SOURCE_DATE_EPOCH"]; !set {
+		// With SOURCE_DATE_EPOCH BuildKit v0.33.1 stamps git checkouts with
+		// the commit time and fails doing it ("failed to get commit time …
+		// fork/exec /usr/bin/git"); git contexts go without it for now.
+		delete(attrs, "build-arg:SOURCE_DATE_EPOCH")
+	}
+	opt := client.SolveOpt{
+		Frontend: "dockerfile.v0", FrontendAttrs: attrs, LocalMounts: map[string]fsutil.FS{},
+		AllowedEntitlements: RequiredEntitlements(spec), Exports: exports(refs),
+	}
+	if spec.DockerfileInline == "" {
+		return opt, func() {}, nil
+	}
+	dir, filename, cleanup, err := dockerfileSource(spec)
+	if err != nil {
+		return client.SolveOpt{}, nil, err
+	}
+	dfs, err := fsutil.NewFS(dir)
+	if err != nil {
+		cleanup()
+		return client.SolveOpt{}, nil, err
+	}
+	opt.LocalMounts["dockerfile"] = dfs
+	attrs["dockerfilekey"], attrs["filename"] = "dockerfile", filename
+	return opt, cleanup, nil
+}
+
+func exports(refs []string) []client.ExportEntry {
+	return []client.ExportEntry{{
+		Type: client.ExporterImage,
+		Attrs: map[string]string{"name": strings.Join(refs, ","), "push": "true", "registry.insecure": "true",
+			"rewrite-timestamp": "true"},
+	}}
 }
 
 // dockerfileSource is where the frontend reads the Dockerfile from: the
