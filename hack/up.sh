@@ -11,7 +11,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 export DEBIAN_FRONTEND=noninteractive
 # A system GOFLAGS such as -mod=vendor must not leak into our builds.
 export GOWORK=off GOFLAGS=-buildvcs=false
-PACKAGES=(docker.io runc containerd busybox-static iproute2 jq skopeo ca-certificates curl openssh-client)
+PACKAGES=(docker.io runc containerd busybox-static iproute2 jq skopeo ca-certificates curl openssh-client git)
 # Used when the product's go.mod does not require buildkit (yet).
 TOOLS_MOD=$UC_REPO/hack/tools
 OCI_ACCEPT='application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json'
