@@ -112,6 +112,16 @@ func (s BuilderSelector) String() string {
 // ServiceContextPrefix marks an additional context that is another build.
 const ServiceContextPrefix = "service:"
 
+// ShippedContextPrefix marks an additional context that uc apply shipped to
+// the internal registry: "uc-context://registry/repo@sha256:…".
+const ShippedContextPrefix = "uc-context://"
+
+// IsLocalContextPath reports whether an additional context is a path on
+// the machine that ran uc apply.
+func IsLocalContextPath(v string) bool {
+	return !strings.HasPrefix(v, ServiceContextPrefix) && !strings.Contains(v, "://")
+}
+
 // DependsOn lists the BuildSpecs whose results this build reads.
 func (b BuildSpec) DependsOn() []string {
 	var out []string

@@ -61,9 +61,24 @@ func shipOne(cmd *cobra.Command, c *contextstore.Client, b *api.BuildSpec, limit
 		return err
 	}
 	b.ContextRef = ref
-	fmt.Fprintf(cmd.OutOrStdout(), "context %s: %d pieces, %d uploaded (%s of %s)\n", b.Name, st.Pieces, st.Uploaded,
-		units.BytesSize(float64(st.BytesUploaded)), units.BytesSize(float64(st.BytesTotal)))
+	report(cmd, b.Name, st)
+	for name, v := range b.AdditionalContexts {
+		if !api.IsLocalContextPath(v) {
+			continue
+		}
+		ref, st, err := c.Push(cmd.Context(), "uc-contexts/"+b.Name, v, "", limit)
+		if err != nil {
+			return fmt.Errorf("additional context %s: %w", name, err)
+		}
+		b.AdditionalContexts[name] = api.ShippedContextPrefix + ref
+		report(cmd, b.Name+" ("+name+")", st)
+	}
 	return nil
+}
+
+func report(cmd *cobra.Command, what string, st contextstore.Stats) {
+	fmt.Fprintf(cmd.OutOrStdout(), "context %s: %d pieces, %d uploaded (%s of %s)\n", what, st.Pieces, st.Uploaded,
+		units.BytesSize(float64(st.BytesUploaded)), units.BytesSize(float64(st.BytesTotal)))
 }
 
 // inlineDockerfile carries the Dockerfile in the spec itself: BuildKit

@@ -286,18 +286,36 @@ func (r *Reconciler) solve(ctx context.Context, rec state.BuildRecord, st api.Bu
 // localContext points the spec at a local copy of its shipped context,
 // fetched from the registry and verified piece by piece.
 func (r *Reconciler) localContext(ctx context.Context, spec api.BuildSpec) (api.BuildSpec, error) {
-	if spec.ContextRef == "" {
-		return spec, nil // not shipped: the context is a path on this machine
-	}
 	if err := os.MkdirAll(r.cfg.ContextCacheDir, 0o755); err != nil {
 		return spec, err
 	}
-	dir, err := contextstore.Fetch(ctx, r.registry.http, spec.ContextRef, r.cfg.ContextCacheDir)
-	if err != nil {
-		return spec, transient(err)
+	if spec.ContextRef != "" { // else not shipped: the context is a path here
+		dir, err := r.fetch(ctx, spec.ContextRef)
+		if err != nil {
+			return spec, err
+		}
+		spec.Context = dir
 	}
-	spec.Context = dir
+	extra := maps.Clone(spec.AdditionalContexts)
+	for name, v := range extra {
+		if ref, ok := strings.CutPrefix(v, api.ShippedContextPrefix); ok {
+			dir, err := r.fetch(ctx, ref)
+			if err != nil {
+				return spec, fmt.Errorf("additional context %s: %w", name, err)
+			}
+			extra[name] = dir
+		}
+	}
+	spec.AdditionalContexts = extra
 	return spec, nil
+}
+
+func (r *Reconciler) fetch(ctx context.Context, ref string) (string, error) {
+	dir, err := contextstore.Fetch(ctx, r.registry.http, ref, r.cfg.ContextCacheDir)
+	if err != nil {
+		return "", transient(err)
+	}
+	return dir, nil
 }
 
 // writerOrNil keeps a nil *os.File from becoming a non-nil io.Writer.

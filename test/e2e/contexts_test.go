@@ -46,7 +46,9 @@ COPY --from=tools /bin/busybox /tools-busybox
 CMD ["sh", "-c", "cat /base.txt /a.txt; test -x /tools-busybox && echo tools-ok"]
 `)
 	compose := filepath.Join(dir, "compose.yaml")
-	c.ok(t, "apply", "-f", compose)
+	if out := c.ok(t, "apply", "-f", compose); !strings.Contains(out, "context ctx/web (assets): ") {
+		t.Errorf("the assets context was not shipped:\n%s", out)
+	}
 	c.ok(t, "wait", "images", "ctx/web", "--timeout", "5m")
 	first := sameDigestOnBoth(t, c, "ctx/web")
 	out := docker(t, env["UC_DOCKER_HOST_2"], "run", "--rm", env["UC_REGISTRY"]+"/ctx/web@"+first)
