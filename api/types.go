@@ -346,3 +346,13 @@ func SetCondition(conds []Condition, c Condition) []Condition {
 	}
 	return append(conds, c)
 }
+
+// SplitImageRef splits a reference like "127.0.0.1:5000/team/web:v1" into
+// its registry host, repository path and tag ("" when it has none).
+func SplitImageRef(ref string) (registry, repo, tag string) {
+	registry, rest, _ := strings.Cut(ref, "/")
+	if i := strings.LastIndex(rest, ":"); i >= 0 {
+		return registry, rest[:i], rest[i+1:]
+	}
+	return registry, rest, ""
+}

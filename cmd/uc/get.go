@@ -14,11 +14,9 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/controllers/owner"
 	"github.com/ucplane/uc/state"
 )
-
-// liveTimeout is how long after its last heartbeat a node counts as live.
-const liveTimeout = 15 * time.Second
 
 func newGetCmd(g *globals) *cobra.Command {
 	var output string
@@ -112,7 +110,7 @@ func (v view) nodeStatus(n api.Node) string {
 	switch {
 	case n.State == api.NodeGone:
 		return "Gone"
-	case n.Live(v.now, liveTimeout):
+	case n.Live(v.now, owner.LiveTimeout):
 		return "Ready"
 	}
 	return "NotReady"

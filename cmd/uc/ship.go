@@ -13,12 +13,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/controllers/owner"
 	"github.com/ucplane/uc/registry/contextstore"
 	"github.com/ucplane/uc/state"
 )
-
-// liveWithin is how recently the registry's node must have heartbeated.
-const liveWithin = 15 * time.Second
 
 // shipContexts uploads every build's local context to the internal
 // registry, content-addressed, so that any node can build it. Only pieces
@@ -31,7 +29,7 @@ func shipContexts(cmd *cobra.Command, store *state.Store, file string, p *api.Pr
 	if !slices.ContainsFunc(p.Builds, func(b api.BuildSpec) bool { return !api.IsGitContext(b.Context) }) {
 		return nil
 	}
-	registry, err := store.RegistryAddress(cmd.Context(), time.Now(), liveWithin)
+	registry, err := store.RegistryAddress(cmd.Context(), time.Now(), owner.LiveTimeout)
 	if errors.Is(err, state.ErrNoRegistry) {
 		fmt.Fprintln(cmd.OutOrStdout(), "contexts not shipped: no node serves the internal registry yet, so builders read them from this machine's paths")
 		return nil

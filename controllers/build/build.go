@@ -173,11 +173,8 @@ func (r *Reconciler) inputs(ctx context.Context, spec api.BuildSpec) (map[string
 		if !ready {
 			return nil, dep, nil
 		}
-		repo, _, _ := strings.Cut(res.Detail.Ref, "@")
-		if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
-			repo = repo[:i] // drop the tag: the digest pins it
-		}
-		out[dep] = repo + "@" + res.Digest
+		registry, repo, _ := api.SplitImageRef(res.Detail.Ref) // the digest pins it, not the tag
+		out[dep] = registry + "/" + repo + "@" + res.Digest
 	}
 	return out, "", nil
 }
@@ -338,7 +335,7 @@ func outcome(err error, bctx context.Context) string {
 
 // repository drops a reference's tag.
 func repository(ref string) string {
-	registry, repo, _ := splitRef(ref)
+	registry, repo, _ := api.SplitImageRef(ref)
 	return registry + "/" + repo
 }
 

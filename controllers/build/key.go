@@ -50,14 +50,6 @@ func newRegistryClient() *registryClient {
 const manifestAccept = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, " +
 	"application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json"
 
-// splitRef splits "host:port/repo/path:tag" into the registry, the
-// repository and the tag.
-func splitRef(ref string) (registry, repo, tag string) {
-	registry, rest, _ := strings.Cut(ref, "/")
-	i := strings.LastIndex(rest, ":")
-	return registry, rest[:i], rest[i+1:]
-}
-
 // manifest fetches a manifest by tag; ok is false when it does not exist.
 func (c *registryClient) manifest(ctx context.Context, registry, repo, tag string) (body []byte, mediaType, digest string, ok bool, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+registry+"/v2/"+repo+"/manifests/"+tag, nil)
@@ -102,13 +94,13 @@ func (c *registryClient) tag(ctx context.Context, registry, repo, tag string, bo
 // reuse looks for an image stored under the build key and, when there is
 // one, tags it with every name the spec asks for. It returns its digest.
 func (c *registryClient) reuse(ctx context.Context, keyRef string, refs []string) (string, bool, error) {
-	registry, repo, tag := splitRef(keyRef)
+	registry, repo, tag := api.SplitImageRef(keyRef)
 	body, mediaType, digest, ok, err := c.manifest(ctx, registry, repo, tag)
 	if err != nil || !ok {
 		return "", false, err
 	}
 	for _, ref := range refs {
-		reg, r, t := splitRef(ref)
+		reg, r, t := api.SplitImageRef(ref)
 		if r != repo || reg != registry {
 			continue // extra tags in other repositories are left to a solve
 		}

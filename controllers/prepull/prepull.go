@@ -162,14 +162,9 @@ func (r *Reconciler) resolve(ctx context.Context, spec api.ImageSpec) (ref, wait
 	if err != nil {
 		return "", "", err
 	}
-	repo, _, _ := strings.Cut(strings.TrimPrefix(cur.Detail.Ref, registryOf(cur.Detail.Ref)+"/"), ":")
+	// The repository from the build, the registry from where it runs now.
+	_, repo, _ := api.SplitImageRef(cur.Detail.Ref)
 	return registry + "/" + repo + "@" + cur.Digest, "", nil
-}
-
-// registryOf is the host part of a reference like 127.0.0.1:5000/a/b:tag.
-func registryOf(ref string) string {
-	host, _, _ := strings.Cut(ref, "/")
-	return host
 }
 
 // alreadyPresent is true when this row already says present for this
