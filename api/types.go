@@ -7,6 +7,7 @@
 package api
 
 import (
+	"github.com/containerd/platforms"
 	"maps"
 	"slices"
 	"strings"
@@ -197,6 +198,8 @@ type Node struct {
 type NodeCapacity struct {
 	// Builders lists the builder drivers the node runs, e.g. "buildkit".
 	Builders []string `json:"builders,omitempty" yaml:"builders,omitempty"`
+	// Platforms lists what the node's builder builds for, e.g. linux/amd64.
+	Platforms []string `json:"platforms,omitempty" yaml:"platforms,omitempty"`
 	// Entitlements lists the build entitlements the node allows.
 	Entitlements []string `json:"entitlements,omitempty" yaml:"entitlements,omitempty"`
 	// API is the node's own HTTP address (build logs), e.g. 127.0.0.1:41234.
@@ -207,6 +210,22 @@ type NodeCapacity struct {
 func (n Node) Allows(want []string) bool {
 	for _, e := range want {
 		if !slices.Contains(n.Capacity.Entitlements, e) {
+			return false
+		}
+	}
+	return true
+}
+
+// BuildsFor reports whether the node's builder builds every platform in
+// want. A multi-platform build also needs a driver that exports one image
+// for several platforms: buildkit.
+func (n Node) BuildsFor(want []string) bool {
+	if len(want) > 1 && !slices.Contains(n.Capacity.Builders, "buildkit") {
+		return false
+	}
+	for _, p := range want {
+		parsed, err := platforms.Parse(p)
+		if err != nil || !slices.Contains(n.Capacity.Platforms, platforms.Format(platforms.Normalize(parsed))) {
 			return false
 		}
 	}
@@ -273,6 +292,10 @@ type BuildDetail struct {
 	// Inputs are the digests of the builds this one read (service:
 	// contexts), by build name; a change in one rebuilds this build.
 	Inputs map[string]string `json:"inputs,omitempty" yaml:"inputs,omitempty"`
+	// Bases are the digests the build's base images resolved to, by name.
+	Bases map[string]string `json:"bases,omitempty" yaml:"bases,omitempty"`
+	// Driver is the builder driver that ran the build: buildkit or docker.
+	Driver string `json:"driver,omitempty" yaml:"driver,omitempty"`
 }
 
 // Presence states of an image on a node.

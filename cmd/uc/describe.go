@@ -110,6 +110,16 @@ func (v view) buildDetail(w io.Writer, d api.BuildDetail) {
 	if d.StepsTotal > 0 {
 		field(w, "Steps", fmt.Sprintf("%d/%d", d.StepsDone, d.StepsTotal))
 	}
+	field(w, "Driver", d.Driver)
+	if d.Key != "" {
+		key := d.Key[:16]
+		if d.Reused {
+			key += " (reused)"
+		}
+		field(w, "Build key", key)
+	}
+	field(w, "Base images", kvString(d.Bases))
+	field(w, "Inputs", kvString(d.Inputs))
 	if len(d.LogTail) > 0 {
 		fmt.Fprintln(w, "Log (last lines):")
 		for _, l := range d.LogTail {

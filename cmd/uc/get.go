@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -99,11 +100,19 @@ func (v view) render(data any, table func(io.Writer)) error {
 }
 
 func (v view) nodesTable(w io.Writer, nodes []api.Node) {
-	fmt.Fprintln(w, "NAME\tSTATUS\tLABELS\tVERSION\tAGE\tLAST HEARTBEAT")
+	fmt.Fprintln(w, "NAME\tSTATUS\tLABELS\tBUILDER\tVERSION\tAGE\tLAST HEARTBEAT")
 	for _, n := range nodes {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, v.nodeStatus(n), labelString(n.Labels),
-			n.Version, v.ago(n.StartedAt), v.ago(n.HeartbeatAt))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, v.nodeStatus(n), labelString(n.Labels),
+			builderString(n.Capacity), n.Version, v.ago(n.StartedAt), v.ago(n.HeartbeatAt))
 	}
+}
+
+// builderString is a node's drivers and the platforms they build for.
+func builderString(c api.NodeCapacity) string {
+	if len(c.Builders) == 0 {
+		return "-"
+	}
+	return strings.Join(c.Builders, ",") + "(" + cmp.Or(strings.Join(c.Platforms, ","), "platforms-unknown") + ")"
 }
 
 func (v view) nodeStatus(n api.Node) string {

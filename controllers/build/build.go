@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/distribution/reference"
+	"github.com/moby/buildkit/client"
 
 	"github.com/ucplane/uc/api"
 	"github.com/ucplane/uc/controllers/owner"
@@ -30,8 +31,8 @@ import (
 // Config says how this node builds.
 type Config struct {
 	Node string
-	// BuildkitAddr is this node's buildkitd, e.g. unix:///run/buildkit/buildkitd.sock.
-	BuildkitAddr string
+	// Driver is how this node reaches its BuildKit.
+	Driver Driver
 	// MaxBuilds limits concurrent builds on this node; more wait, visibly,
 	// as "queued". Default DefaultMaxBuilds.
 	MaxBuilds int
@@ -213,10 +214,14 @@ func (r *Reconciler) build(ctx context.Context, rec state.BuildRecord, inputs ma
 		return reconcile.Terminal(r.fail(ctx, rec, newStatus(r.cfg.Node, rec), err, true))
 	}
 	st := r.startStatus(rec, refs[0])
-	st.Detail.Inputs, st.Detail.Key = inputs, BuildKey(rec.Spec, inputs)
+	bases, basesKnown := r.resolveBases(ctx, rec.Spec)
+	st.Detail.Inputs, st.Detail.Bases, st.Detail.Key = inputs, bases, BuildKey(rec.Spec, inputs, bases)
+	st.Detail.Driver = r.cfg.Driver.Name()
 	keyRef := repository(refs[0]) + ":" + keyTag(st.Detail.Key)
-	if done, err := r.tryReuse(ctx, rec, st, keyRef, refs); done || err != nil {
-		return err
+	if basesKnown {
+		if done, err := r.tryReuse(ctx, rec, st, keyRef, refs); done || err != nil {
+			return err
+		}
 	}
 	release, err := r.acquireSlot(ctx, st)
 	if err != nil {
@@ -224,6 +229,29 @@ func (r *Reconciler) build(ctx context.Context, rec state.BuildRecord, inputs ma
 	}
 	defer release()
 	return r.solve(ctx, rec, st, registry, append(refs, keyRef), inputs)
+}
+
+// resolveBases finds the digests of the build's base images. When they
+// cannot be known (an unreadable Dockerfile, a missing image), no stored
+// image can be proven the same, so the build solves and the solve reports
+// the problem in its own words.
+func (r *Reconciler) resolveBases(ctx context.Context, spec api.BuildSpec) (map[string]string, bool) {
+	images, err := baseImages(spec)
+	if err == nil && len(images) > 0 {
+		var c *client.Client
+		if c, err = r.cfg.Driver.Open(ctx); err == nil {
+			defer c.Close()
+			var bases map[string]string
+			if bases, err = resolveBases(ctx, c, images); err == nil {
+				return bases, true
+			}
+		}
+	}
+	if err != nil {
+		r.log.Info("Base images unknown; building without reuse.", "build", spec.Name, "err", err)
+		return nil, false
+	}
+	return nil, true
 }
 
 // tryReuse finishes the build without a solve when the registry already
@@ -262,7 +290,7 @@ func (r *Reconciler) solve(ctx context.Context, rec state.BuildRecord, st api.Bu
 		r.log.Warn("Cannot keep the build's full log.", "build", rec.Spec.Name, "err", err)
 	}
 	r.log.Info("Building.", "build", rec.Spec.Name, "generation", rec.Meta.Generation, "ref", refs[0])
-	res, err := solve(bctx, r.cfg.BuildkitAddr, registry, rec.Spec, refs, inputs, writerOrNil(logf), r.reporter(ctx, st))
+	res, err := solve(bctx, r.cfg.Driver, registry, rec.Spec, refs, inputs, writerOrNil(logf), r.reporter(ctx, st))
 	st.Detail.LogTail, st.Detail.StepsDone, st.Detail.StepsTotal = res.LogTail, res.StepsDone, res.StepsTotal
 	closeLog(logf, outcome(err, bctx))
 	switch {

@@ -15,10 +15,11 @@ import (
 )
 
 // BuildKey hashes everything that determines a build's output: the spec
-// without its names (which decide where the image goes, not what it is)
-// and the digests of the builds it reads. Two specs with the same key build
-// the same image, so an image stored under the key is reused.
-func BuildKey(spec api.BuildSpec, inputs map[string]string) string {
+// without its names (which decide where the image goes, not what it is),
+// the digests of the builds it reads and the digests its base images
+// resolved to. Two specs with the same key build the same image, so an
+// image stored under the key is reused.
+func BuildKey(spec api.BuildSpec, inputs, bases map[string]string) string {
 	spec.Name, spec.Project, spec.Service, spec.Image = "", "", "", ""
 	spec.Tags, spec.CacheFrom, spec.CacheTo = nil, nil, nil
 	digests := map[string]string{}
@@ -28,7 +29,8 @@ func BuildKey(spec api.BuildSpec, inputs map[string]string) string {
 	b, _ := json.Marshal(struct {
 		Spec   api.BuildSpec
 		Inputs map[string]string
-	}{spec, digests})
+		Bases  map[string]string `json:",omitempty"`
+	}{spec, digests, bases})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }

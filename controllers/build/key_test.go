@@ -1,6 +1,8 @@
 package build
 
 import (
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/ucplane/uc/api"
@@ -10,7 +12,7 @@ func TestBuildKey(t *testing.T) {
 	t.Parallel()
 	base := api.BuildSpec{Name: "p/web", Project: "p", Service: "web", Image: "p/web", Context: "/src",
 		ContextDigest: "sha256:aa", Args: map[string]string{"A": "1"}}
-	key := BuildKey(base, nil)
+	key := BuildKey(base, nil, nil)
 	same := []func(*api.BuildSpec){
 		func(s *api.BuildSpec) { s.Name, s.Project, s.Service = "q/api", "q", "api" },
 		func(s *api.BuildSpec) { s.Image = "elsewhere/web" },
@@ -20,7 +22,7 @@ func TestBuildKey(t *testing.T) {
 	for i, edit := range same {
 		s := base
 		edit(&s)
-		if BuildKey(s, nil) != key {
+		if BuildKey(s, nil, nil) != key {
 			t.Errorf("same-output edit %d changed the key", i)
 		}
 	}
@@ -34,17 +36,58 @@ func TestBuildKey(t *testing.T) {
 	for i, edit := range differ {
 		s := base
 		edit(&s)
-		if BuildKey(s, nil) == key {
+		if BuildKey(s, nil, nil) == key {
 			t.Errorf("output-changing edit %d kept the key", i)
 		}
 	}
 	in1 := map[string]string{"p/base": "127.0.0.1:5000/p/base@sha256:01"}
 	moved := map[string]string{"p/base": "127.0.0.1:6000/p/base@sha256:01"}
 	in2 := map[string]string{"p/base": "127.0.0.1:5000/p/base@sha256:02"}
-	if BuildKey(base, in1) != BuildKey(base, moved) {
+	if BuildKey(base, in1, nil) != BuildKey(base, moved, nil) {
 		t.Error("a registry move (same digest) changed the key")
 	}
-	if BuildKey(base, in1) == BuildKey(base, in2) {
+	if BuildKey(base, in1, nil) == BuildKey(base, in2, nil) {
 		t.Error("a parent's new digest kept the key")
+	}
+	b1 := map[string]string{"busybox:latest": "sha256:01"}
+	b2 := map[string]string{"busybox:latest": "sha256:02"}
+	if BuildKey(base, nil, b1) == BuildKey(base, nil, b2) {
+		t.Error("a base image that moved to a new digest kept the key")
+	}
+}
+
+func TestDockerfileImages(t *testing.T) {
+	t.Parallel()
+	df := `ARG BASE=busybox
+ARG TAG=1.36
+FROM ${BASE}:${TAG} AS deps
+FROM scratch AS empty
+FROM deps AS app
+COPY --from=deps /a /a
+COPY --from=0 /b /b
+COPY --from=127.0.0.1:5100/tools:v1 /c /c
+FROM app
+`
+	got, err := dockerfileImages([]byte(df), map[string]string{"TAG": "1.37"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"busybox:1.37", "127.0.0.1:5100/tools:v1"}
+	if !slices.Equal(got, want) {
+		t.Errorf("images = %q, want %q", got, want)
+	}
+	spec := api.BuildSpec{DockerfileInline: df, AdditionalContexts: map[string]string{
+		"busybox:1.36": "docker-image://alpine@sha256:" + strings.Repeat("a", 64), "extra": "docker-image://debian:12"}}
+	bases, err := baseImages(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// busybox:1.36 is replaced by a pinned named context: nothing to resolve.
+	want = []string{"127.0.0.1:5100/tools:v1", "docker.io/library/debian:12"}
+	if !slices.Equal(bases, want) {
+		t.Errorf("bases = %q, want %q", bases, want)
+	}
+	if _, err := dockerfileImages([]byte("RUN true\n"), nil); err == nil {
+		t.Error("a Dockerfile without FROM parsed")
 	}
 }

@@ -1,6 +1,7 @@
 package build
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -46,24 +47,45 @@ func (r *Reconciler) cancelSuperseded(specs reconcile.Source) reconcile.Source {
 }
 
 // pickBuilder owns a build on a builder that matches its x-uc-builder
-// selector and allows its entitlements. When none does, one builder still
-// owns it to record why (refusal), so that the failure is visible instead
-// of nobody acting.
+// selector, builds its platforms and allows its entitlements. When none
+// does, one builder still owns it to record why (refusal), so that the
+// failure is visible instead of nobody acting.
 func pickBuilder(name string, nodes []api.Node, now time.Time, spec api.BuildSpec) (node string, refusal error, ok bool) {
 	need := RequiredEntitlements(spec)
-	eligible := func(n api.Node) bool { return n.CanBuild() && spec.Builder.Matches(n) && n.Allows(need) }
+	matching := func(n api.Node) bool { return n.CanBuild() && spec.Builder.Matches(n) }
+	building := func(n api.Node) bool { return matching(n) && n.BuildsFor(spec.Platforms) }
+	eligible := func(n api.Node) bool { return building(n) && n.Allows(need) }
 	if node, ok = owner.Pick(name, nodes, now, eligible); ok {
 		return node, nil, true
 	}
 	if node, ok = owner.Pick(name, nodes, now, api.Node.CanBuild); !ok {
 		return "", nil, false
 	}
-	matching := func(n api.Node) bool { return n.CanBuild() && spec.Builder.Matches(n) }
 	if _, any := owner.Pick(name, nodes, now, matching); !any {
 		return node, fmt.Errorf("no live builder node matches x-uc-builder %q", spec.Builder.String()), true
 	}
+	if _, any := owner.Pick(name, nodes, now, building); !any {
+		hint := ""
+		if len(spec.Platforms) > 1 {
+			hint = "; a multi-platform build needs the buildkit driver"
+		}
+		return node, fmt.Errorf("no live builder node builds platforms %s (%s%s)", strings.Join(spec.Platforms, ","),
+			builderPlatforms(nodes, now, matching), hint), true
+	}
 	return node, fmt.Errorf("no live builder node allows entitlement %s; start ucd on a builder with --allow-entitlement %s",
 		strings.Join(need, ", "), strings.Join(need, ",")), true
+}
+
+// builderPlatforms says what the candidate builders offer, for a refusal.
+func builderPlatforms(nodes []api.Node, now time.Time, candidate func(api.Node) bool) string {
+	var offers []string
+	for _, n := range nodes {
+		if n.Live(now, owner.LiveTimeout) && candidate(n) {
+			offers = append(offers, fmt.Sprintf("%s: %s driver, %s", n.Name, strings.Join(n.Capacity.Builders, ","),
+				cmp.Or(strings.Join(n.Capacity.Platforms, ","), "platforms unknown")))
+		}
+	}
+	return strings.Join(offers, "; ")
 }
 
 // acquireSlot waits for one of the node's build slots, recording "queued"

@@ -38,15 +38,15 @@ type solveResult struct {
 	progress
 }
 
-// solve builds spec with the BuildKit daemon at addr and pushes the image
-// under every name in refs. report is called with progress as it arrives.
-func solve(ctx context.Context, addr, registry string, spec api.BuildSpec, refs []string, inputs map[string]string, logw io.Writer, report func(progress)) (solveResult, error) {
-	c, err := client.New(ctx, addr)
+// solve builds spec with the driver's BuildKit and stores the image under
+// every name in refs. report is called with progress as it arrives.
+func solve(ctx context.Context, d Driver, registry string, spec api.BuildSpec, refs []string, inputs map[string]string, logw io.Writer, report func(progress)) (solveResult, error) {
+	c, err := d.Open(ctx)
 	if err != nil {
-		return solveResult{}, transient(fmt.Errorf("connect to buildkitd %s: %w", addr, err))
+		return solveResult{}, err
 	}
 	defer c.Close()
-	opt, cleanup, err := solveOpt(spec, refs)
+	opt, cleanup, err := solveOpt(spec)
 	if err != nil {
 		return solveResult{}, err
 	}
@@ -54,13 +54,24 @@ func solve(ctx context.Context, addr, registry string, spec api.BuildSpec, refs 
 	if err := addContexts(&opt, spec, inputs); err != nil {
 		return solveResult{}, err
 	}
-	if opt.CacheImports, opt.CacheExports, err = cacheOptions(registry, spec); err != nil {
+	if err := d.configure(&opt, spec, registry, refs); err != nil {
 		return solveResult{}, err
 	}
 	if opt.Session, err = sessionAttachables(spec); err != nil {
 		return solveResult{}, err
 	}
 	t := newTracker(logw)
+	resp, err := runSolve(ctx, c, opt, t, report)
+	res := solveResult{progress: t.snapshot()}
+	if err != nil {
+		return res, classify(err)
+	}
+	res.Digest, err = d.finish(ctx, resp, refs, logw)
+	return res, err
+}
+
+// runSolve solves while feeding the status stream to the tracker.
+func runSolve(ctx context.Context, c *client.Client, opt client.SolveOpt, t *tracker, report func(progress)) (*client.SolveResponse, error) {
 	ch := make(chan *client.SolveStatus)
 	var resp *client.SolveResponse
 	g, gctx := errgroup.WithContext(ctx)
@@ -75,23 +86,14 @@ func solve(ctx context.Context, addr, registry string, spec api.BuildSpec, refs 
 		}
 		return nil
 	})
-	err = g.Wait()
-	res := solveResult{progress: t.snapshot()}
-	if err != nil {
-		return res, classify(err)
-	}
-	res.Digest = resp.ExporterResponse["containerimage.digest"]
-	if res.Digest == "" {
-		return res, errors.New("buildkitd returned no image digest")
-	}
-	return res, nil
+	return resp, g.Wait()
 }
 
 // solveOpt maps a BuildSpec onto the dockerfile frontend. cleanup removes
 // the temporary directory an inline Dockerfile is written to.
-func solveOpt(spec api.BuildSpec, refs []string) (client.SolveOpt, func(), error) {
+func solveOpt(spec api.BuildSpec) (client.SolveOpt, func(), error) {
 	if api.IsGitContext(spec.Context) {
-		return gitSolveOpt(spec, refs)
+		return gitSolveOpt(spec)
 	}
 	contextFS, err := fsutil.NewFS(spec.Context)
 	if err != nil {
@@ -111,14 +113,13 @@ func solveOpt(spec api.BuildSpec, refs []string) (client.SolveOpt, func(), error
 		FrontendAttrs:       frontendAttrs(spec, filename),
 		LocalMounts:         map[string]fsutil.FS{"context": contextFS, "dockerfile": dockerfileFS},
 		AllowedEntitlements: RequiredEntitlements(spec),
-		Exports:             exports(refs),
 	}, cleanup, nil
 }
 
 // gitSolveOpt lets BuildKit fetch a git context itself: no source touches
 // the node's filesystem. The Dockerfile comes from the repository, unless
 // it is inline.
-func gitSolveOpt(spec api.BuildSpec, refs []string) (client.SolveOpt, func(), error) {
+func gitSolveOpt(spec api.BuildSpec) (client.SolveOpt, func(), error) {
 	attrs := frontendAttrs(spec, cmp.Or(spec.Dockerfile, "Dockerfile"))
 	attrs["context"] = spec.Context
 	if _, set := spec.Args["SOURCE_DATE_EPOCH"]; !set {
@@ -129,7 +130,7 @@ func gitSolveOpt(spec api.BuildSpec, refs []string) (client.SolveOpt, func(), er
 	}
 	opt := client.SolveOpt{
 		Frontend: "dockerfile.v0", FrontendAttrs: attrs, LocalMounts: map[string]fsutil.FS{},
-		AllowedEntitlements: RequiredEntitlements(spec), Exports: exports(refs),
+		AllowedEntitlements: RequiredEntitlements(spec),
 	}
 	if spec.DockerfileInline == "" {
 		return opt, func() {}, nil
@@ -146,14 +147,6 @@ func gitSolveOpt(spec api.BuildSpec, refs []string) (client.SolveOpt, func(), er
 	opt.LocalMounts["dockerfile"] = dfs
 	attrs["dockerfilekey"], attrs["filename"] = "dockerfile", filename
 	return opt, cleanup, nil
-}
-
-func exports(refs []string) []client.ExportEntry {
-	return []client.ExportEntry{{
-		Type: client.ExporterImage,
-		Attrs: map[string]string{"name": strings.Join(refs, ","), "push": "true", "registry.insecure": "true",
-			"rewrite-timestamp": "true"},
-	}}
 }
 
 // dockerfileSource is where the frontend reads the Dockerfile from: the

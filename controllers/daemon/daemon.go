@@ -38,8 +38,12 @@ type Config struct {
 	Labels         map[string]string
 	// DockerHost is this node's Docker Engine; empty disables pre-pull.
 	DockerHost string
-	// BuildkitAddr is this node's buildkitd; empty means it does not build.
+	// BuildkitAddr is this node's buildkitd.
 	BuildkitAddr string
+	// BuildDriver is how this node builds: "buildkit" (BuildkitAddr) or
+	// "docker" (DockerHost's embedded BuildKit). Empty: buildkit when
+	// BuildkitAddr is set, else the node does not build.
+	BuildDriver string
 	// NodeAPIListen is where a builder serves its node API (build logs);
 	// default 127.0.0.1 on a free port. The address is published in state.
 	NodeAPIListen string
@@ -149,8 +153,13 @@ func assemble(store *state.Store, cfg Config, log *slog.Logger) ([]runnable, fun
 	capacity := apitypes.NodeCapacity{}
 	runs := []runnable{}
 	closeAll := func() {}
-	if cfg.BuildkitAddr != "" {
-		capacity.Builders = []string{"buildkit"}
+	driver, err := buildDriver(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	if driver != nil {
+		capacity.Builders = []string{driver.Name()}
+		capacity.Platforms = probePlatforms(driver, log)
 		capacity.Entitlements = cfg.Entitlements
 		logDir := filepath.Join(cfg.DataDir, "logs", "builds")
 		api, serve, err := nodeAPI(cmp.Or(cfg.NodeAPIListen, "127.0.0.1:0"), build.LogHandler(logDir))
@@ -158,7 +167,7 @@ func assemble(store *state.Store, cfg Config, log *slog.Logger) ([]runnable, fun
 			return nil, nil, err
 		}
 		capacity.API = api
-		buildCfg := build.Config{Node: cfg.Node, BuildkitAddr: cfg.BuildkitAddr, MaxBuilds: cfg.MaxBuilds, LogDir: logDir,
+		buildCfg := build.Config{Node: cfg.Node, Driver: driver, MaxBuilds: cfg.MaxBuilds, LogDir: logDir,
 			ContextCacheDir: filepath.Join(cfg.DataDir, "contexts")}
 		runs = append(runs, serve, build.New(store, buildCfg, log).Run)
 	}
@@ -177,6 +186,35 @@ func assemble(store *state.Store, cfg Config, log *slog.Logger) ([]runnable, fun
 		runs = append(runs, func(ctx context.Context) error { return registryctl.Run(ctx, store, regCfg, log) })
 	}
 	return runs, closeAll, nil
+}
+
+// buildDriver is the node's builder driver, or nil when it does not build.
+func buildDriver(cfg Config) (build.Driver, error) {
+	name := cfg.BuildDriver
+	if name == "" {
+		if cfg.BuildkitAddr == "" {
+			return nil, nil
+		}
+		name = build.DriverBuildkit
+	}
+	d, err := build.NewDriver(name, cfg.BuildkitAddr, cfg.DockerHost)
+	if err != nil {
+		return nil, fmt.Errorf("--build-driver: %w", err)
+	}
+	return d, nil
+}
+
+// probePlatforms asks the driver's workers what they build for. A driver
+// that is down at start is still advertised, with no platforms: it then
+// takes only builds that name none.
+func probePlatforms(d build.Driver, log *slog.Logger) []string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ps, err := build.Platforms(ctx, d)
+	if err != nil {
+		log.Warn("Cannot list the builder's platforms; advertising none.", "driver", d.Name(), "err", err)
+	}
+	return ps
 }
 
 // nodeAPI binds this node's own HTTP API, which serves the full build

@@ -23,10 +23,7 @@ func TestBuildKeyReuse(t *testing.T) {
 	first := sameDigestOnBoth(t, c, "hello/web")
 	solves := c.builds("hello/web")
 
-	c.ok(t, "delete", "-f", compose)
-	c.ok(t, "apply", "-f", compose)
-	c.ok(t, "wait", "images", "hello/web", "--timeout", "5m")
-	if got := sameDigestOnBoth(t, c, "hello/web"); got != first {
+	if got := recreate(t, c, compose, "hello/web"); got != first {
 		t.Errorf("re-created spec gave digest %s, want the stored %s", got, first)
 	}
 	if n := c.builds("hello/web"); n != solves {
@@ -116,4 +113,48 @@ func tableLine(table, name string) string {
 		}
 	}
 	return ""
+}
+
+// TestBuildKeyFollowsBaseImage moves the tag a build's FROM names to a new
+// image: the build key changes with the base's digest, so a re-created
+// spec builds again instead of reusing the image made from the old base.
+func TestBuildKeyFollowsBaseImage(t *testing.T) {
+	env := requireInfra(t)
+	c := sliceCluster(t, env)
+	baseDir, appDir := t.TempDir(), t.TempDir()
+	baseCompose := filepath.Join(baseDir, "compose.yaml")
+	writeFile(t, baseCompose, "name: moving\nservices:\n  base:\n    build: .\n    x-machines: [node1]\n")
+	writeFile(t, filepath.Join(baseDir, "Dockerfile"), "FROM busybox\nRUN echo 1 > /v\n")
+	c.ok(t, "apply", "-f", baseCompose)
+	c.ok(t, "wait", "images", "moving/base", "--timeout", "5m")
+
+	appCompose := filepath.Join(appDir, "compose.yaml")
+	writeFile(t, appCompose, "name: onbase\nservices:\n  app:\n    build: .\n")
+	writeFile(t, filepath.Join(appDir, "Dockerfile"), "FROM "+env["UC_REGISTRY"]+"/moving/base:latest\nRUN cat /v > /seen\n")
+	c.ok(t, "apply", "-f", appCompose)
+	c.ok(t, "wait", "images", "onbase/app", "--timeout", "5m")
+	first, solves := sameDigestOnBoth(t, c, "onbase/app"), c.builds("onbase/app")
+	if desc := c.ok(t, "describe", "build", "onbase/app"); !strings.Contains(desc, "/moving/base:latest=sha256:") {
+		t.Errorf("describe does not show the base image's digest:\n%s", desc)
+	}
+	if got := recreate(t, c, appCompose, "onbase/app"); got != first || c.builds("onbase/app") != solves {
+		t.Fatalf("same base: digest %s (want %s), %d new solves (want 0)", got, first, c.builds("onbase/app")-solves)
+	}
+
+	writeFile(t, filepath.Join(baseDir, "Dockerfile"), "FROM busybox\nRUN echo 2 > /v\n")
+	c.ok(t, "apply", "-f", baseCompose)
+	c.ok(t, "wait", "images", "moving/base", "--timeout", "5m")
+	if got := recreate(t, c, appCompose, "onbase/app"); got == first || c.builds("onbase/app") != solves+1 {
+		t.Errorf("moved base: digest %s (old %s), %d new solves, want a new image from one solve", got, first, c.builds("onbase/app")-solves)
+	}
+}
+
+// recreate deletes a project's specs and applies them again, as new
+// incarnations, and returns the digest both nodes then hold for image.
+func recreate(t *testing.T, c *cluster, compose, image string) string {
+	t.Helper()
+	c.ok(t, "delete", "-f", compose)
+	c.ok(t, "apply", "-f", compose)
+	c.ok(t, "wait", "images", image, "--timeout", "5m")
+	return sameDigestOnBoth(t, c, image)
 }

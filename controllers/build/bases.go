@@ -1,0 +1,176 @@
+package build
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/distribution/reference"
+	"github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/client/llb/sourceresolver"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
+	gateway "github.com/moby/buildkit/frontend/gateway/client"
+
+	"github.com/ucplane/uc/api"
+)
+
+// Base images are part of a build's key: a tag that moved to a new digest
+// makes a different image from the same sources.
+
+// baseImages lists the images a build reads: its stages' FROM images and
+// COPY --from images, with build args expanded, and its docker-image://
+// contexts. Stage names, scratch and names that a named context replaces
+// are not images. Images pinned by digest need no resolving and are left
+// out. The Dockerfile of a git context is in the repository, which is not
+// on this node, so only its named contexts count.
+func baseImages(spec api.BuildSpec) ([]string, error) {
+	var names []string
+	df, err := dockerfileBytes(spec)
+	if err != nil {
+		return nil, err
+	}
+	if df != nil {
+		if names, err = dockerfileImages(df, spec.Args); err != nil {
+			return nil, err
+		}
+	}
+	var out []string
+	add := func(name string) {
+		if ref, ok := unpinned(name); ok && !slices.Contains(out, ref) {
+			out = append(out, ref)
+		}
+	}
+	for _, name := range names {
+		if _, named := spec.AdditionalContexts[name]; !named {
+			add(name)
+		}
+	}
+	for _, v := range spec.AdditionalContexts {
+		if img, ok := strings.CutPrefix(v, "docker-image://"); ok {
+			add(img)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// dockerfileBytes reads the Dockerfile the build uses, or nil when it is
+// not on this node (a git context's).
+func dockerfileBytes(spec api.BuildSpec) ([]byte, error) {
+	if spec.DockerfileInline != "" {
+		return []byte(spec.DockerfileInline), nil
+	}
+	if api.IsGitContext(spec.Context) || spec.ContextRef != "" {
+		return nil, nil
+	}
+	path := cmp.Or(spec.Dockerfile, "Dockerfile")
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(spec.Context, path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("dockerfile: %w", err)
+	}
+	return b, nil
+}
+
+// dockerfileImages parses a Dockerfile as the frontend does and returns
+// the names its FROM and COPY --from lines read that are not stages.
+func dockerfileImages(df []byte, args map[string]string) ([]string, error) {
+	res, err := parser.Parse(bytes.NewReader(df))
+	if err != nil {
+		return nil, fmt.Errorf("dockerfile: %w", err)
+	}
+	stages, metaArgs, err := instructions.Parse(res.AST, nil)
+	if err != nil {
+		return nil, fmt.Errorf("dockerfile: %w", err)
+	}
+	env := metaArgEnv(metaArgs, args)
+	lex := shell.NewLex(res.EscapeToken)
+	var out []string
+	isStage := func(name string, before int) bool {
+		_, found := instructions.HasStage(stages[:before], name)
+		return found
+	}
+	for i, st := range stages {
+		base, _, err := lex.ProcessWord(st.BaseName, env)
+		if err != nil {
+			return nil, fmt.Errorf("dockerfile: FROM %s: %w", st.BaseName, err)
+		}
+		if !isStage(base, i) && base != "scratch" {
+			out = append(out, base)
+		}
+		for _, cmd := range st.Commands {
+			if cp, ok := cmd.(*instructions.CopyCommand); ok && cp.From != "" && !isStage(cp.From, i) && !isIndex(cp.From) {
+				out = append(out, cp.From)
+			}
+		}
+	}
+	return out, nil
+}
+
+// metaArgEnv is the environment FROM lines expand in: the ARGs declared
+// before the first FROM, with the build's values over their defaults.
+func metaArgEnv(metaArgs []instructions.ArgCommand, args map[string]string) shell.EnvGetter {
+	var env []string
+	for _, cmd := range metaArgs {
+		for _, kv := range cmd.Args {
+			if v, ok := args[kv.Key]; ok {
+				env = append(env, kv.Key+"="+v)
+			} else if kv.Value != nil {
+				env = append(env, kv.Key+"="+*kv.Value)
+			}
+		}
+	}
+	return shell.EnvsFromSlice(env)
+}
+
+func isIndex(s string) bool {
+	return s != "" && strings.Trim(s, "0123456789") == ""
+}
+
+// unpinned normalizes an image name; ok is false when it is pinned by
+// digest (nothing to resolve) or not an image name at all.
+func unpinned(name string) (string, bool) {
+	named, err := reference.ParseNormalizedNamed(name)
+	if err != nil {
+		return "", false
+	}
+	if _, pinned := named.(reference.Digested); pinned {
+		return "", false
+	}
+	return reference.TagNameOnly(named).String(), true
+}
+
+// resolveBases asks the driver's BuildKit for each image's current digest,
+// with the registry configuration (mirrors, insecure registries) the solve
+// itself will use. The registry is asked every time: that is the point.
+func resolveBases(ctx context.Context, c *client.Client, images []string) (map[string]string, error) {
+	if len(images) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]string, len(images))
+	_, err := c.Build(ctx, client.SolveOpt{}, "uc", func(ctx context.Context, gw gateway.Client) (*gateway.Result, error) {
+		for _, img := range images {
+			_, dg, _, err := gw.ResolveImageConfig(ctx, img, sourceresolver.Opt{
+				ImageOpt: &sourceresolver.ResolveImageOpt{ResolveMode: "pull"},
+			})
+			if err != nil {
+				return nil, fmt.Errorf("resolve base image %s: %w", img, err)
+			}
+			out[img] = dg.String()
+		}
+		return gateway.NewResult(), nil
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
