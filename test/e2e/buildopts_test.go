@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -218,4 +219,60 @@ func registryGet(t *testing.T, registry, path string, v any) int {
 func md5hex(s string) string {
 	sum := md5.Sum([]byte(s))
 	return hex.EncodeToString(sum[:])
+}
+
+// sbomScanner follows BuildKit's SBOM generator protocol, as BuildKit's
+// own tests do: the official syft scanner image cannot be pulled here, so
+// a busybox image writes the in-toto statement the protocol asks for.
+const sbomScanner = `FROM busybox
+COPY <<-"EOF" /scan.sh
+	set -e
+	cat <<BUNDLE > $BUILDKIT_SCAN_DESTINATION/spdx.json
+	{"_type": "https://in-toto.io/Statement/v1", "predicateType": "https://spdx.dev/Document",
+	 "predicate": {"name": "uc-e2e-scan"}}
+	BUNDLE
+EOF
+CMD ["sh", "/scan.sh"]
+`
+
+// TestSBOM builds with `sbom:` naming a generator: BuildKit runs it and
+// the image index carries an SPDX attestation.
+func TestSBOM(t *testing.T) {
+	env := requireInfra(t)
+	c := sliceCluster(t, env)
+	scanDir, appDir := t.TempDir(), t.TempDir()
+	writeFile(t, filepath.Join(scanDir, "Dockerfile"), sbomScanner)
+	writeFile(t, filepath.Join(scanDir, "compose.yaml"), "name: scan\nservices:\n  scanner:\n    build: .\n    x-machines: [node1]\n")
+	c.ok(t, "apply", "-f", filepath.Join(scanDir, "compose.yaml"))
+	c.ok(t, "wait", "images", "scan/scanner", "--timeout", "5m")
+
+	writeFile(t, filepath.Join(appDir, "Dockerfile"), "FROM busybox\nRUN echo app > /app.txt\n")
+	writeFile(t, filepath.Join(appDir, "compose.yaml"), fmt.Sprintf(
+		"name: sb\nservices:\n  app:\n    build: {context: ., sbom: \"generator=%s/scan/scanner:latest\"}\n    x-machines: [node1]\n", env["UC_REGISTRY"]))
+	c.ok(t, "apply", "-f", filepath.Join(appDir, "compose.yaml"))
+	c.ok(t, "wait", "images", "sb/app", "--timeout", "5m")
+	digest := presentDigests(t, c, "sb/app")["node1"]
+
+	type manifest struct {
+		Digest      string            `json:"digest"`
+		Annotations map[string]string `json:"annotations"`
+		Manifests   []manifest        `json:"manifests"`
+		Layers      []manifest        `json:"layers"`
+	}
+	var index manifest
+	registryGet(t, env["UC_REGISTRY"], "/v2/sb/app/manifests/"+digest, &index)
+	var predicates []string
+	for _, m := range index.Manifests {
+		if m.Annotations["vnd.docker.reference.type"] != "attestation-manifest" {
+			continue
+		}
+		var att manifest
+		registryGet(t, env["UC_REGISTRY"], "/v2/sb/app/manifests/"+m.Digest, &att)
+		for _, l := range att.Layers {
+			predicates = append(predicates, l.Annotations["in-toto.io/predicate-type"])
+		}
+	}
+	if !slices.Contains(predicates, "https://spdx.dev/Document") {
+		t.Errorf("image %s has attestations %q, want an SPDX document", digest, predicates)
+	}
 }
