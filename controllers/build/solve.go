@@ -122,10 +122,12 @@ func solveOpt(spec api.BuildSpec) (client.SolveOpt, func(), error) {
 func gitSolveOpt(spec api.BuildSpec) (client.SolveOpt, func(), error) {
 	attrs := frontendAttrs(spec, cmp.Or(spec.Dockerfile, "Dockerfile"))
 	attrs["context"] = spec.Context
-	if _, set := spec.Args["SOURCE_DATE_EPOCH"]; !set {
-		// With SOURCE_DATE_EPOCH BuildKit v0.33.1 stamps git checkouts with
-		// the commit time and fails doing it ("failed to get commit time …
-		// fork/exec /usr/bin/git"); git contexts go without it for now.
+	if _, _, subdir := api.SplitGitContext(spec.Context); subdir != "" && spec.Args["SOURCE_DATE_EPOCH"] == "" {
+		// With SOURCE_DATE_EPOCH, BuildKit v0.33.1 stamps a git checkout with
+		// the commit time by running git in the checkout's work tree, which
+		// it has already removed when the context names a subdirectory
+		// ("fork/exec /usr/bin/git: no such file or directory"). Those
+		// contexts go without it until BuildKit is fixed.
 		delete(attrs, "build-arg:SOURCE_DATE_EPOCH")
 	}
 	opt := client.SolveOpt{

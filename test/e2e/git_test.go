@@ -90,6 +90,23 @@ func TestGitContext(t *testing.T) {
 		t.Errorf("after a new commit the image prints %q", out)
 	}
 
+	t.Run("a repository-root context is reproducible", func(t *testing.T) {
+		// no_cache makes both builds solve; SOURCE_DATE_EPOCH (the commit
+		// time stamps the checkout) makes them the same image.
+		digests := map[string]bool{}
+		for _, p := range []string{"gitroot1", "gitroot2"} {
+			f := filepath.Join(dir, p+".yaml")
+			writeFile(t, f, "name: "+p+"\nservices:\n  web:\n    build:\n      context: "+url+"#main\n      no_cache: true\n"+
+				"      dockerfile_inline: |\n        FROM busybox\n        COPY app/msg.txt /msg.txt\n    x-machines: [node1]\n")
+			c.ok(t, "apply", "-f", f)
+			c.ok(t, "wait", "images", p+"/web", "--timeout", "5m")
+			digests[presentDigests(t, c, p+"/web")["node1"]] = true
+		}
+		if len(digests) != 1 {
+			t.Errorf("two solves of one commit gave digests %v, want one", digests)
+		}
+	})
+
 	bad := filepath.Join(dir, "bad.yaml")
 	writeFile(t, bad, "name: gitbad\nservices:\n  web:\n    build: git://127.0.0.1:1/nope.git#main\n")
 	if r := c.uc("apply", "-f", bad); r.code == 0 || !strings.Contains(r.stderr, "bad.yaml: services.web.build.context: git ls-remote git://127.0.0.1:1/nope.git main") {
