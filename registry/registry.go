@@ -7,15 +7,18 @@ package registry
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/distribution/distribution/v3/configuration"
+	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd" // registers the access controller
 	"github.com/distribution/distribution/v3/registry/handlers"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem" // registers the driver
 	"github.com/sirupsen/logrus"
@@ -27,12 +30,18 @@ type Config struct {
 	DataDir string
 	// Listen is the address to bind, e.g. 127.0.0.1:5000 (":0" picks a port).
 	Listen string
+	// HTPasswd, when set, requires HTTP basic auth against this htpasswd
+	// file (bcrypt entries), as distribution's htpasswd access controller.
+	HTPasswd string
+	// TLSCert and TLSKey, when both set, serve HTTPS with this key pair.
+	TLSCert, TLSKey string
 }
 
 // Server is a running registry.
 type Server struct {
 	ln  net.Listener
 	srv *http.Server
+	tls bool
 }
 
 // Open binds the listener and prepares the registry application.
@@ -41,33 +50,69 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	// for a blob a client is about to push) at error level. Clients see the
 	// errors that matter; uc's logs keep only fatal ones from the registry.
 	logrus.SetLevel(logrus.FatalLevel)
+	rcfg, err := configFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	tlsConf, err := loadTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("serve registry on %s: %w", cfg.Listen, err)
 	}
-	app := handlers.NewApp(ctx, configFor(cfg.DataDir))
+	app := handlers.NewApp(ctx, rcfg)
 	mux := http.NewServeMux()
+	// Health answers without credentials, as a container health check needs.
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	mux.Handle("/", app)
-	return &Server{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}}, nil
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second, TLSConfig: tlsConf}
+	return &Server{ln: ln, srv: srv, tls: tlsConf != nil}, nil
 }
 
-func configFor(dataDir string) *configuration.Configuration {
-	cfg := &configuration.Configuration{
+func configFor(cfg Config) (*configuration.Configuration, error) {
+	// No blob-descriptor cache: GC deletes blobs, and a cached descriptor
+	// would tell a client that a swept blob still exists, so the client
+	// would skip uploading it (distribution #4569). A filesystem stat costs
+	// microseconds.
+	rcfg := &configuration.Configuration{
 		Version: "0.1",
 		Storage: configuration.Storage{
-			"filesystem": configuration.Parameters{"rootdirectory": filepath.Join(dataDir, "registry")},
+			"filesystem": configuration.Parameters{"rootdirectory": filepath.Join(cfg.DataDir, "registry")},
 			"delete":     configuration.Parameters{"enabled": true},
-			"cache":      configuration.Parameters{"blobdescriptor": "inmemory"},
 		},
+	}
+	if cfg.HTPasswd != "" {
+		// distribution would create a missing file with a random admin
+		// password and log it; a typo in the path must fail instead.
+		if _, err := os.Stat(cfg.HTPasswd); err != nil {
+			return nil, fmt.Errorf("--htpasswd: %w", err)
+		}
+		rcfg.Auth = configuration.Auth{"htpasswd": configuration.Parameters{"realm": "uc", "path": cfg.HTPasswd}}
 	}
 	// Upload state is signed with this secret; one process, so a fresh one
 	// per start is enough.
-	cfg.HTTP.Secret = randomSecret()
+	rcfg.HTTP.Secret = randomSecret()
 	// With the zero value /v2/_catalog is always empty.
-	cfg.Catalog.MaxEntries = 1000
-	cfg.Log.AccessLog.Disabled = true
-	return cfg
+	rcfg.Catalog.MaxEntries = 1000
+	rcfg.Log.AccessLog.Disabled = true
+	return rcfg, nil
+}
+
+// loadTLS reads the key pair, or returns nil when TLS is off.
+func loadTLS(cfg Config) (*tls.Config, error) {
+	if cfg.TLSCert == "" && cfg.TLSKey == "" {
+		return nil, nil
+	}
+	if cfg.TLSCert == "" || cfg.TLSKey == "" {
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	pair, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
 }
 
 // Addr is the address the registry listens on, e.g. 127.0.0.1:5000.
@@ -76,7 +121,13 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // Serve serves until ctx is done, then drains in-flight requests.
 func (s *Server) Serve(ctx context.Context) error {
 	errc := make(chan error, 1)
-	go func() { errc <- s.srv.Serve(s.ln) }()
+	go func() {
+		if s.tls {
+			errc <- s.srv.ServeTLS(s.ln, "", "")
+			return
+		}
+		errc <- s.srv.Serve(s.ln)
+	}()
 	select {
 	case err := <-errc:
 		return err

@@ -93,7 +93,7 @@ func newStateCmd(log *slog.Logger) *cobra.Command {
 	state := &cobra.Command{Use: "state", Short: "The embedded single-node state"}
 	var sc daemon.StateConfig
 	serve := &cobra.Command{
-		Use:   "serve --data-dir DIR --listen ADDR",
+		Use:   "serve --data-dir DIR --listen ADDR [--htpasswd FILE] [--tls-cert F --tls-key F]",
 		Short: "Serve the embedded state on its own, for several ucd run processes to share",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -138,7 +138,7 @@ func newRegistryCmd(log *slog.Logger) *cobra.Command {
 	reg := &cobra.Command{Use: "registry", Short: "The internal registry"}
 	var cfg registry.Config
 	serve := &cobra.Command{
-		Use:   "serve --data-dir DIR --listen ADDR",
+		Use:   "serve --data-dir DIR --listen ADDR [--htpasswd FILE] [--tls-cert F --tls-key F]",
 		Short: "Serve the registry (distribution/v3, filesystem storage, deletes enabled)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -155,6 +155,9 @@ func newRegistryCmd(log *slog.Logger) *cobra.Command {
 	}
 	serve.Flags().StringVar(&cfg.DataDir, "data-dir", "", "directory for the registry's storage (required)")
 	serve.Flags().StringVar(&cfg.Listen, "listen", "127.0.0.1:5000", "address to listen on")
+	serve.Flags().StringVar(&cfg.HTPasswd, "htpasswd", "", "require basic auth against this htpasswd file (bcrypt)")
+	serve.Flags().StringVar(&cfg.TLSCert, "tls-cert", "", "serve HTTPS with this certificate (PEM)")
+	serve.Flags().StringVar(&cfg.TLSKey, "tls-key", "", "the certificate's private key (PEM)")
 	reg.AddCommand(serve)
 	return reg
 }
