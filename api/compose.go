@@ -171,6 +171,9 @@ func convertService(project string, s types.ServiceConfig, secrets types.Secrets
 	if err := mapReferences(&b, s.Build, secrets, file, field+".build"); err != nil {
 		return nil, img, err
 	}
+	if err := buildExtensions(&b, s.Extensions, file, field); err != nil {
+		return nil, img, err
+	}
 	if IsGitContext(b.Context) {
 		// BuildKit fetches git contexts itself; uc apply pins the ref to
 		// a commit (ContextDigest "git:<sha>") before writing the spec.
@@ -185,17 +188,35 @@ func convertService(project string, s types.ServiceConfig, secrets types.Secrets
 		return nil, img, fmt.Errorf("%s: %s.build.additional_contexts.%v", file, field, err)
 	}
 	b.ContextDigest = d
-	if raw, ok := s.Extensions[builderKey]; ok {
-		if b.Builder, err = parseBuilder(raw); err != nil {
-			return nil, img, fmt.Errorf("%s: %s.%s: %v", file, field, builderKey, err)
-		}
-	}
 	img.Build = b.Name
 	return &b, img, nil
 }
 
-// builderKey is the service extension that says where a build may run.
-const builderKey = "x-uc-builder"
+// Service extensions for builds.
+const (
+	// builderKey says where a build may run.
+	builderKey = "x-uc-builder"
+	// keepBuildsKey says how many of a build's last successful images the
+	// registry's GC keeps.
+	keepBuildsKey = "x-uc-keep-builds"
+)
+
+func buildExtensions(b *BuildSpec, ext map[string]any, file, field string) error {
+	var err error
+	if raw, ok := ext[builderKey]; ok {
+		if b.Builder, err = parseBuilder(raw); err != nil {
+			return fmt.Errorf("%s: %s.%s: %v", file, field, builderKey, err)
+		}
+	}
+	if raw, ok := ext[keepBuildsKey]; ok {
+		n, isInt := raw.(int)
+		if !isInt || n < 1 {
+			return fmt.Errorf("%s: %s.%s: want a whole number of builds, at least 1 (got %v)", file, field, keepBuildsKey, raw)
+		}
+		b.KeepBuilds = n
+	}
+	return nil
+}
 
 // parseBuilder reads x-uc-builder: a node name, or a label selector
 // "k=v[,k2=v2]".

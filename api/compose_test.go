@@ -596,3 +596,35 @@ func TestBuilderSelector(t *testing.T) {
 		t.Error("label selector matched wrongly")
 	}
 }
+
+func TestKeepBuilds(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		value   string
+		want    int
+		wantErr bool
+	}{
+		{value: "", want: DefaultKeepBuilds},
+		{value: "x-uc-keep-builds: 5", want: 5},
+		{value: "x-uc-keep-builds: 0", wantErr: true},
+		{value: "x-uc-keep-builds: many", wantErr: true},
+		{value: "x-uc-keep-builds: 2.5", wantErr: true},
+	} {
+		dir := writeFiles(t, map[string]string{
+			"compose.yaml": "name: p\nservices:\n  web:\n    build: git://127.0.0.1:1/r.git#main\n    " + tt.value + "\n",
+		})
+		p, err := load(t, dir, LoadOptions{})
+		if tt.wantErr {
+			if err == nil || !strings.Contains(err.Error(), "compose.yaml: services.web.x-uc-keep-builds: want a whole number") {
+				t.Errorf("%q: got %v, want an error naming the file and field", tt.value, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%q: %v", tt.value, err)
+		}
+		if got := p.Builds[0].Keep(); got != tt.want {
+			t.Errorf("%q: keep %d, want %d", tt.value, got, tt.want)
+		}
+	}
+}

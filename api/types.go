@@ -76,6 +76,9 @@ type BuildSpec struct {
 	AdditionalContexts map[string]string `json:"additional_contexts,omitempty" yaml:"additional_contexts,omitempty"`
 	// Builder narrows which nodes may build it (x-uc-builder).
 	Builder BuilderSelector `json:"builder,omitzero" yaml:"builder,omitempty"`
+	// KeepBuilds is how many of the last successful builds' images the
+	// registry's GC keeps (x-uc-keep-builds); 0 means DefaultKeepBuilds.
+	KeepBuilds int `json:"keep_builds,omitempty" yaml:"keep_builds,omitempty"`
 }
 
 // BuilderSelector picks builder nodes by name or by labels; empty means
@@ -206,6 +209,17 @@ type NodeCapacity struct {
 	API string `json:"api,omitempty" yaml:"api,omitempty"`
 }
 
+// DefaultKeepBuilds is how many successful builds' images GC keeps per spec.
+const DefaultKeepBuilds = 3
+
+// Keep is how many successful builds' images GC keeps for this spec.
+func (b BuildSpec) Keep() int {
+	if b.KeepBuilds > 0 {
+		return b.KeepBuilds
+	}
+	return DefaultKeepBuilds
+}
+
 // Allows reports whether the node grants every entitlement in want.
 func (n Node) Allows(want []string) bool {
 	for _, e := range want {
@@ -294,6 +308,9 @@ type BuildDetail struct {
 	Inputs map[string]string `json:"inputs,omitempty" yaml:"inputs,omitempty"`
 	// Bases are the digests the build's base images resolved to, by name.
 	Bases map[string]string `json:"bases,omitempty" yaml:"bases,omitempty"`
+	// History lists the digests of the last successful builds, newest
+	// first, up to the spec's KeepBuilds; the registry's GC keeps them.
+	History []string `json:"history,omitempty" yaml:"history,omitempty"`
 	// Driver is the builder driver that ran the build: buildkit or docker.
 	Driver string `json:"driver,omitempty" yaml:"driver,omitempty"`
 }

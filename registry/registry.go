@@ -15,12 +15,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/distribution/distribution/v3/configuration"
+	"github.com/distribution/distribution/v3/registry/auth"
 	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd" // registers the access controller
 	"github.com/distribution/distribution/v3/registry/handlers"
-	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem" // registers the driver
+	"github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
 	"github.com/sirupsen/logrus"
 )
 
@@ -42,6 +44,14 @@ type Server struct {
 	ln  net.Listener
 	srv *http.Server
 	tls bool
+	gc  *collector
+	// admin guards uc's own endpoints with the registry's credentials;
+	// nil when the registry has no auth.
+	admin auth.AccessController
+
+	mu     sync.Mutex
+	lastGC *GCReport
+	totals gcTotals
 }
 
 // Open binds the listener and prepares the registry application.
@@ -62,14 +72,48 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("serve registry on %s: %w", cfg.Listen, err)
 	}
-	app := handlers.NewApp(ctx, rcfg)
-	mux := http.NewServeMux()
-	// Health answers without credentials, as a container health check needs.
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
-	mux.Handle("/", app)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second, TLSConfig: tlsConf}
-	return &Server{ln: ln, srv: srv, tls: tlsConf != nil}, nil
+	s, err := newServer(ctx, cfg, rcfg)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	s.ln, s.tls = ln, tlsConf != nil
+	s.srv = &http.Server{Handler: s.routes(handlers.NewApp(ctx, rcfg)), ReadHeaderTimeout: 30 * time.Second, TLSConfig: tlsConf}
+	return s, nil
 }
+
+func newServer(ctx context.Context, cfg Config, rcfg *configuration.Configuration) (*Server, error) {
+	fs, err := filesystem.FromParameters(map[string]any{"rootdirectory": storageDir(cfg.DataDir)})
+	if err != nil {
+		return nil, err
+	}
+	gc, err := newCollector(ctx, fs, newTouches())
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{gc: gc}
+	if cfg.HTPasswd != "" {
+		if s.admin, err = auth.GetAccessController("htpasswd", rcfg.Auth.Parameters()); err != nil {
+			return nil, fmt.Errorf("--htpasswd: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// routes serves distribution's API behind touch tracking, plus health
+// (no credentials, as a container health check needs), uc's GC endpoint
+// and metrics.
+func (s *Server) routes(app http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	mux.Handle("POST /uc/v1/gc", s.authorized(http.HandlerFunc(s.serveGC)))
+	mux.Handle("GET /uc/v1/gc", s.authorized(http.HandlerFunc(s.serveLastGC)))
+	mux.Handle("GET /metrics", s.authorized(http.HandlerFunc(s.serveMetrics)))
+	mux.Handle("/", s.gc.touches.track(app))
+	return mux
+}
+
+func storageDir(dataDir string) string { return filepath.Join(dataDir, "registry") }
 
 func configFor(cfg Config) (*configuration.Configuration, error) {
 	// No blob-descriptor cache: GC deletes blobs, and a cached descriptor
@@ -79,7 +123,7 @@ func configFor(cfg Config) (*configuration.Configuration, error) {
 	rcfg := &configuration.Configuration{
 		Version: "0.1",
 		Storage: configuration.Storage{
-			"filesystem": configuration.Parameters{"rootdirectory": filepath.Join(cfg.DataDir, "registry")},
+			"filesystem": configuration.Parameters{"rootdirectory": storageDir(cfg.DataDir)},
 			"delete":     configuration.Parameters{"enabled": true},
 		},
 	}

@@ -96,6 +96,7 @@ func (r *Reconciler) succeed(ctx context.Context, rec state.BuildRecord, st api.
 	now := r.now()
 	st.Phase, st.Digest, st.ObservedGeneration = api.BuildSucceeded, digest, rec.Meta.Generation
 	st.Detail.FinishedAt = now
+	st.Detail.History = history(rec, digest)
 	st.Message = fmt.Sprintf("built in %s", now.Sub(st.Detail.StartedAt).Round(10*time.Millisecond))
 	if st.Detail.Reused {
 		st.Message = "reused the image stored for build key " + st.Detail.Key[:12] + " (no solve)"
@@ -103,6 +104,24 @@ func (r *Reconciler) succeed(ctx context.Context, rec state.BuildRecord, st api.
 	st.Conditions = []api.Condition{{Type: api.ConditionReady, Status: "True", Reason: "Built", Message: st.Message, LastTransitionTime: now}}
 	r.log.Info("Build succeeded.", "build", rec.Spec.Name, "digest", digest, "duration", now.Sub(st.Detail.StartedAt))
 	return r.store.PutBuildStatus(ctx, st)
+}
+
+// history is the digests of the last successful builds, newest first,
+// carried over from the latest success any node recorded for this spec.
+func history(rec state.BuildRecord, digest string) []string {
+	var last api.BuildStatus
+	for _, st := range rec.Status {
+		if st.Phase == api.BuildSucceeded && st.Detail.FinishedAt.After(last.Detail.FinishedAt) {
+			last = st
+		}
+	}
+	out := []string{digest}
+	for _, d := range append([]string{last.Digest}, last.Detail.History...) {
+		if d != "" && !slices.Contains(out, d) && len(out) < rec.Spec.Keep() {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // fail records a failed build. A terminal failure (the Dockerfile's fault)

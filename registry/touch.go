@@ -1,0 +1,143 @@
+package registry
+
+import (
+	"bytes"
+	_ "crypto/sha256" // go-digest needs the algorithm linked in
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// touches records when clients last relied on a blob or manifest: a HEAD
+// before deciding not to upload, a mount, a finished upload, a manifest
+// that references it. The sweep deletes nothing touched within the grace
+// period, and it checks and deletes under the same lock the recording
+// takes, so a client either sees the content gone (and uploads it) or
+// keeps it from being swept. This is what distribution's own GC lacks
+// (distribution #3045, #1609).
+type touches struct {
+	mu sync.Mutex // held by the sweep for one deletion at a time
+	at map[digest.Digest]time.Time
+}
+
+func newTouches() *touches { return &touches{at: map[digest.Digest]time.Time{}} }
+
+func (t *touches) touch(now time.Time, dgsts ...digest.Digest) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, d := range dgsts {
+		t.at[d] = now
+	}
+}
+
+// deleteUnless runs del for d unless d was touched since cutoff, holding
+// the lock so that no touch slips between the check and the deletion.
+func (t *touches) deleteUnless(d digest.Digest, cutoff time.Time, del func() error) (deleted bool, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.at[d].After(cutoff) {
+		return false, nil
+	}
+	return true, del()
+}
+
+// forget drops touches older than cutoff, which can no longer protect
+// anything.
+func (t *touches) forget(cutoff time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for d, at := range t.at {
+		if at.Before(cutoff) {
+			delete(t.at, d)
+		}
+	}
+}
+
+// maxManifestBytes bounds the manifest bodies read to find references;
+// distribution refuses manifests over 4 MiB as well.
+const maxManifestBytes = 4 << 20
+
+// track records the digests a request relies on before distribution
+// serves it.
+func (t *touches) track(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		now := time.Now()
+		kind, ref, ok := splitV2Path(r.URL.Path)
+		switch {
+		case !ok:
+		case kind == "manifests" && r.Method == http.MethodPut:
+			body, err := io.ReadAll(io.LimitReader(r.Body, maxManifestBytes+1))
+			if err != nil {
+				http.Error(w, fmt.Sprintf("read manifest: %v", err), http.StatusBadRequest)
+				return
+			}
+			t.touch(now, manifestReferences(body)...)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		case kind == "blobs":
+			if d, err := digest.Parse(ref); err == nil {
+				t.touch(now, d)
+			}
+		case kind == "uploads":
+			for _, key := range []string{"digest", "mount"} {
+				if d, err := digest.Parse(r.URL.Query().Get(key)); err == nil {
+					t.touch(now, d)
+				}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// splitV2Path reads /v2/<name>/{manifests,blobs}/<ref> and
+// /v2/<name>/blobs/uploads/…; kind is "manifests", "blobs" or "uploads".
+func splitV2Path(path string) (kind, ref string, ok bool) {
+	rest, ok := strings.CutPrefix(path, "/v2/")
+	if !ok {
+		return "", "", false
+	}
+	if i := strings.LastIndex(rest, "/blobs/uploads"); i >= 0 {
+		return "uploads", "", true
+	}
+	for _, k := range []string{"manifests", "blobs"} {
+		if i := strings.LastIndex(rest, "/"+k+"/"); i >= 0 {
+			return k, rest[i+len(k)+2:], true
+		}
+	}
+	return "", "", false
+}
+
+// manifestReferences is a manifest's own digest and every digest it
+// names: config, layers, child manifests and subject.
+func manifestReferences(body []byte) []digest.Digest {
+	type desc struct {
+		Digest digest.Digest `json:"digest"`
+	}
+	var m struct {
+		Config    *desc  `json:"config"`
+		Layers    []desc `json:"layers"`
+		Manifests []desc `json:"manifests"`
+		Subject   *desc  `json:"subject"`
+	}
+	out := []digest.Digest{digest.FromBytes(body)}
+	if json.Unmarshal(body, &m) != nil {
+		return out
+	}
+	all := append(append([]desc{}, m.Layers...), m.Manifests...)
+	for _, d := range []*desc{m.Config, m.Subject} {
+		if d != nil {
+			all = append(all, *d)
+		}
+	}
+	for _, d := range all {
+		if d.Digest.Validate() == nil {
+			out = append(out, d.Digest)
+		}
+	}
+	return out
+}
