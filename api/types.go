@@ -347,11 +347,29 @@ type RegistrySpec struct {
 
 // RegistryStatus is written by a node that runs (or ran) the registry.
 type RegistryStatus struct {
-	Node               string      `json:"node" yaml:"node"`
-	ObservedGeneration int64       `json:"observed_generation" yaml:"observed_generation"`
-	Address            string      `json:"address" yaml:"address"`
-	Conditions         []Condition `json:"conditions,omitempty" yaml:"conditions,omitempty"`
-	UpdatedAt          time.Time   `json:"updated_at" yaml:"updated_at"`
+	Node               string         `json:"node" yaml:"node"`
+	ObservedGeneration int64          `json:"observed_generation" yaml:"observed_generation"`
+	Address            string         `json:"address" yaml:"address"`
+	Conditions         []Condition    `json:"conditions,omitempty" yaml:"conditions,omitempty"`
+	Detail             RegistryDetail `json:"detail" yaml:"detail"`
+	UpdatedAt          time.Time      `json:"updated_at" yaml:"updated_at"`
+}
+
+// RegistryDetail is what a person reads about a registry's upkeep.
+type RegistryDetail struct {
+	// GC is the last garbage collection that ran.
+	GC *RegistryGC `json:"gc,omitempty" yaml:"gc,omitempty"`
+}
+
+// RegistryGC summarises one garbage collection of the registry.
+type RegistryGC struct {
+	Trigger          string        `json:"trigger" yaml:"trigger"` // schedule, disk or request
+	StartedAt        time.Time     `json:"started_at" yaml:"started_at"`
+	Duration         time.Duration `json:"duration" yaml:"duration"`
+	ManifestsRemoved int           `json:"manifests_removed" yaml:"manifests_removed"`
+	BlobsRemoved     int           `json:"blobs_removed" yaml:"blobs_removed"`
+	BytesFreed       int64         `json:"bytes_freed" yaml:"bytes_freed"`
+	Error            string        `json:"error,omitempty" yaml:"error,omitempty"`
 }
 
 // Condition types.

@@ -388,3 +388,11 @@ func (s *Server) Collect(ctx context.Context, keep KeepSet, dryRun bool) (GCRepo
 	s.totals.lastDuration, s.totals.lastRun = rep.Duration, rep.StartedAt
 	return rep, nil
 }
+
+// LastGC is the last collection that removed anything or ran for real,
+// nil before the first.
+func (s *Server) LastGC() *GCReport {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastGC
+}

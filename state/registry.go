@@ -21,13 +21,18 @@ func (s *Store) PutRegistryStatus(ctx context.Context, st api.RegistryStatus) er
 	if err != nil {
 		return err
 	}
+	detail, err := json.Marshal(st.Detail)
+	if err != nil {
+		return err
+	}
 	_, err = s.c.Exec(ctx, corrosion.Stmt(`INSERT INTO registry_status
-  (node, observed_generation, address, conditions, updated_at) VALUES (?, ?, ?, ?, ?)
+  (node, observed_generation, address, conditions, detail, updated_at) VALUES (?, ?, ?, ?, ?, ?)
 ON CONFLICT (node) DO UPDATE SET observed_generation = excluded.observed_generation,
-  address = excluded.address, conditions = excluded.conditions, updated_at = excluded.updated_at
-WHERE (registry_status.observed_generation, registry_status.address, registry_status.conditions)
-  IS NOT (excluded.observed_generation, excluded.address, excluded.conditions)`,
-		st.Node, st.ObservedGeneration, st.Address, string(conds), stamp(st.UpdatedAt)))
+  address = excluded.address, conditions = excluded.conditions, detail = excluded.detail,
+  updated_at = excluded.updated_at
+WHERE (registry_status.observed_generation, registry_status.address, registry_status.conditions, registry_status.detail)
+  IS NOT (excluded.observed_generation, excluded.address, excluded.conditions, excluded.detail)`,
+		st.Node, st.ObservedGeneration, st.Address, string(conds), string(detail), stamp(st.UpdatedAt)))
 	if err != nil {
 		return fmt.Errorf("write registry status of %s: %w", st.Node, err)
 	}
@@ -37,7 +42,7 @@ WHERE (registry_status.observed_generation, registry_status.address, registry_st
 // ListRegistryStatus returns every node's registry record.
 func (s *Store) ListRegistryStatus(ctx context.Context) ([]api.RegistryStatus, error) {
 	_, rows, err := s.c.QueryAll(ctx, corrosion.Stmt(
-		"SELECT node, observed_generation, address, conditions, updated_at FROM registry_status ORDER BY node"))
+		"SELECT node, observed_generation, address, conditions, updated_at, detail FROM registry_status ORDER BY node"))
 	if err != nil {
 		return nil, fmt.Errorf("list registry status: %w", err)
 	}
@@ -47,6 +52,9 @@ func (s *Store) ListRegistryStatus(ctx context.Context) ([]api.RegistryStatus, e
 			Address: corrosion.AsString(r[2]), UpdatedAt: fromMillis(r[4])}
 		if err := json.Unmarshal([]byte(corrosion.AsString(r[3])), &st.Conditions); err != nil {
 			return nil, fmt.Errorf("registry status of %s: conditions: %w", st.Node, err)
+		}
+		if err := json.Unmarshal([]byte(corrosion.AsString(r[5])), &st.Detail); err != nil {
+			return nil, fmt.Errorf("registry status of %s: detail: %w", st.Node, err)
 		}
 		out = append(out, st)
 	}

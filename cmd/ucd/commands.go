@@ -13,6 +13,7 @@ import (
 
 	"github.com/ucplane/uc/controllers/build"
 	"github.com/ucplane/uc/controllers/daemon"
+	registryctl "github.com/ucplane/uc/controllers/registry"
 	"github.com/ucplane/uc/registry"
 	"github.com/ucplane/uc/state"
 )
@@ -67,6 +68,9 @@ func newRunCmd(log *slog.Logger) *cobra.Command {
 	f.StringVar(&cfg.BuildkitAddr, "buildkit-addr", "", "this node's buildkitd address, for the buildkit driver")
 	f.StringVar(&cfg.BuildDriver, "build-driver", "", "how this node builds: buildkit (--buildkit-addr) or docker (the --docker-host engine's BuildKit); default buildkit if --buildkit-addr is set, else the node does not build")
 	f.StringVar(&cfg.RegistryListen, "registry-listen", "", "serve the internal registry on this address, e.g. 127.0.0.1:5000")
+	f.DurationVar(&cfg.RegistryGC.GCInterval, "registry-gc-interval", registryctl.DefaultGCInterval, "collect the registry's garbage this often (0: never on a schedule)")
+	f.IntVar(&cfg.RegistryGC.GCDiskPercent, "registry-gc-disk-percent", registryctl.DefaultGCDiskPercent, "collect when the registry's filesystem is this full, in percent (0: never)")
+	f.DurationVar(&cfg.RegistryGC.GCGrace, "registry-gc-grace", registry.DefaultGrace, "GC keeps anything uploaded or used within this long")
 	f.StringVar(&cfg.NodeAPIListen, "node-api-listen", "127.0.0.1:0", "where a builder node serves its API (full build logs)")
 	f.IntVar(&cfg.MaxBuilds, "max-builds", build.DefaultMaxBuilds, "builds this node runs at once; more wait as queued")
 	f.StringSliceVar(&cfg.Entitlements, "allow-entitlement", nil, "build entitlements this node grants: network.host, security.insecure (repeatable)")

@@ -3,6 +3,7 @@ package build
 import (
 	"fmt"
 	"os"
+	"slices"
 
 	"github.com/distribution/reference"
 
@@ -48,6 +49,24 @@ func cacheOptions(registry string, spec api.BuildSpec) (imports, exports []clien
 		exports = append(exports, e)
 	}
 	return imports, exports, nil
+}
+
+// CacheRefs are every registry cache reference a build reads or writes:
+// the default one and its cache_from and cache_to. GC keeps them.
+func CacheRefs(registry string, spec api.BuildSpec) ([]string, error) {
+	def, err := defaultCacheRef(registry, spec.Image)
+	if err != nil {
+		return nil, err
+	}
+	out := []string{def}
+	for _, name := range append(slices.Clone(spec.CacheFrom), spec.CacheTo...) {
+		ref, err := imageRef(registry, name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ref)
+	}
+	return out, nil
 }
 
 // defaultCacheRef keeps the default cache apart from images, per image.

@@ -53,8 +53,11 @@ type Config struct {
 	Entitlements []string
 	// RegistryListen, when set, makes this node serve the internal registry.
 	RegistryListen string
-	Version        string
-	Heartbeat      time.Duration
+	// RegistryGC is how the served registry is collected (interval, disk
+	// threshold, grace); only the GC fields are read.
+	RegistryGC registryctl.Config
+	Version    string
+	Heartbeat  time.Duration
 	// StartTimeout is how long to wait for an unreachable state API at
 	// start before giving up; default 30 s.
 	StartTimeout time.Duration
@@ -182,7 +185,8 @@ func assemble(store *state.Store, cfg Config, log *slog.Logger) ([]runnable, fun
 		runs = append(runs, prepull.New(store, engine, prepull.Config{Node: cfg.Node}, log).Run)
 	}
 	if cfg.RegistryListen != "" {
-		regCfg := registryctl.Config{Node: cfg.Node, DataDir: cfg.DataDir, Listen: cfg.RegistryListen}
+		regCfg := cfg.RegistryGC
+		regCfg.Node, regCfg.DataDir, regCfg.Listen = cfg.Node, cfg.DataDir, cfg.RegistryListen
 		runs = append(runs, func(ctx context.Context) error { return registryctl.Run(ctx, store, regCfg, log) })
 	}
 	return runs, closeAll, nil

@@ -1,7 +1,8 @@
-// Package registry is the registry controller in its first form: a node
-// started with a registry address serves distribution/v3 in process and
-// publishes the address in state, where builders and pre-pullers find it.
-// Running it as a container, failover and GC come later.
+// Package registry is the registry controller: a node started with a
+// registry address serves distribution/v3 in process, publishes the
+// address in state, where builders and pre-pullers find it, and collects
+// garbage on a schedule and when its disk fills. Running it as a
+// container and failover come later.
 package registry
 
 import (
@@ -19,12 +20,27 @@ import (
 	"github.com/ucplane/uc/state"
 )
 
-// Config says where this node serves the registry.
+// Config says where this node serves the registry and how it is kept
+// clean.
 type Config struct {
 	Node    string
 	DataDir string
 	Listen  string
+	// GCInterval is how often the registry is collected; zero: never on a
+	// schedule.
+	GCInterval time.Duration
+	// GCDiskPercent collects when the registry's filesystem is this full
+	// (percent used); zero: never for disk usage.
+	GCDiskPercent int
+	// GCGrace keeps anything newer than this; zero: the registry default.
+	GCGrace time.Duration
 }
+
+// Defaults for Config's GC settings.
+const (
+	DefaultGCInterval    = time.Hour
+	DefaultGCDiskPercent = 80
+)
 
 // healthEvery is how often the served registry is checked and its status
 // refreshed.
@@ -40,7 +56,8 @@ func Run(ctx context.Context, store *state.Store, cfg Config, log *slog.Logger) 
 	log.Info("Serving the internal registry.", "addr", srv.Addr())
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ctx) }()
-	r := &reconciler{store: store, node: cfg.Node, addr: srv.Addr(), client: &http.Client{Timeout: 5 * time.Second}}
+	r := &reconciler{store: store, node: cfg.Node, addr: srv.Addr(), client: &http.Client{Timeout: 5 * time.Second},
+		srv: srv, cfg: cfg, log: log, lastGC: time.Now()}
 	ctrl := reconcile.New(reconcile.Options{
 		Name: "registry", Logger: log, Resync: healthEvery,
 		Lister: func(context.Context) ([]string, error) { return []string{cfg.Node}, nil },
@@ -55,6 +72,11 @@ type reconciler struct {
 	addr   string
 	client *http.Client
 	conds  []api.Condition // last written, to keep transition times stable
+	srv    *regserver.Server
+	cfg    Config
+	log    *slog.Logger
+	lastGC time.Time       // last collection this controller started
+	gc     *api.RegistryGC // last collection, as published
 }
 
 // Reconcile checks the registry answers and publishes the result.
@@ -63,7 +85,10 @@ func (r *reconciler) Reconcile(ctx context.Context, _ string) (reconcile.Result,
 		Message: "serving on " + r.addr, LastTransitionTime: time.Now()}
 	if err := r.healthy(ctx); err != nil {
 		cond.Status, cond.Reason, cond.Message = "False", "Unhealthy", err.Error()
+	} else if trigger := r.gcDue(); trigger != "" {
+		r.collect(ctx, trigger)
 	}
+	r.noteRequestedGC()
 	return reconcile.Result{}, r.put(ctx, cond)
 }
 
@@ -88,7 +113,7 @@ func (r *reconciler) healthy(ctx context.Context) error {
 func (r *reconciler) put(ctx context.Context, cond api.Condition) error {
 	r.conds = api.SetCondition(slices.Clone(r.conds), cond)
 	return r.store.PutRegistryStatus(ctx, api.RegistryStatus{
-		Node: r.node, Address: r.addr, Conditions: r.conds,
+		Node: r.node, Address: r.addr, Conditions: r.conds, Detail: api.RegistryDetail{GC: r.gc},
 	})
 }
 

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/docker/go-units"
+	"github.com/spf13/cobra"
+
+	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/controllers/owner"
+	registryctl "github.com/ucplane/uc/controllers/registry"
+	regserver "github.com/ucplane/uc/registry"
+)
+
+func newRegistryCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "registry", Short: "The internal registry: its status and garbage collection"}
+	cmd.AddCommand(newRegistryStatusCmd(g), newRegistryGCCmd(g))
+	return cmd
+}
+
+func newRegistryStatusCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show which nodes serve the registry, where, and its last garbage collection",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			store, err := g.store()
+			if err != nil {
+				return err
+			}
+			statuses, err := store.ListRegistryStatus(cmd.Context())
+			if err != nil {
+				return explain(err)
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "NODE\tADDRESS\tREADY\tMESSAGE\tLAST GC")
+			for _, st := range statuses {
+				ready := "False"
+				msg := ""
+				for _, c := range st.Conditions {
+					if c.Type == api.ConditionReady {
+						ready, msg = c.Status, c.Message
+					}
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", st.Node, st.Address, ready, msg, gcSummary(st.Detail.GC))
+			}
+			return w.Flush()
+		},
+	}
+}
+
+// gcSummary is one line about the last collection.
+func gcSummary(gc *api.RegistryGC) string {
+	switch {
+	case gc == nil:
+		return "never"
+	case gc.Error != "":
+		return fmt.Sprintf("%s ago (%s): failed: %s", time.Since(gc.StartedAt).Round(time.Second), gc.Trigger, gc.Error)
+	}
+	return fmt.Sprintf("%s ago (%s): %d manifests, %d blobs, %s freed in %s", time.Since(gc.StartedAt).Round(time.Second),
+		gc.Trigger, gc.ManifestsRemoved, gc.BlobsRemoved, units.BytesSize(float64(gc.BytesFreed)), gc.Duration.Round(time.Millisecond))
+}
+
+func newRegistryGCCmd(g *globals) *cobra.Command {
+	var dryRun bool
+	var grace time.Duration
+	cmd := &cobra.Command{
+		Use:   "gc [--dry-run]",
+		Short: "Collect the internal registry's garbage now: what no spec, build or node needs",
+		Long: "Reads from state what must be kept (every build's current and last successful images, images specs name or\n" +
+			"nodes hold, context indexes, cache refs in use), and asks the registry to delete the rest online.\n" +
+			"With --dry-run it prints what would go and how much space that frees.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			store, err := g.store()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			addr, err := store.RegistryAddress(ctx, time.Now(), owner.LiveTimeout)
+			if err != nil {
+				return explain(err)
+			}
+			keep, err := registryctl.KeepSet(ctx, store)
+			if err != nil {
+				return explain(err)
+			}
+			keep.Grace = grace
+			rep, err := regserver.RequestGC(ctx, &http.Client{Timeout: 30 * time.Minute}, addr, keep, dryRun)
+			if err != nil {
+				return err
+			}
+			printGCReport(cmd.OutOrStdout(), rep)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print what would be deleted and the space freed; delete nothing")
+	cmd.Flags().DurationVar(&grace, "grace", regserver.DefaultGrace, "keep anything uploaded or used within this long")
+	return cmd
+}
+
+func printGCReport(w io.Writer, rep regserver.GCReport) {
+	verb := "removed"
+	if rep.DryRun {
+		verb = "would remove"
+	}
+	for _, m := range rep.ManifestsRemoved {
+		fmt.Fprintf(w, "%s %s\n", verb, m)
+	}
+	fmt.Fprintf(w, "%s %d manifests and %d blobs, freeing %s; kept %d manifests and %d blobs", verb,
+		len(rep.ManifestsRemoved), rep.BlobsRemoved, units.BytesSize(float64(rep.BytesFreed)), rep.ManifestsKept, rep.BlobsKept)
+	if rep.Spared > 0 {
+		fmt.Fprintf(w, "; %d spared because a client used them during the sweep", rep.Spared)
+	}
+	fmt.Fprintf(w, " (%s)\n", strings.TrimSpace(rep.Duration.Round(time.Millisecond).String()))
+}

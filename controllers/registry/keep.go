@@ -1,0 +1,77 @@
+package registry
+
+import (
+	"context"
+	"slices"
+	"strings"
+
+	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/controllers/build"
+	regserver "github.com/ucplane/uc/registry"
+	"github.com/ucplane/uc/state"
+)
+
+// KeepSet reads from desired state and status everything the internal
+// registry must keep: every build's current and last successful images,
+// every image an ImageSpec names or a node holds for it, every context
+// index a spec references, and every cache ref in use. The registry's
+// address does not matter: digests name content, and cache tags are
+// matched by repository.
+func KeepSet(ctx context.Context, store *state.Store) (regserver.KeepSet, error) {
+	var keep regserver.KeepSet
+	builds, err := store.ListBuilds(ctx, "")
+	if err != nil {
+		return keep, err
+	}
+	digests := map[string]bool{}
+	for _, b := range builds {
+		keepBuild(b, digests, &keep)
+	}
+	images, err := store.ListImages(ctx, "")
+	if err != nil {
+		return keep, err
+	}
+	for _, img := range images {
+		if _, d, ok := strings.Cut(img.Spec.Image, "@"); ok {
+			digests[d] = true
+		}
+		for _, p := range img.Presence {
+			digests[p.Digest] = true
+		}
+	}
+	delete(digests, "")
+	for d := range digests {
+		keep.Digests = append(keep.Digests, d)
+	}
+	slices.Sort(keep.Digests)
+	return keep, nil
+}
+
+func keepBuild(b state.BuildRecord, digests map[string]bool, keep *regserver.KeepSet) {
+	for _, st := range b.Status {
+		digests[st.Digest] = true
+		for _, d := range st.Detail.History {
+			digests[d] = true
+		}
+	}
+	refs := []string{b.Spec.ContextRef}
+	for _, v := range b.Spec.AdditionalContexts {
+		if ref, ok := strings.CutPrefix(v, api.ShippedContextPrefix); ok {
+			refs = append(refs, ref)
+		}
+	}
+	for _, ref := range refs {
+		if _, d, ok := strings.Cut(ref, "@"); ok {
+			digests[d] = true
+		}
+	}
+	// Any registry name will do: only the repository and tag are compared.
+	cache, err := build.CacheRefs("registry.invalid", b.Spec)
+	if err != nil {
+		return // a spec whose image name does not parse never built a cache
+	}
+	for _, ref := range cache {
+		_, repo, tag := api.SplitImageRef(ref)
+		keep.Tags = append(keep.Tags, regserver.RepoTag{Repo: repo, Tag: tag})
+	}
+}
