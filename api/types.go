@@ -205,6 +205,12 @@ type NodeCapacity struct {
 	Platforms []string `json:"platforms,omitempty" yaml:"platforms,omitempty"`
 	// Entitlements lists the build entitlements the node allows.
 	Entitlements []string `json:"entitlements,omitempty" yaml:"entitlements,omitempty"`
+	// Address is the IP other nodes reach this node at; services the node
+	// runs on host networking (the registry) listen there.
+	Address string `json:"address,omitempty" yaml:"address,omitempty"`
+	// Engine says the node has a Docker Engine: it pre-pulls and may run
+	// the registry container.
+	Engine bool `json:"engine,omitempty" yaml:"engine,omitempty"`
 	// API is the node's own HTTP address (build logs), e.g. 127.0.0.1:41234.
 	API string `json:"api,omitempty" yaml:"api,omitempty"`
 }
@@ -342,7 +348,29 @@ type RegistrySpec struct {
 	// nodes; neither means any live node by deterministic hashing.
 	Node     string            `json:"node,omitempty" yaml:"node,omitempty"`
 	Selector map[string]string `json:"selector,omitempty" yaml:"selector,omitempty"`
-	Listen   string            `json:"listen,omitempty" yaml:"listen,omitempty"`
+	// Port is where the registry listens on its node's address; 0 means
+	// DefaultRegistryPort.
+	Port int `json:"port,omitempty" yaml:"port,omitempty"`
+	// Image replaces uc's own registry image (made from ucd) with a
+	// distribution-compatible one, run with its stock settings.
+	Image string `json:"image,omitempty" yaml:"image,omitempty"`
+}
+
+// DefaultRegistryPort is the managed registry's port.
+const DefaultRegistryPort = 5000
+
+// Eligible reports whether node n may run the registry: it has an engine
+// and matches the pinned node and the selector.
+func (s RegistrySpec) Eligible(n Node) bool {
+	if !n.Capacity.Engine || (s.Node != "" && n.Name != s.Node) {
+		return false
+	}
+	for k, v := range s.Selector {
+		if n.Labels[k] != v {
+			return false
+		}
+	}
+	return true
 }
 
 // RegistryStatus is written by a node that runs (or ran) the registry.

@@ -87,3 +87,46 @@ func (s *Store) RegistryAddress(ctx context.Context, now time.Time, liveTimeout 
 	}
 	return best.Address, nil
 }
+
+// registrySpecName is the one row of registry_spec.
+const registrySpecName = "default"
+
+// PutRegistrySpec sets the desired registry; an unchanged spec writes
+// nothing, a changed one bumps the generation.
+func (s *Store) PutRegistrySpec(ctx context.Context, spec api.RegistrySpec) error {
+	body, err := json.Marshal(spec)
+	if err != nil {
+		return err
+	}
+	_, err = s.c.Exec(ctx, corrosion.Stmt(`INSERT INTO registry_spec (name, uid, generation, spec, updated_at) VALUES (?, ?, 1, ?, ?)
+ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, generation = registry_spec.generation + 1,
+  updated_at = excluded.updated_at
+WHERE registry_spec.spec IS NOT excluded.spec`, registrySpecName, newUID(), string(body), time.Now().UnixMilli()))
+	if err != nil {
+		return fmt.Errorf("write registry spec: %w", err)
+	}
+	return nil
+}
+
+// GetRegistrySpec returns the desired registry and its generation;
+// ErrNotFound when no managed registry is wanted.
+func (s *Store) GetRegistrySpec(ctx context.Context) (api.RegistrySpec, int64, error) {
+	var spec api.RegistrySpec
+	_, rows, err := s.c.QueryAll(ctx, corrosion.Stmt("SELECT spec, generation FROM registry_spec WHERE name = ?", registrySpecName))
+	if err != nil {
+		return spec, 0, fmt.Errorf("read registry spec: %w", err)
+	}
+	if len(rows) == 0 {
+		return spec, 0, ErrNotFound
+	}
+	if err := json.Unmarshal([]byte(corrosion.AsString(rows[0][0])), &spec); err != nil {
+		return spec, 0, fmt.Errorf("registry spec: %w", err)
+	}
+	return spec, corrosion.AsInt(rows[0][1]), nil
+}
+
+// DeleteRegistrySpec stops wanting a managed registry.
+func (s *Store) DeleteRegistrySpec(ctx context.Context) error {
+	_, err := s.c.Exec(ctx, corrosion.Stmt("DELETE FROM registry_spec WHERE name = ?", registrySpecName))
+	return err
+}

@@ -78,6 +78,7 @@ func (r *Reconciler) differs(cur api.Node) bool {
 		!maps.Equal(nonNil(cur.Labels), nonNil(r.cfg.Labels)) || !cur.StartedAt.Equal(r.started.Truncate(time.Millisecond)) ||
 		!slices.Equal(cur.Capacity.Builders, r.cfg.Capacity.Builders) ||
 		!slices.Equal(cur.Capacity.Platforms, r.cfg.Capacity.Platforms) ||
+		cur.Capacity.Address != r.cfg.Capacity.Address || cur.Capacity.Engine != r.cfg.Capacity.Engine ||
 		!slices.Equal(cur.Capacity.Entitlements, r.cfg.Capacity.Entitlements) || cur.Capacity.API != r.cfg.Capacity.API
 }
 

@@ -2,11 +2,16 @@ package registry
 
 import (
 	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/ucplane/uc/api"
 	regserver "github.com/ucplane/uc/registry"
+	"github.com/ucplane/uc/state"
 )
 
 // Collection triggers.
@@ -16,12 +21,42 @@ const (
 	triggerRequest  = "request" // uc registry gc
 )
 
-// gcDue says why a collection should run now, or "".
-func (r *reconciler) gcDue() string {
-	if r.cfg.GCInterval > 0 && time.Since(r.lastGC) >= r.cfg.GCInterval {
+// gcTarget is a registry that collects garbage: served in this process or
+// in the registry container, over HTTP.
+type gcTarget interface {
+	Collect(ctx context.Context, keep regserver.KeepSet, dryRun bool) (regserver.GCReport, error)
+	LastGC(ctx context.Context) *regserver.GCReport
+}
+
+// gcKeeper runs collections when they are due and remembers the last one
+// for the registry's status.
+type gcKeeper struct {
+	store   *state.Store
+	cfg     Config
+	log     *slog.Logger
+	target  gcTarget
+	lastRun time.Time       // last collection this keeper started
+	last    *api.RegistryGC // last collection, as published
+}
+
+func newGCKeeper(store *state.Store, cfg Config, log *slog.Logger, target gcTarget) *gcKeeper {
+	return &gcKeeper{store: store, cfg: cfg, log: log, target: target, lastRun: time.Now()}
+}
+
+// tick collects if due, and picks up collections others asked for.
+func (k *gcKeeper) tick(ctx context.Context) {
+	if trigger := k.due(); trigger != "" {
+		k.collect(ctx, trigger)
+	}
+	k.noteRequested(ctx)
+}
+
+// due says why a collection should run now, or "".
+func (k *gcKeeper) due() string {
+	if k.cfg.GCInterval > 0 && time.Since(k.lastRun) >= k.cfg.GCInterval {
 		return triggerSchedule
 	}
-	if r.cfg.GCDiskPercent > 0 && diskPercentUsed(r.cfg.DataDir) >= r.cfg.GCDiskPercent {
+	if k.cfg.GCDiskPercent > 0 && diskPercentUsed(k.cfg.DataDir) >= k.cfg.GCDiskPercent {
 		return triggerDisk
 	}
 	return ""
@@ -30,35 +65,35 @@ func (r *reconciler) gcDue() string {
 // collect runs one collection with the keep set read from state. A
 // collection that cannot read state does not run: an incomplete keep set
 // would delete images in use.
-func (r *reconciler) collect(ctx context.Context, trigger string) {
-	r.lastGC = time.Now()
-	rec := &api.RegistryGC{Trigger: trigger, StartedAt: r.lastGC}
-	keep, err := KeepSet(ctx, r.store)
+func (k *gcKeeper) collect(ctx context.Context, trigger string) {
+	k.lastRun = time.Now()
+	rec := &api.RegistryGC{Trigger: trigger, StartedAt: k.lastRun}
+	keep, err := KeepSet(ctx, k.store)
 	if err == nil {
-		keep.Grace = r.cfg.GCGrace
+		keep.Grace = k.cfg.GCGrace
 		var rep regserver.GCReport
-		rep, err = r.srv.Collect(ctx, keep, false)
+		rep, err = k.target.Collect(ctx, keep, false)
 		rec.StartedAt, rec.Duration, rec.ManifestsRemoved, rec.BlobsRemoved, rec.BytesFreed =
 			rep.StartedAt, rep.Duration, len(rep.ManifestsRemoved), rep.BlobsRemoved, rep.BytesFreed
 	}
 	if err != nil {
 		rec.Error = err.Error()
-		r.log.Warn("Registry garbage collection failed.", "trigger", trigger, "err", err)
+		k.log.Warn("Registry garbage collection failed.", "trigger", trigger, "err", err)
 	} else {
-		r.log.Info("Registry garbage collected.", "trigger", trigger, "manifests_removed", rec.ManifestsRemoved,
+		k.log.Info("Registry garbage collected.", "trigger", trigger, "manifests_removed", rec.ManifestsRemoved,
 			"blobs_removed", rec.BlobsRemoved, "bytes_freed", rec.BytesFreed, "duration", rec.Duration)
 	}
-	r.gc = rec
+	k.last = rec
 }
 
-// noteRequestedGC publishes a collection someone asked the registry for
+// noteRequested publishes a collection someone asked the registry for
 // directly (uc registry gc) when it is newer than the last one here.
-func (r *reconciler) noteRequestedGC() {
-	last := r.srv.LastGC()
-	if last == nil || (r.gc != nil && !last.StartedAt.After(r.gc.StartedAt)) {
+func (k *gcKeeper) noteRequested(ctx context.Context) {
+	last := k.target.LastGC(ctx)
+	if last == nil || (k.last != nil && !last.StartedAt.After(k.last.StartedAt)) {
 		return
 	}
-	r.gc = &api.RegistryGC{Trigger: triggerRequest, StartedAt: last.StartedAt, Duration: last.Duration,
+	k.last = &api.RegistryGC{Trigger: triggerRequest, StartedAt: last.StartedAt, Duration: last.Duration,
 		ManifestsRemoved: len(last.ManifestsRemoved), BlobsRemoved: last.BlobsRemoved, BytesFreed: last.BytesFreed}
 }
 
@@ -70,4 +105,40 @@ func diskPercentUsed(dir string) int {
 	}
 	used := st.Blocks - st.Bfree
 	return int(used * 100 / (used + st.Bavail))
+}
+
+// inProcess is a registry served by this ucd.
+type inProcess struct{ srv *regserver.Server }
+
+func (p inProcess) Collect(ctx context.Context, keep regserver.KeepSet, dryRun bool) (regserver.GCReport, error) {
+	return p.srv.Collect(ctx, keep, dryRun)
+}
+
+func (p inProcess) LastGC(context.Context) *regserver.GCReport { return p.srv.LastGC() }
+
+// overHTTP is a registry in its container, reached at addr.
+type overHTTP struct {
+	client *http.Client
+	addr   string
+}
+
+func (h overHTTP) Collect(ctx context.Context, keep regserver.KeepSet, dryRun bool) (regserver.GCReport, error) {
+	return regserver.RequestGC(ctx, h.client, h.addr, keep, dryRun)
+}
+
+func (h overHTTP) LastGC(ctx context.Context) *regserver.GCReport {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+strings.TrimPrefix(h.addr, "http://")+"/uc/v1/gc", nil)
+	if err != nil {
+		return nil
+	}
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var rep regserver.GCReport
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&rep) != nil {
+		return nil
+	}
+	return &rep
 }

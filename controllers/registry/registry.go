@@ -57,7 +57,7 @@ func Run(ctx context.Context, store *state.Store, cfg Config, log *slog.Logger) 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ctx) }()
 	r := &reconciler{store: store, node: cfg.Node, addr: srv.Addr(), client: &http.Client{Timeout: 5 * time.Second},
-		srv: srv, cfg: cfg, log: log, lastGC: time.Now()}
+		gc: newGCKeeper(store, cfg, log, inProcess{srv})}
 	ctrl := reconcile.New(reconcile.Options{
 		Name: "registry", Logger: log, Resync: healthEvery,
 		Lister: func(context.Context) ([]string, error) { return []string{cfg.Node}, nil },
@@ -72,11 +72,7 @@ type reconciler struct {
 	addr   string
 	client *http.Client
 	conds  []api.Condition // last written, to keep transition times stable
-	srv    *regserver.Server
-	cfg    Config
-	log    *slog.Logger
-	lastGC time.Time       // last collection this controller started
-	gc     *api.RegistryGC // last collection, as published
+	gc     *gcKeeper
 }
 
 // Reconcile checks the registry answers and publishes the result.
@@ -85,10 +81,9 @@ func (r *reconciler) Reconcile(ctx context.Context, _ string) (reconcile.Result,
 		Message: "serving on " + r.addr, LastTransitionTime: time.Now()}
 	if err := r.healthy(ctx); err != nil {
 		cond.Status, cond.Reason, cond.Message = "False", "Unhealthy", err.Error()
-	} else if trigger := r.gcDue(); trigger != "" {
-		r.collect(ctx, trigger)
+	} else {
+		r.gc.tick(ctx)
 	}
-	r.noteRequestedGC()
 	return reconcile.Result{}, r.put(ctx, cond)
 }
 
@@ -113,7 +108,7 @@ func (r *reconciler) healthy(ctx context.Context) error {
 func (r *reconciler) put(ctx context.Context, cond api.Condition) error {
 	r.conds = api.SetCondition(slices.Clone(r.conds), cond)
 	return r.store.PutRegistryStatus(ctx, api.RegistryStatus{
-		Node: r.node, Address: r.addr, Conditions: r.conds, Detail: api.RegistryDetail{GC: r.gc},
+		Node: r.node, Address: r.addr, Conditions: r.conds, Detail: api.RegistryDetail{GC: r.gc.last},
 	})
 }
 
