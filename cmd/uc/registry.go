@@ -19,8 +19,83 @@ import (
 
 func newRegistryCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "registry", Short: "The internal registry: its status and garbage collection"}
-	cmd.AddCommand(newRegistryStatusCmd(g), newRegistryGCCmd(g))
+	cmd.AddCommand(newRegistryStatusCmd(g), newRegistryGCCmd(g), newRegistryConfigureCmd(g), newRegistryDisableCmd(g))
 	return cmd
+}
+
+func newRegistryConfigureCmd(g *globals) *cobra.Command {
+	var spec api.RegistrySpec
+	var selector string
+	cmd := &cobra.Command{
+		Use:   "configure [--node NAME | --selector k=v,...] [--port N] [--image REF]",
+		Short: "Run the internal registry as a container that ucd keeps running and moves when its node dies",
+		Long: "Writes the registry spec. One eligible node (one with a Docker Engine, matching --node and --selector)\n" +
+			"runs the registry container with host networking on its advertised address; when that node stops\n" +
+			"heartbeating another eligible node starts one, and builds restore what it lacks.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			store, err := g.store()
+			if err != nil {
+				return err
+			}
+			if spec.Selector, err = parseSelector(selector); err != nil {
+				return err
+			}
+			if spec.Port < 0 || spec.Port > 65535 {
+				return fmt.Errorf("--port %d: want 1-65535", spec.Port)
+			}
+			if spec.Node != "" {
+				if _, err := store.GetNode(cmd.Context(), spec.Node); err != nil {
+					return fmt.Errorf("--node %s: %w", spec.Node, notFound(err, "node", spec.Node))
+				}
+			}
+			if err := store.PutRegistrySpec(cmd.Context(), spec); err != nil {
+				return explain(err)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "registry configured")
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&spec.Node, "node", "", "pin the registry to this node")
+	cmd.Flags().StringVar(&selector, "selector", "", "run the registry only on nodes with these labels, k=v,k2=v2")
+	cmd.Flags().IntVar(&spec.Port, "port", api.DefaultRegistryPort, "port the registry listens on, on its node's advertised address")
+	cmd.Flags().StringVar(&spec.Image, "image", "", "a distribution-compatible registry image instead of uc's own (no uc GC then)")
+	return cmd
+}
+
+func newRegistryDisableCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "disable",
+		Short: "Stop running the managed registry container (its data stays on the node)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			store, err := g.store()
+			if err != nil {
+				return err
+			}
+			if err := store.DeleteRegistrySpec(cmd.Context()); err != nil {
+				return explain(err)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "registry disabled")
+			return nil
+		},
+	}
+}
+
+// parseSelector reads "k=v,k2=v2".
+func parseSelector(s string) (map[string]string, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--selector: %q is not k=v", kv)
+		}
+		out[k] = v
+	}
+	return out, nil
 }
 
 func newRegistryStatusCmd(g *globals) *cobra.Command {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -67,7 +68,9 @@ func newRunCmd(log *slog.Logger) *cobra.Command {
 	f.StringVar(&cfg.DockerHost, "docker-host", defaultDockerHost(), "this node's Docker Engine, for pre-pulls (empty: none)")
 	f.StringVar(&cfg.BuildkitAddr, "buildkit-addr", "", "this node's buildkitd address, for the buildkit driver")
 	f.StringVar(&cfg.BuildDriver, "build-driver", "", "how this node builds: buildkit (--buildkit-addr) or docker (the --docker-host engine's BuildKit); default buildkit if --buildkit-addr is set, else the node does not build")
-	f.StringVar(&cfg.RegistryListen, "registry-listen", "", "serve the internal registry on this address, e.g. 127.0.0.1:5000")
+	f.StringVar(&cfg.RegistryListen, "registry-listen", "", "serve the internal registry in this process on this address, e.g. 127.0.0.1:5000 (instead of the managed registry container)")
+	f.StringVar(&cfg.AdvertiseAddr, "advertise-addr", "127.0.0.1", "the IP other nodes reach this node at; a managed registry here listens on it")
+	f.DurationVar(&cfg.RegistryFailoverAfter, "registry-failover-after", registryctl.DefaultFailoverAfter, "how long the registry's node may be silent before another node starts the registry")
 	f.DurationVar(&cfg.RegistryGC.GCInterval, "registry-gc-interval", registryctl.DefaultGCInterval, "collect the registry's garbage this often (0: never on a schedule)")
 	f.IntVar(&cfg.RegistryGC.GCDiskPercent, "registry-gc-disk-percent", registryctl.DefaultGCDiskPercent, "collect when the registry's filesystem is this full, in percent (0: never)")
 	f.DurationVar(&cfg.RegistryGC.GCGrace, "registry-gc-grace", registry.DefaultGrace, "GC keeps anything uploaded or used within this long")
@@ -162,7 +165,24 @@ func newRegistryCmd(log *slog.Logger) *cobra.Command {
 	serve.Flags().StringVar(&cfg.HTPasswd, "htpasswd", "", "require basic auth against this htpasswd file (bcrypt)")
 	serve.Flags().StringVar(&cfg.TLSCert, "tls-cert", "", "serve HTTPS with this certificate (PEM)")
 	serve.Flags().StringVar(&cfg.TLSKey, "tls-key", "", "the certificate's private key (PEM)")
-	reg.AddCommand(serve)
+	probe := &cobra.Command{
+		Use:   "probe URL",
+		Short: "Exit 0 if URL answers 200 (the registry container's health check)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c := &http.Client{Timeout: 3 * time.Second}
+			resp, err := c.Get(args[0])
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("%s answered %s", args[0], resp.Status)
+			}
+			return nil
+		},
+	}
+	reg.AddCommand(serve, probe)
 	return reg
 }
 

@@ -70,11 +70,13 @@ func New(store *state.Store, cfg Config, log *slog.Logger) *reconcile.Controller
 	specs := r.cancelSuperseded(store.KeySource(corrosion.Stmt("SELECT name, uid, generation FROM build_specs"), log))
 	nodes := store.KeySource(corrosion.Stmt("SELECT name, state, capacity FROM nodes"), log)
 	results := store.KeySource(corrosion.Stmt("SELECT name, digest FROM build_status"), log)
+	// A registry that moves may lack images: every build checks.
+	registries := store.KeySource(corrosion.Stmt("SELECT node, address, conditions FROM registry_status"), log)
 	return reconcile.New(reconcile.Options{
 		// More workers than slots, so that builds past the limit show as queued.
 		Name: "build", Workers: cfg.MaxBuilds + 2, Timeout: 30 * time.Minute, Resync: 30 * time.Second,
 		Lister: r.listBuilds, Logger: log,
-	}, r, specs, r.allOnNodeChange(nodes), r.dependentsOf(results))
+	}, r, specs, r.allOnNodeChange(nodes), r.allOnNodeChange(registries), r.dependentsOf(results))
 }
 
 // dependentsOf turns a build's new result into a check of the builds that
@@ -108,7 +110,8 @@ func (r *Reconciler) listBuilds(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
-// allOnNodeChange turns a node event into a re-check of every build.
+// allOnNodeChange turns a node (or registry) event into a re-check of
+// every build.
 func (r *Reconciler) allOnNodeChange(nodes reconcile.Source) reconcile.Source {
 	return func(ctx context.Context, enqueue func(string)) error {
 		return nodes(ctx, func(string) {
@@ -137,9 +140,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string) (reconcile.Resu
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	if handled(rec, inputs) {
-		return reconcile.Result{}, nil
-	}
+	done := handled(rec, inputs)
 	nodes, err := r.store.ListNodes(ctx)
 	if err != nil {
 		return reconcile.Result{}, err
@@ -147,6 +148,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string) (reconcile.Resu
 	builder, refusal, ok := pickBuilder(name, nodes, r.now(), rec.Spec)
 	if !ok || builder != r.cfg.Node {
 		return reconcile.Result{}, nil
+	}
+	if done {
+		return reconcile.Result{}, r.restoreIfLost(ctx, rec, inputs)
 	}
 	if refusal != nil {
 		return reconcile.Result{}, r.unschedulable(ctx, rec, refusal)
@@ -229,6 +233,28 @@ func (r *Reconciler) build(ctx context.Context, rec state.BuildRecord, inputs ma
 	}
 	defer release()
 	return r.solve(ctx, rec, st, registry, append(refs, keyRef), inputs)
+}
+
+// restoreIfLost rebuilds a finished build whose image the registry no
+// longer holds: the registry moved to a node without it. Builds are
+// reproducible, so the rebuild (cached) gives the same digest.
+func (r *Reconciler) restoreIfLost(ctx context.Context, rec state.BuildRecord, inputs map[string]string) error {
+	cur, ok := rec.Current()
+	if !ok || cur.Phase != api.BuildSucceeded || cur.Digest == "" {
+		return nil
+	}
+	registry, err := r.store.RegistryAddress(ctx, r.now(), owner.LiveTimeout)
+	if err != nil {
+		return nil // no registry now; its return enqueues nothing, the resync will look again
+	}
+	_, repo, _ := api.SplitImageRef(cur.Detail.Ref)
+	_, _, _, present, err := r.registry.manifest(ctx, registry, repo, cur.Digest)
+	if err != nil || present {
+		return err
+	}
+	r.log.Info("The registry lacks this build's image; restoring it by rebuilding.", "build", rec.Spec.Name,
+		"digest", cur.Digest, "registry", registry)
+	return r.build(ctx, rec, inputs)
 }
 
 // resolveBases finds the digests of the build's base images. When they
@@ -335,12 +361,26 @@ func (r *Reconciler) localContext(ctx context.Context, spec api.BuildSpec) (api.
 	return spec, nil
 }
 
+// fetch gets a shipped context from wherever the registry is now: the
+// reference names the registry it was shipped to, which may have moved.
 func (r *Reconciler) fetch(ctx context.Context, ref string) (string, error) {
+	if registry, err := r.store.RegistryAddress(ctx, r.now(), owner.LiveTimeout); err == nil {
+		ref = rehost(ref, registry)
+	}
 	dir, err := contextstore.Fetch(ctx, r.registry.http, ref, r.cfg.ContextCacheDir)
 	if err != nil {
 		return "", transient(err)
 	}
 	return dir, nil
+}
+
+// rehost points host/repo@digest at another registry.
+func rehost(ref, registry string) string {
+	_, rest, ok := strings.Cut(ref, "/")
+	if !ok {
+		return ref
+	}
+	return registry + "/" + rest
 }
 
 // writerOrNil keeps a nil *os.File from becoming a non-nil io.Writer.

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	dockerclient "github.com/docker/docker/client"
 	"log/slog"
 	"net"
 	"net/http"
@@ -53,6 +54,12 @@ type Config struct {
 	Entitlements []string
 	// RegistryListen, when set, makes this node serve the internal registry.
 	RegistryListen string
+	// AdvertiseAddr is the IP other nodes reach this node at; a managed
+	// registry on this node listens there. Default 127.0.0.1.
+	AdvertiseAddr string
+	// RegistryFailoverAfter is how long the registry's node may be silent
+	// before another node starts the registry (0: the default, 30 s).
+	RegistryFailoverAfter time.Duration
 	// RegistryGC is how the served registry is collected (interval, disk
 	// threshold, grace); only the GC fields are read.
 	RegistryGC registryctl.Config
@@ -174,22 +181,51 @@ func assemble(store *state.Store, cfg Config, log *slog.Logger) ([]runnable, fun
 			ContextCacheDir: filepath.Join(cfg.DataDir, "contexts")}
 		runs = append(runs, serve, build.New(store, buildCfg, log).Run)
 	}
-	nodeCfg := node.Config{Name: cfg.Node, Labels: cfg.Labels, Version: cfg.Version, Heartbeat: cfg.Heartbeat, Capacity: capacity}
-	runs = append(runs, node.New(store, nodeCfg, log).Run)
+	capacity.Address = cmp.Or(cfg.AdvertiseAddr, "127.0.0.1")
 	if cfg.DockerHost != "" {
 		engine, err := prepull.NewDocker(cfg.DockerHost)
 		if err != nil {
 			return nil, nil, err
 		}
 		closeAll = func() { engine.Close() }
+		capacity.Engine = true
 		runs = append(runs, prepull.New(store, engine, prepull.Config{Node: cfg.Node}, log).Run)
+		if cfg.RegistryListen == "" { // a node serving the registry in process takes no part in the managed one
+			managed, err := managedRegistry(store, cfg, capacity.Address, log)
+			if err != nil {
+				return nil, nil, err
+			}
+			runs = append(runs, managed)
+		}
 	}
+	nodeCfg := node.Config{Name: cfg.Node, Labels: cfg.Labels, Version: cfg.Version, Heartbeat: cfg.Heartbeat, Capacity: capacity}
+	runs = append(runs, node.New(store, nodeCfg, log).Run)
 	if cfg.RegistryListen != "" {
 		regCfg := cfg.RegistryGC
 		regCfg.Node, regCfg.DataDir, regCfg.Listen = cfg.Node, cfg.DataDir, cfg.RegistryListen
 		runs = append(runs, func(ctx context.Context) error { return registryctl.Run(ctx, store, regCfg, log) })
 	}
 	return runs, closeAll, nil
+}
+
+// managedRegistry is the controller that runs the registry container when
+// this node holds it.
+func managedRegistry(store *state.Store, cfg Config, addr string, log *slog.Logger) (runnable, error) {
+	engine, err := dockerclient.NewClientWithOpts(dockerclient.WithHost(cfg.DockerHost), dockerclient.WithAPIVersionNegotiation())
+	if err != nil {
+		return nil, fmt.Errorf("docker engine %s: %w", cfg.DockerHost, err)
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	mcfg := registryctl.ManagedConfig{Config: cfg.RegistryGC, Address: addr, Binary: bin, FailoverAfter: cfg.RegistryFailoverAfter}
+	mcfg.Node, mcfg.DataDir = cfg.Node, cfg.DataDir
+	ctrl := registryctl.NewManaged(store, engine, mcfg, log)
+	return func(ctx context.Context) error {
+		defer engine.Close()
+		return ctrl.Run(ctx)
+	}, nil
 }
 
 // buildDriver is the node's builder driver, or nil when it does not build.

@@ -1,0 +1,311 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/image"
+	dockerclient "github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/jsonmessage"
+
+	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/controllers/owner"
+	"github.com/ucplane/uc/reconcile"
+	regserver "github.com/ucplane/uc/registry"
+	"github.com/ucplane/uc/state"
+	"github.com/ucplane/uc/state/corrosion"
+)
+
+// The managed registry: when registry_spec exists, one eligible node runs
+// the registry as a container on its engine, with host networking and a
+// data volume, and publishes its address. The node keeps it while it is
+// live; when it stops heartbeating for FailoverAfter, another eligible
+// node starts one.
+
+// ContainerName is the registry container's name on every engine.
+const ContainerName = "uc-registry"
+
+// ManagedConfig says how this node may run the managed registry.
+type ManagedConfig struct {
+	Config
+	// Address is this node's advertised IP; the registry listens there.
+	Address string
+	// Binary is the static ucd the registry image is made from.
+	Binary string
+	// FailoverAfter is how long the registry's node may be silent before
+	// another node takes over; default DefaultFailoverAfter.
+	FailoverAfter time.Duration
+}
+
+// DefaultFailoverAfter bounds how long the cluster is without a registry
+// when its node dies.
+const DefaultFailoverAfter = 30 * time.Second
+
+// managed reconciles the registry container on this node.
+type managed struct {
+	store  *state.Store
+	engine *dockerclient.Client
+	cfg    ManagedConfig
+	log    *slog.Logger
+	http   *http.Client
+	gc     *gcKeeper
+	conds  []api.Condition
+	image  string // loaded image ref, once known
+}
+
+// NewManaged returns the managed-registry controller for this node.
+func NewManaged(store *state.Store, engine *dockerclient.Client, cfg ManagedConfig, log *slog.Logger) *reconcile.Controller {
+	if cfg.FailoverAfter <= 0 {
+		cfg.FailoverAfter = DefaultFailoverAfter
+	}
+	log = log.With("controller", "registry")
+	m := &managed{store: store, engine: engine, cfg: cfg, log: log, http: &http.Client{Timeout: 5 * time.Second}}
+	specs := store.KeySource(corrosion.Stmt("SELECT name, generation FROM registry_spec"), log)
+	return reconcile.New(reconcile.Options{
+		Name: "registry", Logger: log, Resync: 2 * time.Second, Timeout: 10 * time.Minute,
+		Lister: func(context.Context) ([]string, error) { return []string{"default"}, nil },
+	}, m, func(ctx context.Context, enqueue func(string)) error {
+		return specs(ctx, func(string) { enqueue("default") })
+	})
+}
+
+// Reconcile runs or removes this node's registry container.
+func (m *managed) Reconcile(ctx context.Context, _ string) (reconcile.Result, error) {
+	spec, gen, err := m.store.GetRegistrySpec(ctx)
+	if errors.Is(err, state.ErrNotFound) {
+		return reconcile.Result{}, m.stop(ctx, "no managed registry is wanted")
+	}
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	holder, err := m.holder(ctx, spec)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if holder != m.cfg.Node {
+		return reconcile.Result{}, m.stop(ctx, "the registry runs on "+holder)
+	}
+	addr := net.JoinHostPort(m.cfg.Address, strconv.Itoa(cmp(spec.Port, api.DefaultRegistryPort)))
+	if err := m.ensureRunning(ctx, spec, addr); err != nil {
+		return reconcile.Result{}, m.publish(ctx, gen, addr, "False", "ContainerFailed", err.Error())
+	}
+	if err := m.healthy(ctx, addr); err != nil {
+		return reconcile.Result{}, m.publish(ctx, gen, addr, "False", "Unhealthy", err.Error())
+	}
+	if spec.Image == "" { // a stock registry has no GC endpoint
+		if m.gc == nil {
+			m.gc = newGCKeeper(m.store, m.cfg.Config, m.log, overHTTP{client: &http.Client{Timeout: 30 * time.Minute}, addr: addr})
+		}
+		m.gc.tick(ctx)
+	}
+	return reconcile.Result{}, m.publish(ctx, gen, addr, "True", "Serving", "serving on "+addr+" in container "+ContainerName)
+}
+
+func cmp(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// holder is the node that runs the registry: the node already serving it
+// while it stays live and eligible (no move back and forth), else the
+// eligible live node that rendezvous hashing picks.
+func (m *managed) holder(ctx context.Context, spec api.RegistrySpec) (string, error) {
+	nodes, err := m.store.ListNodes(ctx)
+	if err != nil {
+		return "", err
+	}
+	statuses, err := m.store.ListRegistryStatus(ctx)
+	if err != nil {
+		return "", err
+	}
+	now := time.Now()
+	for _, st := range statuses {
+		i := slices.IndexFunc(nodes, func(n api.Node) bool { return n.Name == st.Node })
+		if i >= 0 && api.IsTrue(st.Conditions, api.ConditionReady) && nodes[i].Live(now, m.cfg.FailoverAfter) && spec.Eligible(nodes[i]) {
+			return st.Node, nil
+		}
+	}
+	// A silent node drops out after FailoverAfter, even when that is
+	// shorter than the owners' usual liveness bound.
+	candidate := func(n api.Node) bool { return spec.Eligible(n) && n.Live(now, m.cfg.FailoverAfter) }
+	name, ok := owner.Pick("registry", nodes, now, candidate)
+	if !ok {
+		return "", reconcile.Terminal(errors.New("no live node may run the registry: it needs an engine and must match the registry spec's node and selector"))
+	}
+	return name, nil
+}
+
+// ensureRunning loads the image if needed and runs the container with
+// this spec, replacing one that runs another configuration.
+func (m *managed) ensureRunning(ctx context.Context, spec api.RegistrySpec, addr string) error {
+	image, err := m.ensureImage(ctx, spec)
+	if err != nil {
+		return err
+	}
+	cfg, host := m.containerConfig(spec, image, addr)
+	want := configHash(cfg, host)
+	cur, err := m.engine.ContainerInspect(ctx, ContainerName)
+	switch {
+	case dockerclient.IsErrNotFound(err):
+	case err != nil:
+		return fmt.Errorf("inspect %s: %w", ContainerName, err)
+	case cur.Config.Labels[labelConfig] == want && cur.State.Running:
+		return nil
+	case cur.Config.Labels[labelConfig] == want:
+		m.log.Info("Registry container is not running; starting it.", "status", cur.State.Status)
+		return m.engine.ContainerStart(ctx, ContainerName, container.StartOptions{})
+	default:
+		if err := m.remove(ctx); err != nil {
+			return err
+		}
+	}
+	cfg.Labels[labelConfig] = want
+	if _, err := m.engine.ContainerCreate(ctx, cfg, host, nil, nil, ContainerName); err != nil {
+		return fmt.Errorf("create %s: %w", ContainerName, err)
+	}
+	m.log.Info("Starting the registry container.", "image", image, "addr", addr)
+	return m.engine.ContainerStart(ctx, ContainerName, container.StartOptions{})
+}
+
+// labelConfig marks the configuration a container was created with.
+const labelConfig = "uc.registry.config"
+
+func (m *managed) containerConfig(spec api.RegistrySpec, image, addr string) (*container.Config, *container.HostConfig) {
+	data := filepath.Join(m.cfg.DataDir, "registry-volume")
+	cfg := &container.Config{Image: image, Labels: map[string]string{"uc.role": "registry"}}
+	host := &container.HostConfig{NetworkMode: "host", RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyAlways}}
+	if spec.Image != "" { // distribution's stock image and settings
+		cfg.Env = []string{"REGISTRY_HTTP_ADDR=" + addr, "REGISTRY_STORAGE_DELETE_ENABLED=true"}
+		host.Binds = []string{data + ":/var/lib/registry"}
+		return cfg, host
+	}
+	cfg.Cmd = []string{"--data-dir", "/data", "--listen", addr}
+	cfg.Healthcheck = &container.HealthConfig{Test: []string{"CMD", "/ucd", "registry", "probe", "http://" + addr + "/healthz"},
+		Interval: 5 * time.Second, Timeout: 3 * time.Second, Retries: 3}
+	host.Binds = []string{data + ":/data"}
+	return cfg, host
+}
+
+func configHash(cfg *container.Config, host *container.HostConfig) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s|%q|%q|%q|%s", cfg.Image, cfg.Cmd, cfg.Env, host.Binds, host.NetworkMode)
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// ensureImage makes and loads uc's registry image from this ucd binary,
+// or uses the spec's image, pulled if missing.
+func (m *managed) ensureImage(ctx context.Context, spec api.RegistrySpec) (string, error) {
+	if spec.Image != "" {
+		if _, err := m.engine.ImageInspect(ctx, spec.Image); err == nil {
+			return spec.Image, nil
+		}
+		return spec.Image, pullImage(ctx, m.engine, spec.Image)
+	}
+	if m.image != "" {
+		if _, err := m.engine.ImageInspect(ctx, m.image); err == nil {
+			return m.image, nil
+		}
+	}
+	img, err := regserver.BuildImage(m.cfg.Binary)
+	if err != nil {
+		return "", reconcile.Terminal(err)
+	}
+	if _, err := m.engine.ImageInspect(ctx, img.Ref); err != nil {
+		resp, err := m.engine.ImageLoad(ctx, bytes.NewReader(img.Archive), dockerclient.ImageLoadWithQuiet(true))
+		if err != nil {
+			return "", fmt.Errorf("load the registry image: %w", err)
+		}
+		resp.Body.Close()
+		m.log.Info("Loaded the registry image made from this ucd.", "image", img.Ref)
+	}
+	m.image = img.Ref
+	return img.Ref, nil
+}
+
+func (m *managed) healthy(ctx context.Context, addr string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v2/", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := m.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("registry health check: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusUnauthorized {
+		return fmt.Errorf("registry health check: GET /v2/ answered %s", resp.Status)
+	}
+	return nil
+}
+
+// stop removes this node's registry container, if any, and says why.
+func (m *managed) stop(ctx context.Context, why string) error {
+	if _, err := m.engine.ContainerInspect(ctx, ContainerName); dockerclient.IsErrNotFound(err) {
+		return m.unpublish(ctx, why)
+	}
+	m.log.Info("Removing the registry container.", "why", why)
+	if err := m.remove(ctx); err != nil {
+		return err
+	}
+	return m.unpublish(ctx, why)
+}
+
+func (m *managed) remove(ctx context.Context) error {
+	err := m.engine.ContainerRemove(ctx, ContainerName, container.RemoveOptions{Force: true})
+	if err != nil && !dockerclient.IsErrNotFound(err) {
+		return fmt.Errorf("remove %s: %w", ContainerName, err)
+	}
+	return nil
+}
+
+func (m *managed) publish(ctx context.Context, gen int64, addr, status, reason, msg string) error {
+	m.conds = api.SetCondition(slices.Clone(m.conds), api.Condition{Type: api.ConditionReady, Status: status,
+		Reason: reason, Message: msg, LastTransitionTime: time.Now()})
+	st := api.RegistryStatus{Node: m.cfg.Node, ObservedGeneration: gen, Address: addr, Conditions: m.conds}
+	if m.gc != nil {
+		st.Detail.GC = m.gc.last
+	}
+	return m.store.PutRegistryStatus(ctx, st)
+}
+
+// unpublish marks this node's status row not serving, if it has one.
+func (m *managed) unpublish(ctx context.Context, why string) error {
+	statuses, err := m.store.ListRegistryStatus(ctx)
+	if err != nil {
+		return err
+	}
+	for _, st := range statuses {
+		if st.Node == m.cfg.Node && api.IsTrue(st.Conditions, api.ConditionReady) {
+			return m.publish(ctx, st.ObservedGeneration, st.Address, "False", "NotHere", why)
+		}
+	}
+	return nil
+}
+
+func pullImage(ctx context.Context, engine *dockerclient.Client, ref string) error {
+	rc, err := engine.ImagePull(ctx, ref, image.PullOptions{})
+	if err != nil {
+		return fmt.Errorf("pull %s: %w", ref, err)
+	}
+	defer rc.Close()
+	// A pull's errors arrive inside the JSON stream.
+	if err := jsonmessage.DisplayJSONMessagesStream(rc, io.Discard, 0, false, nil); err != nil {
+		return fmt.Errorf("pull %s: %w", ref, err)
+	}
+	return nil
+}

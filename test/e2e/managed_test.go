@@ -1,0 +1,126 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// managedCluster starts two nodes that may each run the registry
+// container: engines, one buildkitd, their own advertised loopback IPs,
+// and a short failover bound. The registry container is removed from both
+// engines when the test ends.
+func managedCluster(t *testing.T, env infra) *cluster {
+	t.Helper()
+	for _, i := range []string{"1", "2"} {
+		host := env["UC_DOCKER_HOST_"+i]
+		t.Cleanup(func() { removeRegistryContainer(host) })
+	}
+	return startClusterWith(t, false, func(node string) []string {
+		i := strings.TrimPrefix(node, "node")
+		return []string{"--docker-host", env["UC_DOCKER_HOST_"+i], "--buildkit-addr", env["UC_BUILDKIT_ADDR"],
+			"--advertise-addr", "127.0.0." + i, "--registry-failover-after", "5s"}
+	})
+}
+
+func removeRegistryContainer(host string) {
+	_ = exec.Command("docker", "-H", host, "rm", "-f", "uc-registry").Run()
+}
+
+// registryHolder polls uc registry status until a node serves the
+// registry and returns that node and the address.
+func registryHolder(t *testing.T, c *cluster, not string, timeout time.Duration) (node, addr string) {
+	t.Helper()
+	err := poll(timeout, func() error {
+		for _, line := range strings.Split(c.ok(t, "registry", "status"), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) >= 3 && f[2] == "True" && f[0] != not {
+				node, addr = f[0], f[1]
+				return nil
+			}
+		}
+		return fmt.Errorf("no node serves the registry yet")
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, c.ok(t, "registry", "status"))
+	}
+	return node, addr
+}
+
+func registryUp(addr string) error {
+	resp, err := http.Get("http://" + addr + "/v2/")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET /v2/: %s", resp.Status)
+	}
+	return nil
+}
+
+// TestManagedRegistry runs the registry as a container made from ucd,
+// brings it back when it is killed, and moves it to the other node when
+// its node dies; the build is restored into the new registry and nodes
+// pull from there.
+func TestManagedRegistry(t *testing.T) {
+	env := requireInfra(t)
+	c := managedCluster(t, env)
+	c.ok(t, "registry", "configure", "--port", "5001")
+	holder, addr := registryHolder(t, c, "", time.Minute)
+	i := strings.TrimPrefix(holder, "node")
+	if addr != "127.0.0."+i+":5001" {
+		t.Errorf("registry on %s at %s, want the node's advertised address and port 5001", holder, addr)
+	}
+	if out := docker(t, env["UC_DOCKER_HOST_"+i], "inspect", "-f", "{{.Config.Image}} {{.HostConfig.NetworkMode}}", "uc-registry"); !strings.HasPrefix(out, "uc/registry:") || !strings.Contains(out, "host") {
+		t.Errorf("registry container: %s, want uc's image on host networking", out)
+	}
+
+	// The node that survives builds, so it holds the shipped context and
+	// the build cache the restore needs.
+	other := map[string]string{"node1": "node2", "node2": "node1"}[holder]
+	proj := t.TempDir()
+	writeFile(t, filepath.Join(proj, "Dockerfile"), "FROM busybox\nCOPY msg.txt /msg.txt\nCMD [\"cat\", \"/msg.txt\"]\n")
+	writeFile(t, filepath.Join(proj, "msg.txt"), "hello from a moving registry\n")
+	writeFile(t, filepath.Join(proj, "compose.yaml"), "name: hello\nservices:\n  web:\n    build: .\n    x-uc-builder: "+other+"\n")
+	c.ok(t, "apply", "-f", filepath.Join(proj, "compose.yaml"))
+	c.ok(t, "wait", "images", "hello/web", "--timeout", "5m")
+	digest := sameDigestOnBoth(t, c, "hello/web")
+
+	t.Run("killed container comes back", func(t *testing.T) {
+		docker(t, env["UC_DOCKER_HOST_"+i], "kill", "uc-registry")
+		start := time.Now()
+		if err := poll(30*time.Second, func() error { return registryUp(addr) }); err != nil {
+			t.Fatalf("registry not back after kill: %v", err)
+		}
+		t.Logf("registry back %s after docker kill", time.Since(start).Round(time.Millisecond))
+	})
+
+	t.Run("node death moves the registry and restores the image", func(t *testing.T) {
+		_ = c.procs[holder].cmd.Process.Kill() // the node dies: no goodbye, no heartbeat
+		<-c.procs[holder].done
+		removeRegistryContainer(env["UC_DOCKER_HOST_"+i]) // and its registry with it
+		start := time.Now()
+		newHolder, newAddr := registryHolder(t, c, holder, time.Minute)
+		if newHolder != other {
+			t.Fatalf("registry moved to %s, want %s", newHolder, other)
+		}
+		ref := newAddr + "/hello/web@" + digest
+		if err := poll(2*time.Minute, func() error {
+			code := registryGet(t, newAddr, "/v2/hello/web/manifests/"+digest, nil)
+			if code != http.StatusOK {
+				return fmt.Errorf("GET %s: %d", ref, code)
+			}
+			return nil
+		}); err != nil {
+			t.Fatalf("the image was not restored into the new registry: %v", err)
+		}
+		t.Logf("image pullable from the new registry %s after the node died", time.Since(start).Round(time.Millisecond))
+		j := strings.TrimPrefix(other, "node")
+		docker(t, env["UC_DOCKER_HOST_"+j], "pull", ref)
+	})
+}
