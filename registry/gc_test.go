@@ -21,8 +21,14 @@ import (
 // gcRegistry serves a registry on loopback for one test.
 func gcRegistry(t *testing.T) (*Server, string) {
 	t.Helper()
+	return gcRegistryIn(t, t.TempDir())
+}
+
+// gcRegistryIn serves a registry with its data in dir.
+func gcRegistryIn(t *testing.T, dir string) (*Server, string) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := Open(ctx, Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0"})
+	srv, err := Open(ctx, Config{DataDir: dir, Listen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,9 +92,10 @@ func (c gcClient) pushBlob(repo string, data []byte) (digest.Digest, error) {
 	if resp, err = c.http.Do(req); err != nil {
 		return "", err
 	}
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated {
-		return "", fmt.Errorf("finish upload: %s", resp.Status)
+		return "", fmt.Errorf("finish upload: %s: %s", resp.Status, msg)
 	}
 	return d, nil
 }
