@@ -6,9 +6,14 @@
 //  4. build and pre-pull of the hello project on two real nodes (BuildKit,
 //     two Docker Engines from hack/up.sh), beside the same work by hand,
 //  5. build and pre-pull of a generated 10-service project on the same
-//     nodes (section build10), beside a scripted buildctl + docker pull loop.
+//     nodes (section build10), beside a scripted buildctl + docker pull loop,
+//  6. GC of an in-process registry holding unreferenced and referenced
+//     images while a client pushes (section gc), beside distribution's
+//     offline storage.MarkAndSweep on a copy of the same storage,
+//  7. registry failover: the managed registry's node dies; the time until
+//     another node serves it and every built image is pullable again.
 //
-// Run it as `go run ./test/bench [-quick] [-only latency,apply,idle,build,build10]`
+// Run it as `go run ./test/bench [-quick] [-only latency,apply,idle,build,build10,gc,failover]`
 // from the module. Numbers are
 // measured on this machine, never asserted: there are no thresholds. Tables
 // go to stdout; progress and child-process logs go to stderr or temp files.
@@ -41,6 +46,10 @@ type config struct {
 	txRows      int           // measurement 3: rows per insert transaction
 	composeWait time.Duration // how long building the compose peer may take
 	buildReps   int           // measurements 4 and 5: repetitions of each case
+	gcUnref     int           // measurement 6: unreferenced images the sweep removes
+	gcRef       int           // measurement 6: referenced images it keeps
+	gcGrace     time.Duration // measurement 6: KeepSet.Grace
+	gcAround    time.Duration // measurement 6: the client pushes alone before and after the sweep
 }
 
 func configFor(quick bool) config {
@@ -50,9 +59,11 @@ func configFor(quick bool) config {
 		idleSpecs: 10000, idleWindow: 60 * time.Second, idleSettle: 3 * time.Second, txRows: 500,
 		composeWait: 8 * time.Minute,
 		buildReps:   3,
+		gcUnref:     1000, gcRef: 100, gcGrace: 2 * time.Second, gcAround: time.Second,
 	}
 	if quick {
 		c.specs, c.reps, c.idleWindow, c.buildReps = 100, 3, 10*time.Second, 1
+		c.gcUnref, c.gcRef = 200, 20
 	}
 	return c
 }
@@ -80,7 +91,7 @@ func main() {
 }
 
 // sectionNames are the measurements in the order they run.
-var sectionNames = []string{"latency", "apply", "idle", "build", "build10"}
+var sectionNames = []string{"latency", "apply", "idle", "build", "build10", "gc", "failover"}
 
 // parseSections reads -only: a comma list of section names.
 func parseSections(list string) (map[string]bool, error) {
@@ -135,6 +146,16 @@ func run(ctx context.Context, cfg config, sections map[string]bool) error {
 	if sections["build10"] {
 		if err := runBuild10(ctx, cfg, bins, work, &sum); err != nil {
 			return fmt.Errorf("build and pre-pull of %d services: %w", build10Services, err)
+		}
+	}
+	if sections["gc"] {
+		if err := runGC(ctx, cfg, work, &sum); err != nil {
+			return fmt.Errorf("registry GC: %w", err)
+		}
+	}
+	if sections["failover"] {
+		if err := runFailover(ctx, bins, work, &sum); err != nil {
+			return fmt.Errorf("registry failover: %w", err)
 		}
 	}
 	sum.print(cfg)

@@ -94,6 +94,12 @@ func (p *proc) exited() error {
 
 // stop sends SIGTERM to this pid only and waits; SIGKILL after 10 s. ucd
 // shuts down cleanly on SIGTERM (marks its node gone, closes the state).
+// kill ends the process at once, as a dying machine would.
+func (p *proc) kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
 func (p *proc) stop() {
 	select {
 	case <-p.done:

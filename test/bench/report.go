@@ -69,11 +69,13 @@ func note(format string, args ...any) { fmt.Printf("  "+format+"\n", args...) }
 
 // summary collects the headline numbers of every measurement.
 type summary struct {
-	latency *latencyResult
-	apply   *applyResult
-	idle    *idleResult
-	build   *buildResult
-	build10 *build10Result
+	latency  *latencyResult
+	apply    *applyResult
+	idle     *idleResult
+	build    *buildResult
+	build10  *build10Result
+	gc       *gcResult
+	failover *failoverResult
 }
 
 func (s summary) print(cfg config) {
@@ -95,6 +97,12 @@ func (s summary) print(cfg config) {
 	}
 	if b := s.build10; b != nil {
 		b.summaryRows(t)
+	}
+	if g := s.gc; g != nil {
+		g.summaryRows(t)
+	}
+	if f := s.failover; f != nil {
+		f.summaryRows(t)
 	}
 	t.flush()
 }
