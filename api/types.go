@@ -7,11 +7,13 @@
 package api
 
 import (
-	"github.com/containerd/platforms"
+	"context"
 	"maps"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/containerd/platforms"
 )
 
 // BuildSpec is the desired build of one Compose service, named
@@ -354,6 +356,19 @@ type RegistrySpec struct {
 	// Image replaces uc's own registry image (made from ucd) with a
 	// distribution-compatible one, run with its stock settings.
 	Image string `json:"image,omitempty" yaml:"image,omitempty"`
+	// Auth requires basic auth with a generated credential, which every
+	// node's ucd reads from state.
+	Auth bool `json:"auth,omitempty" yaml:"auth,omitempty"`
+}
+
+// CredentialSource returns the internal registry's credential; ok is
+// false when the registry has no auth.
+type CredentialSource func(ctx context.Context) (cred Credential, ok bool)
+
+// Credential is a registry user and password.
+type Credential struct {
+	Username string `json:"username" yaml:"username"`
+	Password string `json:"-" yaml:"-"` // never printed
 }
 
 // DefaultRegistryPort is the managed registry's port.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/ucplane/uc/api"
@@ -92,20 +93,39 @@ func (s *Store) RegistryAddress(ctx context.Context, now time.Time, liveTimeout 
 const registrySpecName = "default"
 
 // PutRegistrySpec sets the desired registry; an unchanged spec writes
-// nothing, a changed one bumps the generation.
+// nothing, a changed one bumps the generation. A spec with Auth gets a
+// generated credential in the same transaction, unless one exists.
 func (s *Store) PutRegistrySpec(ctx context.Context, spec api.RegistrySpec) error {
 	body, err := json.Marshal(spec)
 	if err != nil {
 		return err
 	}
-	_, err = s.c.Exec(ctx, corrosion.Stmt(`INSERT INTO registry_spec (name, uid, generation, spec, updated_at) VALUES (?, ?, 1, ?, ?)
+	now := time.Now().UnixMilli()
+	stmts := []corrosion.Statement{corrosion.Stmt(`INSERT INTO registry_spec (name, uid, generation, spec, updated_at) VALUES (?, ?, 1, ?, ?)
 ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, generation = registry_spec.generation + 1,
   updated_at = excluded.updated_at
-WHERE registry_spec.spec IS NOT excluded.spec`, registrySpecName, newUID(), string(body), time.Now().UnixMilli()))
-	if err != nil {
+WHERE registry_spec.spec IS NOT excluded.spec`, registrySpecName, newUID(), string(body), now)}
+	if spec.Auth {
+		stmts = append(stmts, corrosion.Stmt(`INSERT INTO registry_credentials (name, username, password, updated_at)
+VALUES (?, 'uc', ?, ?) ON CONFLICT (name) DO NOTHING`, registrySpecName, newUID()+newUID(), now))
+	}
+	if _, err := s.c.Exec(ctx, stmts...); err != nil {
 		return fmt.Errorf("write registry spec: %w", err)
 	}
 	return nil
+}
+
+// RegistryCredential is the managed registry's generated credential; ok is
+// false when none was generated (the registry has no auth).
+func (s *Store) RegistryCredential(ctx context.Context) (cred api.Credential, ok bool, err error) {
+	_, rows, err := s.c.QueryAll(ctx, corrosion.Stmt("SELECT username, password FROM registry_credentials WHERE name = ?", registrySpecName))
+	if err != nil {
+		return cred, false, fmt.Errorf("read registry credential: %w", err)
+	}
+	if len(rows) == 0 {
+		return cred, false, nil
+	}
+	return api.Credential{Username: corrosion.AsString(rows[0][0]), Password: corrosion.AsString(rows[0][1])}, true, nil
 }
 
 // GetRegistrySpec returns the desired registry and its generation;
@@ -129,4 +149,24 @@ func (s *Store) GetRegistrySpec(ctx context.Context) (api.RegistrySpec, int64, e
 func (s *Store) DeleteRegistrySpec(ctx context.Context) error {
 	_, err := s.c.Exec(ctx, corrosion.Stmt("DELETE FROM registry_spec WHERE name = ?", registrySpecName))
 	return err
+}
+
+// CredentialSource reads the registry credential at most once per ttl. A
+// failed read keeps the last value: a credential does not change often,
+// and an unreadable state should not turn every request anonymous.
+func (s *Store) CredentialSource(ttl time.Duration) api.CredentialSource {
+	var mu sync.Mutex
+	var cred api.Credential
+	var ok bool
+	var read time.Time
+	return func(ctx context.Context) (api.Credential, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(read) >= ttl {
+			if c, found, err := s.RegistryCredential(ctx); err == nil {
+				cred, ok, read = c, found, time.Now()
+			}
+		}
+		return cred, ok
+	}
 }

@@ -92,3 +92,12 @@ CREATE TABLE IF NOT EXISTS registry_status (
     detail              TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(detail)),
     updated_at          INTEGER NOT NULL DEFAULT 0
 );
+
+-- The managed registry's generated credential (uc registry configure
+-- --auth): every node's ucd and uc read it. A single row named 'default'.
+CREATE TABLE IF NOT EXISTS registry_credentials (
+    name       TEXT NOT NULL PRIMARY KEY,
+    username   TEXT NOT NULL DEFAULT '',
+    password   TEXT NOT NULL DEFAULT '',
+    updated_at INTEGER NOT NULL DEFAULT 0
+);

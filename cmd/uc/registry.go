@@ -27,7 +27,7 @@ func newRegistryConfigureCmd(g *globals) *cobra.Command {
 	var spec api.RegistrySpec
 	var selector string
 	cmd := &cobra.Command{
-		Use:   "configure [--node NAME | --selector k=v,...] [--port N] [--image REF]",
+		Use:   "configure [--node NAME | --selector k=v,...] [--port N] [--image REF] [--auth]",
 		Short: "Run the internal registry as a container that ucd keeps running and moves when its node dies",
 		Long: "Writes the registry spec. One eligible node (one with a Docker Engine, matching --node and --selector)\n" +
 			"runs the registry container with host networking on its advertised address; when that node stops\n" +
@@ -60,6 +60,7 @@ func newRegistryConfigureCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&selector, "selector", "", "run the registry only on nodes with these labels, k=v,k2=v2")
 	cmd.Flags().IntVar(&spec.Port, "port", api.DefaultRegistryPort, "port the registry listens on, on its node's advertised address")
 	cmd.Flags().StringVar(&spec.Image, "image", "", "a distribution-compatible registry image instead of uc's own (no uc GC then)")
+	cmd.Flags().BoolVar(&spec.Auth, "auth", false, "require basic auth with a generated credential that every node reads from state")
 	return cmd
 }
 
@@ -166,7 +167,8 @@ func newRegistryGCCmd(g *globals) *cobra.Command {
 				return explain(err)
 			}
 			keep.Grace = grace
-			rep, err := regserver.RequestGC(ctx, &http.Client{Timeout: 30 * time.Minute}, addr, keep, dryRun)
+			client := &http.Client{Timeout: 30 * time.Minute, Transport: regserver.BasicAuth(nil, store.CredentialSource(time.Minute))}
+			rep, err := regserver.RequestGC(ctx, client, addr, keep, dryRun)
 			if err != nil {
 				return err
 			}

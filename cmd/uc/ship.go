@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	regserver "github.com/ucplane/uc/registry"
 	"os"
 	"path/filepath"
 	"slices"
@@ -38,6 +39,7 @@ func shipContexts(cmd *cobra.Command, store *state.Store, file string, p *api.Pr
 		return err
 	}
 	c := contextstore.New(registry)
+	c.HTTP.Transport = regserver.BasicAuth(c.HTTP.Transport, store.CredentialSource(time.Minute))
 	for i := range p.Builds {
 		if api.IsGitContext(p.Builds[i].Context) {
 			continue // BuildKit fetches it from the remote itself

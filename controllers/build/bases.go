@@ -17,6 +17,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	gateway "github.com/moby/buildkit/frontend/gateway/client"
+	"github.com/moby/buildkit/session"
 
 	"github.com/ucplane/uc/api"
 )
@@ -152,12 +153,12 @@ func unpinned(name string) (string, bool) {
 // resolveBases asks the driver's BuildKit for each image's current digest,
 // with the registry configuration (mirrors, insecure registries) the solve
 // itself will use. The registry is asked every time: that is the point.
-func resolveBases(ctx context.Context, c *client.Client, images []string) (map[string]string, error) {
+func resolveBases(ctx context.Context, c *client.Client, images []string, auth session.Attachable) (map[string]string, error) {
 	if len(images) == 0 {
 		return nil, nil
 	}
 	out := make(map[string]string, len(images))
-	_, err := c.Build(ctx, client.SolveOpt{}, "uc", func(ctx context.Context, gw gateway.Client) (*gateway.Result, error) {
+	_, err := c.Build(ctx, client.SolveOpt{Session: []session.Attachable{auth}}, "uc", func(ctx context.Context, gw gateway.Client) (*gateway.Result, error) {
 		for _, img := range images {
 			_, dg, _, err := gw.ResolveImageConfig(ctx, img, sourceresolver.Opt{
 				ImageOpt: &sourceresolver.ResolveImageOpt{ResolveMode: "pull"},

@@ -19,6 +19,7 @@ import (
 
 	"github.com/distribution/reference"
 	"github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/session"
 
 	"github.com/ucplane/uc/api"
 	"github.com/ucplane/uc/controllers/owner"
@@ -40,6 +41,8 @@ type Config struct {
 	LogDir string
 	// ContextCacheDir holds contexts fetched from the registry, by digest.
 	ContextCacheDir string
+	// Credentials are the internal registry's, when it has auth.
+	Credentials api.CredentialSource
 }
 
 // Reconciler builds the BuildSpecs this node owns.
@@ -66,7 +69,7 @@ func New(store *state.Store, cfg Config, log *slog.Logger) *reconcile.Controller
 		cfg.MaxBuilds = DefaultMaxBuilds
 	}
 	r := &Reconciler{store: store, cfg: cfg, log: log.With("controller", "build"), now: time.Now,
-		registry: newRegistryClient(), slots: make(chan struct{}, cfg.MaxBuilds), running: map[string]runningBuild{}}
+		registry: newRegistryClient(cfg.Credentials), slots: make(chan struct{}, cfg.MaxBuilds), running: map[string]runningBuild{}}
 	specs := r.cancelSuperseded(store.KeySource(corrosion.Stmt("SELECT name, uid, generation FROM build_specs"), log))
 	nodes := store.KeySource(corrosion.Stmt("SELECT name, state, capacity FROM nodes"), log)
 	results := store.KeySource(corrosion.Stmt("SELECT name, digest FROM build_status"), log)
@@ -268,7 +271,7 @@ func (r *Reconciler) resolveBases(ctx context.Context, spec api.BuildSpec) (map[
 		if c, err = r.cfg.Driver.Open(ctx); err == nil {
 			defer c.Close()
 			var bases map[string]string
-			if bases, err = resolveBases(ctx, c, images); err == nil {
+			if bases, err = resolveBases(ctx, c, images, r.baseAuth(ctx)); err == nil {
 				return bases, true
 			}
 		}
@@ -278,6 +281,15 @@ func (r *Reconciler) resolveBases(ctx context.Context, spec api.BuildSpec) (map[
 		return nil, false
 	}
 	return nil, true
+}
+
+// baseAuth lets a base-image lookup authenticate to the internal registry.
+func (r *Reconciler) baseAuth(ctx context.Context) session.Attachable {
+	registry, err := r.store.RegistryAddress(ctx, r.now(), owner.LiveTimeout)
+	if err != nil {
+		return registryAuth("", r.cfg.Credentials)
+	}
+	return registryAuth(registry, r.cfg.Credentials)
 }
 
 // tryReuse finishes the build without a solve when the registry already
@@ -316,7 +328,8 @@ func (r *Reconciler) solve(ctx context.Context, rec state.BuildRecord, st api.Bu
 		r.log.Warn("Cannot keep the build's full log.", "build", rec.Spec.Name, "err", err)
 	}
 	r.log.Info("Building.", "build", rec.Spec.Name, "generation", rec.Meta.Generation, "ref", refs[0])
-	res, err := solve(bctx, r.cfg.Driver, registry, rec.Spec, refs, inputs, writerOrNil(logf), r.reporter(ctx, st))
+	auth := registryAuth(registry, r.cfg.Credentials)
+	res, err := solve(bctx, r.cfg.Driver, registry, auth, rec.Spec, refs, inputs, writerOrNil(logf), r.reporter(ctx, st))
 	st.Detail.LogTail, st.Detail.StepsDone, st.Detail.StepsTotal = res.LogTail, res.StepsDone, res.StepsTotal
 	closeLog(logf, outcome(err, bctx))
 	switch {

@@ -2,7 +2,6 @@ package build
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"github.com/moby/buildkit/client"
 
 	"github.com/ucplane/uc/api"
+	regserver "github.com/ucplane/uc/registry"
 )
 
 // Builder drivers: how a node reaches a BuildKit.
@@ -45,8 +45,8 @@ type Driver interface {
 }
 
 // NewDriver returns the named driver: buildkit needs buildkitAddr, docker
-// needs dockerHost.
-func NewDriver(name, buildkitAddr, dockerHost string) (Driver, error) {
+// needs dockerHost (and pushes with creds when the registry has auth).
+func NewDriver(name, buildkitAddr, dockerHost string, creds api.CredentialSource) (Driver, error) {
 	switch name {
 	case DriverBuildkit:
 		if buildkitAddr == "" {
@@ -61,7 +61,7 @@ func NewDriver(name, buildkitAddr, dockerHost string) (Driver, error) {
 		if err != nil {
 			return nil, fmt.Errorf("docker engine %s: %w", dockerHost, err)
 		}
-		return &dockerDriver{host: dockerHost, engine: c}, nil
+		return &dockerDriver{host: dockerHost, engine: c, creds: creds}, nil
 	}
 	return nil, fmt.Errorf("unknown build driver %q (want %s or %s)", name, DriverBuildkit, DriverDocker)
 }
@@ -122,6 +122,7 @@ func (d *buildkitDriver) finish(_ context.Context, resp *client.SolveResponse, _
 type dockerDriver struct {
 	host   string
 	engine *dockerclient.Client
+	creds  api.CredentialSource
 }
 
 func (d *dockerDriver) Name() string { return DriverDocker }
@@ -181,12 +182,14 @@ func (d *dockerDriver) finish(ctx context.Context, _ *client.SolveResponse, refs
 	return digest, nil
 }
 
-// noAuth is an empty X-Registry-Auth: Engine 20.10 refuses a push without
-// the header.
-var noAuth = base64.URLEncoding.EncodeToString([]byte("{}"))
-
 func (d *dockerDriver) push(ctx context.Context, ref string, logw io.Writer) (string, error) {
-	rc, err := d.engine.ImagePush(ctx, ref, image.PushOptions{RegistryAuth: noAuth})
+	var cred api.Credential
+	var ok bool
+	if d.creds != nil {
+		cred, ok = d.creds(ctx)
+	}
+	registry, _, _ := api.SplitImageRef(ref)
+	rc, err := d.engine.ImagePush(ctx, ref, image.PushOptions{RegistryAuth: regserver.EngineAuth(cred, ok, registry)})
 	if err != nil {
 		return "", classify(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	regserver "github.com/ucplane/uc/registry"
 	"io"
 	"net/http"
 	"strings"
@@ -45,8 +46,8 @@ func keyTag(key string) string { return "uc-key-" + key[:40] }
 // registryClient reads and copies manifests in the internal registry.
 type registryClient struct{ http *http.Client }
 
-func newRegistryClient() *registryClient {
-	return &registryClient{http: &http.Client{Timeout: 30 * time.Second}}
+func newRegistryClient(creds api.CredentialSource) *registryClient {
+	return &registryClient{http: &http.Client{Timeout: 30 * time.Second, Transport: regserver.BasicAuth(nil, creds)}}
 }
 
 const manifestAccept = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, " +

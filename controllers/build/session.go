@@ -1,14 +1,17 @@
 package build
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"slices"
 
 	"github.com/distribution/reference"
 
+	"github.com/docker/cli/cli/config/types"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/session"
+	"github.com/moby/buildkit/session/auth/authprovider"
 	"github.com/moby/buildkit/session/secrets/secretsprovider"
 	"github.com/moby/buildkit/session/sshforward/sshprovider"
 
@@ -129,4 +132,21 @@ func secretProvider(refs []api.SecretRef) (session.Attachable, error) {
 		return nil, fmt.Errorf("secrets: %w", err)
 	}
 	return secretsprovider.NewSecretProvider(store), nil
+}
+
+// registryAuth answers BuildKit's credential requests for the internal
+// registry with its credential, and anonymously for any other registry.
+func registryAuth(registry string, creds api.CredentialSource) session.Attachable {
+	return authprovider.NewDockerAuthProvider(authprovider.DockerAuthProviderConfig{
+		AuthConfigProvider: func(ctx context.Context, host string, _ []string, _ authprovider.ExpireCachedAuthCheck) (types.AuthConfig, error) {
+			if creds == nil || host != registry {
+				return types.AuthConfig{}, nil
+			}
+			cred, ok := creds(ctx)
+			if !ok {
+				return types.AuthConfig{}, nil
+			}
+			return types.AuthConfig{Username: cred.Username, Password: cred.Password, ServerAddress: host}, nil
+		},
+	})
 }

@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/session"
 	"github.com/opencontainers/go-digest"
 	"github.com/tonistiigi/fsutil"
 	"golang.org/x/sync/errgroup"
@@ -40,7 +41,7 @@ type solveResult struct {
 
 // solve builds spec with the driver's BuildKit and stores the image under
 // every name in refs. report is called with progress as it arrives.
-func solve(ctx context.Context, d Driver, registry string, spec api.BuildSpec, refs []string, inputs map[string]string, logw io.Writer, report func(progress)) (solveResult, error) {
+func solve(ctx context.Context, d Driver, registry string, auth session.Attachable, spec api.BuildSpec, refs []string, inputs map[string]string, logw io.Writer, report func(progress)) (solveResult, error) {
 	c, err := d.Open(ctx)
 	if err != nil {
 		return solveResult{}, err
@@ -60,6 +61,7 @@ func solve(ctx context.Context, d Driver, registry string, spec api.BuildSpec, r
 	if opt.Session, err = sessionAttachables(spec); err != nil {
 		return solveResult{}, err
 	}
+	opt.Session = append(opt.Session, auth)
 	t := newTracker(logw)
 	resp, err := runSolve(ctx, c, opt, t, report)
 	res := solveResult{progress: t.snapshot()}

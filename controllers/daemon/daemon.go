@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	dockerclient "github.com/docker/docker/client"
+	"github.com/ucplane/uc/controllers/owner"
+	regserver "github.com/ucplane/uc/registry"
 	"log/slog"
 	"net"
 	"net/http"
@@ -163,7 +165,8 @@ func assemble(store *state.Store, cfg Config, log *slog.Logger) ([]runnable, fun
 	capacity := apitypes.NodeCapacity{}
 	runs := []runnable{}
 	closeAll := func() {}
-	driver, err := buildDriver(cfg)
+	creds := store.CredentialSource(10 * time.Second)
+	driver, err := buildDriver(cfg, creds)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -178,7 +181,7 @@ func assemble(store *state.Store, cfg Config, log *slog.Logger) ([]runnable, fun
 		}
 		capacity.API = api
 		buildCfg := build.Config{Node: cfg.Node, Driver: driver, MaxBuilds: cfg.MaxBuilds, LogDir: logDir,
-			ContextCacheDir: filepath.Join(cfg.DataDir, "contexts")}
+			ContextCacheDir: filepath.Join(cfg.DataDir, "contexts"), Credentials: creds}
 		runs = append(runs, serve, build.New(store, buildCfg, log).Run)
 	}
 	capacity.Address = cmp.Or(cfg.AdvertiseAddr, "127.0.0.1")
@@ -188,6 +191,7 @@ func assemble(store *state.Store, cfg Config, log *slog.Logger) ([]runnable, fun
 			return nil, nil, err
 		}
 		closeAll = func() { engine.Close() }
+		engine.Auth = internalRegistryAuth(store, creds)
 		capacity.Engine = true
 		runs = append(runs, prepull.New(store, engine, prepull.Config{Node: cfg.Node}, log).Run)
 		if cfg.RegistryListen == "" { // a node serving the registry in process takes no part in the managed one
@@ -219,7 +223,8 @@ func managedRegistry(store *state.Store, cfg Config, addr string, log *slog.Logg
 	if err != nil {
 		return nil, err
 	}
-	mcfg := registryctl.ManagedConfig{Config: cfg.RegistryGC, Address: addr, Binary: bin, FailoverAfter: cfg.RegistryFailoverAfter}
+	mcfg := registryctl.ManagedConfig{Config: cfg.RegistryGC, Address: addr, Binary: bin, FailoverAfter: cfg.RegistryFailoverAfter,
+		Credentials: store.CredentialSource(10 * time.Second)}
 	mcfg.Node, mcfg.DataDir = cfg.Node, cfg.DataDir
 	ctrl := registryctl.NewManaged(store, engine, mcfg, log)
 	return func(ctx context.Context) error {
@@ -228,8 +233,22 @@ func managedRegistry(store *state.Store, cfg Config, addr string, log *slog.Logg
 	}, nil
 }
 
+// internalRegistryAuth authenticates the engine's pulls from the internal
+// registry with its credential; other registries get none.
+func internalRegistryAuth(store *state.Store, creds apitypes.CredentialSource) func(context.Context, string) string {
+	return func(ctx context.Context, ref string) string {
+		host, _, _ := apitypes.SplitImageRef(ref)
+		registry, err := store.RegistryAddress(ctx, time.Now(), owner.LiveTimeout)
+		if err != nil || host != registry {
+			return ""
+		}
+		cred, ok := creds(ctx)
+		return regserver.EngineAuth(cred, ok, registry)
+	}
+}
+
 // buildDriver is the node's builder driver, or nil when it does not build.
-func buildDriver(cfg Config) (build.Driver, error) {
+func buildDriver(cfg Config, creds apitypes.CredentialSource) (build.Driver, error) {
 	name := cfg.BuildDriver
 	if name == "" {
 		if cfg.BuildkitAddr == "" {
@@ -237,7 +256,7 @@ func buildDriver(cfg Config) (build.Driver, error) {
 		}
 		name = build.DriverBuildkit
 	}
-	d, err := build.NewDriver(name, cfg.BuildkitAddr, cfg.DockerHost)
+	d, err := build.NewDriver(name, cfg.BuildkitAddr, cfg.DockerHost, creds)
 	if err != nil {
 		return nil, fmt.Errorf("--build-driver: %w", err)
 	}

@@ -15,6 +15,8 @@ import (
 // Docker is an Engine backed by a Docker Engine API.
 type Docker struct {
 	c *client.Client
+	// Auth is the X-Registry-Auth for pulling ref ("" for anonymous).
+	Auth func(ctx context.Context, ref string) string
 }
 
 // NewDocker connects to the engine at host (e.g. unix:///var/run/docker.sock),
@@ -32,7 +34,11 @@ func (d *Docker) Close() error { return d.c.Close() }
 
 // Pull pulls ref and returns its repository digest.
 func (d *Docker) Pull(ctx context.Context, ref string) (string, error) {
-	rc, err := d.c.ImagePull(ctx, ref, image.PullOptions{})
+	var opts image.PullOptions
+	if d.Auth != nil {
+		opts.RegistryAuth = d.Auth(ctx, ref)
+	}
+	rc, err := d.c.ImagePull(ctx, ref, opts)
 	if err != nil {
 		return "", err
 	}

@@ -11,15 +11,18 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
 	dockerclient "github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/jsonmessage"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/ucplane/uc/api"
 	"github.com/ucplane/uc/controllers/owner"
@@ -48,6 +51,8 @@ type ManagedConfig struct {
 	// FailoverAfter is how long the registry's node may be silent before
 	// another node takes over; default DefaultFailoverAfter.
 	FailoverAfter time.Duration
+	// Credentials are the registry's generated credential (spec Auth).
+	Credentials api.CredentialSource
 }
 
 // DefaultFailoverAfter bounds how long the cluster is without a registry
@@ -107,7 +112,8 @@ func (m *managed) Reconcile(ctx context.Context, _ string) (reconcile.Result, er
 	}
 	if spec.Image == "" { // a stock registry has no GC endpoint
 		if m.gc == nil {
-			m.gc = newGCKeeper(m.store, m.cfg.Config, m.log, overHTTP{client: &http.Client{Timeout: 30 * time.Minute}, addr: addr})
+			client := &http.Client{Timeout: 30 * time.Minute, Transport: regserver.BasicAuth(nil, m.cfg.Credentials)}
+			m.gc = newGCKeeper(m.store, m.cfg.Config, m.log, overHTTP{client: client, addr: addr})
 		}
 		m.gc.tick(ctx)
 	}
@@ -157,6 +163,11 @@ func (m *managed) ensureRunning(ctx context.Context, spec api.RegistrySpec, addr
 	if err != nil {
 		return err
 	}
+	if spec.Auth {
+		if err := m.writeHTPasswd(ctx); err != nil {
+			return err
+		}
+	}
 	cfg, host := m.containerConfig(spec, image, addr)
 	want := configHash(cfg, host)
 	cur, err := m.engine.ContainerInspect(ctx, ContainerName)
@@ -186,19 +197,58 @@ func (m *managed) ensureRunning(ctx context.Context, spec api.RegistrySpec, addr
 const labelConfig = "uc.registry.config"
 
 func (m *managed) containerConfig(spec api.RegistrySpec, image, addr string) (*container.Config, *container.HostConfig) {
-	data := filepath.Join(m.cfg.DataDir, "registry-volume")
+	data := m.volume()
 	cfg := &container.Config{Image: image, Labels: map[string]string{"uc.role": "registry"}}
 	host := &container.HostConfig{NetworkMode: "host", RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyAlways}}
 	if spec.Image != "" { // distribution's stock image and settings
 		cfg.Env = []string{"REGISTRY_HTTP_ADDR=" + addr, "REGISTRY_STORAGE_DELETE_ENABLED=true"}
+		if spec.Auth {
+			cfg.Env = append(cfg.Env, "REGISTRY_AUTH=htpasswd", "REGISTRY_AUTH_HTPASSWD_REALM=uc",
+				"REGISTRY_AUTH_HTPASSWD_PATH=/var/lib/registry/"+htpasswdFile)
+		}
 		host.Binds = []string{data + ":/var/lib/registry"}
 		return cfg, host
 	}
 	cfg.Cmd = []string{"--data-dir", "/data", "--listen", addr}
+	if spec.Auth {
+		cfg.Cmd = append(cfg.Cmd, "--htpasswd", "/data/"+htpasswdFile)
+	}
 	cfg.Healthcheck = &container.HealthConfig{Test: []string{"CMD", "/ucd", "registry", "probe", "http://" + addr + "/healthz"},
 		Interval: 5 * time.Second, Timeout: 3 * time.Second, Retries: 3}
 	host.Binds = []string{data + ":/data"}
 	return cfg, host
+}
+
+// htpasswdFile holds the generated credential in the registry's volume.
+const htpasswdFile = "htpasswd"
+
+func (m *managed) volume() string { return filepath.Join(m.cfg.DataDir, "registry-volume") }
+
+// writeHTPasswd writes the generated credential for the registry, unless
+// the file already holds it (bcrypt salts differ, so compare, not rewrite).
+func (m *managed) writeHTPasswd(ctx context.Context) error {
+	if m.cfg.Credentials == nil {
+		return errors.New("registry auth: this ucd has no credential source")
+	}
+	cred, ok := m.cfg.Credentials(ctx)
+	if !ok {
+		return errors.New("registry auth is on but state holds no generated credential yet (uc registry configure --auth writes it)")
+	}
+	path := filepath.Join(m.volume(), htpasswdFile)
+	if cur, err := os.ReadFile(path); err == nil {
+		user, hash, _ := strings.Cut(strings.TrimSpace(string(cur)), ":")
+		if user == cred.Username && bcrypt.CompareHashAndPassword([]byte(hash), []byte(cred.Password)) == nil {
+			return nil
+		}
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(cred.Password), bcrypt.DefaultCost)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(m.volume(), 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(cred.Username+":"+string(hash)+"\n"), 0o600)
 }
 
 func configHash(cfg *container.Config, host *container.HostConfig) string {

@@ -124,3 +124,34 @@ func TestManagedRegistry(t *testing.T) {
 		docker(t, env["UC_DOCKER_HOST_"+j], "pull", ref)
 	})
 }
+
+// TestManagedRegistryAuth turns on the registry's basic auth: anonymous
+// requests are refused, and every part of uc uses the generated credential
+// from state: shipping contexts, BuildKit's push, the engines' pulls, GC.
+func TestManagedRegistryAuth(t *testing.T) {
+	env := requireInfra(t)
+	c := managedCluster(t, env)
+	c.ok(t, "registry", "configure", "--port", "5003", "--auth")
+	_, addr := registryHolder(t, c, "", time.Minute)
+	resp, err := http.Get("http://" + addr + "/v2/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("anonymous GET /v2/: %s, want 401", resp.Status)
+	}
+
+	proj := t.TempDir()
+	writeFile(t, filepath.Join(proj, "Dockerfile"), "FROM busybox\nCOPY msg.txt /msg.txt\n")
+	writeFile(t, filepath.Join(proj, "msg.txt"), "behind auth\n")
+	writeFile(t, filepath.Join(proj, "compose.yaml"), "name: authp\nservices:\n  web:\n    build: .\n")
+	if out := c.ok(t, "apply", "-f", filepath.Join(proj, "compose.yaml")); !strings.Contains(out, "uploaded") {
+		t.Errorf("apply did not ship the context through the authenticated registry:\n%s", out)
+	}
+	c.ok(t, "wait", "images", "authp/web", "--timeout", "5m")
+	sameDigestOnBoth(t, c, "authp/web")
+	if out := c.ok(t, "registry", "gc", "--dry-run"); !strings.Contains(out, "would remove") {
+		t.Errorf("gc through auth:\n%s", out)
+	}
+}
