@@ -161,7 +161,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string) (reconcile.Resu
 	if waiting != "" {
 		return reconcile.Result{}, r.wait(ctx, rec, waiting)
 	}
-	return reconcile.Result{}, r.build(ctx, rec, inputs)
+	return reconcile.Result{}, r.build(ctx, rec, inputs, "")
 }
 
 // inputs are the current results of the builds this one reads, as image
@@ -210,8 +210,9 @@ func handled(rec state.BuildRecord, inputs map[string]string) bool {
 	return false
 }
 
-// build runs one build and records every outcome in status.
-func (r *Reconciler) build(ctx context.Context, rec state.BuildRecord, inputs map[string]string) error {
+// build runs one build and records every outcome in status; why, when
+// set, says why in the status message (a restore).
+func (r *Reconciler) build(ctx context.Context, rec state.BuildRecord, inputs map[string]string, why string) error {
 	registry, err := r.store.RegistryAddress(ctx, r.now(), owner.LiveTimeout)
 	if err != nil {
 		return fmt.Errorf("build %s: %w", rec.Spec.Name, err)
@@ -221,6 +222,9 @@ func (r *Reconciler) build(ctx context.Context, rec state.BuildRecord, inputs ma
 		return reconcile.Terminal(r.fail(ctx, rec, newStatus(r.cfg.Node, rec), err, true))
 	}
 	st := r.startStatus(rec, refs[0])
+	if why != "" {
+		st.Message = why
+	}
 	bases, basesKnown := r.resolveBases(ctx, rec.Spec)
 	st.Detail.Inputs, st.Detail.Bases, st.Detail.Key = inputs, bases, BuildKey(rec.Spec, inputs, bases)
 	st.Detail.Driver = r.cfg.Driver.Name()
@@ -257,7 +261,7 @@ func (r *Reconciler) restoreIfLost(ctx context.Context, rec state.BuildRecord, i
 	}
 	r.log.Info("The registry lacks this build's image; restoring it by rebuilding.", "build", rec.Spec.Name,
 		"digest", cur.Digest, "registry", registry)
-	return r.build(ctx, rec, inputs)
+	return r.build(ctx, rec, inputs, fmt.Sprintf("restoring %s into registry %s: rebuilding on %s", cur.Digest, registry, r.cfg.Node))
 }
 
 // resolveBases finds the digests of the build's base images. When they
