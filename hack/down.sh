@@ -62,6 +62,11 @@ stop_engine() {
   local i=$1 sock execroot br
   sock=$(engine_sock "$i")
   execroot=$(engine_execroot "$i")
+  # A managed registry container restarts with its engine (restart policy
+  # always); remove it so that a later up.sh starts clean.
+  if [[ -S $sock ]] && docker -H "unix://$sock" rm -f uc-registry >/dev/null 2>&1; then
+    log "engine $i: removed the uc-registry container"
+  fi
   stop_all dockerd "$sock" "engine $i dockerd" "$(engine_pidfile "$i")" ||
     log "engine $i: not running"
   # dockerd stops its managed containerd on SIGTERM; after a SIGKILL (or a

@@ -1,0 +1,65 @@
+package registry
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/state/statetest"
+)
+
+// TestHolder picks the registry's node: the one serving keeps it while it
+// is live (within FailoverAfter), a silent one loses it, and only nodes
+// with an engine that match the spec are candidates.
+func TestHolder(t *testing.T) {
+	srv := statetest.Start(t)
+	ctx := context.Background()
+	now := time.Now()
+	register := func(name string, engine bool, labels map[string]string, heartbeat time.Time) {
+		t.Helper()
+		err := srv.Store.RegisterNode(ctx, api.Node{Name: name, State: api.NodeReady, Labels: labels, StartedAt: now,
+			HeartbeatAt: heartbeat, Capacity: api.NodeCapacity{Engine: engine}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	register("a", true, map[string]string{"zone": "x"}, now)
+	register("b", true, map[string]string{"zone": "y"}, now.Add(-3*time.Second))
+	register("noengine", false, nil, now)
+	m := &managed{store: srv.Store, cfg: ManagedConfig{FailoverAfter: 5 * time.Second}}
+
+	for _, tt := range []struct {
+		spec api.RegistrySpec
+		want string
+	}{
+		{api.RegistrySpec{Node: "b"}, "b"},
+		{api.RegistrySpec{Selector: map[string]string{"zone": "x"}}, "a"},
+		{api.RegistrySpec{Node: "noengine"}, ""},
+	} {
+		got, err := m.holder(ctx, tt.spec)
+		if tt.want == "" {
+			if err == nil {
+				t.Errorf("%+v: picked %s, want no eligible node", tt.spec, got)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("%+v: holder %q (%v), want %q", tt.spec, got, err, tt.want)
+		}
+	}
+
+	// b serves; it keeps the registry although hashing might prefer a.
+	ready := []api.Condition{{Type: api.ConditionReady, Status: "True", LastTransitionTime: now}}
+	if err := srv.Store.PutRegistryStatus(ctx, api.RegistryStatus{Node: "b", Address: "b:5000", Conditions: ready, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := m.holder(ctx, api.RegistrySpec{}); got != "b" {
+		t.Errorf("holder %q, want b, which serves and is live", got)
+	}
+	// b's 3 s of silence is past a shorter FailoverAfter: a takes over.
+	m.cfg.FailoverAfter = 2 * time.Second
+	if got, _ := m.holder(ctx, api.RegistrySpec{}); got != "a" {
+		t.Errorf("holder %q after b went silent, want a", got)
+	}
+}
