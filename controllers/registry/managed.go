@@ -2,6 +2,7 @@ package registry
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -103,11 +104,11 @@ func (m *managed) Reconcile(ctx context.Context, _ string) (reconcile.Result, er
 	if holder != m.cfg.Node {
 		return reconcile.Result{}, m.stop(ctx, "the registry runs on "+holder)
 	}
-	addr := net.JoinHostPort(m.cfg.Address, strconv.Itoa(cmp(spec.Port, api.DefaultRegistryPort)))
+	addr := net.JoinHostPort(m.cfg.Address, strconv.Itoa(cmp.Or(spec.Port, api.DefaultRegistryPort)))
 	if err := m.ensureRunning(ctx, spec, addr); err != nil {
 		return reconcile.Result{}, m.publish(ctx, gen, addr, "False", "ContainerFailed", err.Error())
 	}
-	if err := m.healthy(ctx, addr); err != nil {
+	if err := healthy(ctx, m.http, addr); err != nil {
 		return reconcile.Result{}, m.publish(ctx, gen, addr, "False", "Unhealthy", err.Error())
 	}
 	if spec.Image == "" { // a stock registry has no GC endpoint
@@ -118,13 +119,6 @@ func (m *managed) Reconcile(ctx context.Context, _ string) (reconcile.Result, er
 		m.gc.tick(ctx)
 	}
 	return reconcile.Result{}, m.publish(ctx, gen, addr, "True", "Serving", "serving on "+addr+" in container "+ContainerName)
-}
-
-func cmp(v, def int) int {
-	if v == 0 {
-		return def
-	}
-	return v
 }
 
 // holder is the node that runs the registry: the node already serving it
@@ -285,22 +279,6 @@ func (m *managed) ensureImage(ctx context.Context, spec api.RegistrySpec) (strin
 	}
 	m.image = img.Ref
 	return img.Ref, nil
-}
-
-func (m *managed) healthy(ctx context.Context, addr string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v2/", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := m.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("registry health check: %w", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusUnauthorized {
-		return fmt.Errorf("registry health check: GET /v2/ answered %s", resp.Status)
-	}
-	return nil
 }
 
 // stop removes this node's registry container, if any, and says why.

@@ -79,7 +79,7 @@ type reconciler struct {
 func (r *reconciler) Reconcile(ctx context.Context, _ string) (reconcile.Result, error) {
 	cond := api.Condition{Type: api.ConditionReady, Status: "True", Reason: "Serving",
 		Message: "serving on " + r.addr, LastTransitionTime: time.Now()}
-	if err := r.healthy(ctx); err != nil {
+	if err := healthy(ctx, r.client, r.addr); err != nil {
 		cond.Status, cond.Reason, cond.Message = "False", "Unhealthy", err.Error()
 	} else {
 		r.gc.tick(ctx)
@@ -87,17 +87,19 @@ func (r *reconciler) Reconcile(ctx context.Context, _ string) (reconcile.Result,
 	return reconcile.Result{}, r.put(ctx, cond)
 }
 
-func (r *reconciler) healthy(ctx context.Context) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.addr+"/v2/", nil)
+// healthy checks that the registry at addr answers the API's base
+// endpoint; 401 counts, as a registry with auth answers it so.
+func healthy(ctx context.Context, client *http.Client, addr string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v2/", nil)
 	if err != nil {
 		return err
 	}
-	resp, err := r.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("registry health check: %w", err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusUnauthorized {
 		return fmt.Errorf("registry health check: GET /v2/ answered %s", resp.Status)
 	}
 	return nil
