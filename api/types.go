@@ -319,6 +319,9 @@ type BuildDetail struct {
 	// History lists the digests of the last successful builds, newest
 	// first, up to the spec's KeepBuilds; the registry's GC keeps them.
 	History []string `json:"history,omitempty" yaml:"history,omitempty"`
+	// RestoredFrom says where an image the registry lost was copied from,
+	// when it was not rebuilt.
+	RestoredFrom string `json:"restored_from,omitempty" yaml:"restored_from,omitempty"`
 	// Driver is the builder driver that ran the build: buildkit or docker.
 	Driver string `json:"driver,omitempty" yaml:"driver,omitempty"`
 }

@@ -111,6 +111,7 @@ func (v view) buildDetail(w io.Writer, d api.BuildDetail) {
 		field(w, "Steps", fmt.Sprintf("%d/%d", d.StepsDone, d.StepsTotal))
 	}
 	field(w, "Driver", d.Driver)
+	field(w, "Restored from", d.RestoredFrom)
 	if d.Key != "" {
 		key := d.Key[:16]
 		if d.Reused {

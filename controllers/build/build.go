@@ -12,12 +12,14 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/distribution/reference"
+	dockerclient "github.com/docker/docker/client"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/session"
 
@@ -43,6 +45,9 @@ type Config struct {
 	ContextCacheDir string
 	// Credentials are the internal registry's, when it has auth.
 	Credentials api.CredentialSource
+	// Engine is this node's Docker Engine, if any: a restore copies from it
+	// an image whose sources are gone with the old registry.
+	Engine *dockerclient.Client
 }
 
 // Reconciler builds the BuildSpecs this node owns.
@@ -259,9 +264,69 @@ func (r *Reconciler) restoreIfLost(ctx context.Context, rec state.BuildRecord, i
 	if err != nil || present {
 		return err
 	}
+	if !r.contextsAvailable(ctx, rec.Spec, registry) {
+		if done, err := r.copyFromEngine(ctx, rec, cur, registry); done || err != nil {
+			return err
+		}
+	}
 	r.log.Info("The registry lacks this build's image; restoring it by rebuilding.", "build", rec.Spec.Name,
 		"digest", cur.Digest, "registry", registry)
 	return r.build(ctx, rec, inputs, fmt.Sprintf("restoring %s into registry %s: rebuilding on %s", cur.Digest, registry, r.cfg.Node))
+}
+
+// contextsAvailable reports whether a rebuild can get the build's shipped
+// contexts: from this node's cache or from the registry now serving.
+func (r *Reconciler) contextsAvailable(ctx context.Context, spec api.BuildSpec, registry string) bool {
+	refs := []string{spec.ContextRef}
+	for _, v := range spec.AdditionalContexts {
+		if ref, ok := strings.CutPrefix(v, api.ShippedContextPrefix); ok {
+			refs = append(refs, ref)
+		}
+	}
+	for _, ref := range refs {
+		name, dg, ok := strings.Cut(ref, "@")
+		if !ok {
+			continue // not shipped: a path on the builder, or git
+		}
+		if _, err := os.Stat(filepath.Join(r.cfg.ContextCacheDir, strings.TrimPrefix(dg, "sha256:"))); err == nil {
+			continue
+		}
+		_, repo, _ := api.SplitImageRef(name)
+		if _, _, _, present, err := r.registry.manifest(ctx, registry, repo, dg); err != nil || !present {
+			return false
+		}
+	}
+	return true
+}
+
+// copyFromEngine restores an image whose contexts are gone by pushing it
+// from this node's engine, which pre-pulled it. The engine re-compresses
+// layers, so the digest is new while the content is the same; the image's
+// nodes then pull the new digest. done is false when the engine lacks it.
+func (r *Reconciler) copyFromEngine(ctx context.Context, rec state.BuildRecord, cur api.BuildStatus, registry string) (done bool, err error) {
+	if r.cfg.Engine == nil {
+		return false, nil
+	}
+	from := repository(cur.Detail.Ref) + "@" + cur.Digest
+	refs, err := imageRefs(registry, rec.Spec)
+	if err != nil {
+		return false, err
+	}
+	st := r.startStatus(rec, refs[0])
+	st.Detail.Inputs, st.Detail.Bases, st.Detail.Key, st.Detail.Driver = cur.Detail.Inputs, cur.Detail.Bases, cur.Detail.Key, "engine copy"
+	if st.Detail.Key != "" {
+		refs = append(refs, repository(refs[0])+":"+keyTag(st.Detail.Key))
+	}
+	digest, ok, err := engineCopy(ctx, r.cfg.Engine, r.cfg.Credentials, from, refs)
+	if !ok || err != nil {
+		return false, err
+	}
+	r.log.Info("Restored an image whose sources are gone by pushing it from this node's engine.", "build", rec.Spec.Name,
+		"old_digest", cur.Digest, "digest", digest, "registry", registry)
+	st.Detail.StartedAt = r.now()
+	st.Detail.RestoredFrom = fmt.Sprintf("%s's engine, was %s (its contexts are gone with the old registry; "+
+		"same content, new digest: the engine re-compresses layers)", r.cfg.Node, cur.Digest)
+	return true, r.succeed(ctx, rec, st, digest)
 }
 
 // resolveBases finds the digests of the build's base images. When they

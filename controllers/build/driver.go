@@ -2,7 +2,6 @@ package build
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,13 +10,10 @@ import (
 	"strings"
 
 	"github.com/containerd/platforms"
-	"github.com/docker/docker/api/types/image"
 	dockerclient "github.com/docker/docker/client"
-	"github.com/docker/docker/pkg/jsonmessage"
 	"github.com/moby/buildkit/client"
 
 	"github.com/ucplane/uc/api"
-	regserver "github.com/ucplane/uc/registry"
 )
 
 // Builder drivers: how a node reaches a BuildKit.
@@ -183,33 +179,5 @@ func (d *dockerDriver) finish(ctx context.Context, _ *client.SolveResponse, refs
 }
 
 func (d *dockerDriver) push(ctx context.Context, ref string, logw io.Writer) (string, error) {
-	var cred api.Credential
-	var ok bool
-	if d.creds != nil {
-		cred, ok = d.creds(ctx)
-	}
-	registry, _, _ := api.SplitImageRef(ref)
-	rc, err := d.engine.ImagePush(ctx, ref, image.PushOptions{RegistryAuth: regserver.EngineAuth(cred, ok, registry)})
-	if err != nil {
-		return "", classify(err)
-	}
-	defer rc.Close()
-	var digest string
-	aux := func(m jsonmessage.JSONMessage) {
-		var res struct{ Digest string }
-		if m.Aux != nil && json.Unmarshal(*m.Aux, &res) == nil && res.Digest != "" {
-			digest = res.Digest
-		}
-	}
-	if logw == nil {
-		logw = io.Discard
-	}
-	// A push's errors arrive inside the JSON stream, not as HTTP errors.
-	if err := jsonmessage.DisplayJSONMessagesStream(rc, logw, 0, false, aux); err != nil {
-		return "", classify(err)
-	}
-	if digest == "" {
-		return "", errors.New("the engine reported no digest for the push")
-	}
-	return digest, nil
+	return enginePush(ctx, d.engine, d.creds, ref, logw)
 }

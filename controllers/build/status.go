@@ -101,6 +101,9 @@ func (r *Reconciler) succeed(ctx context.Context, rec state.BuildRecord, st api.
 	if st.Detail.Reused {
 		st.Message = "reused the image stored for build key " + st.Detail.Key[:12] + " (no solve)"
 	}
+	if st.Detail.RestoredFrom != "" {
+		st.Message = "restored from " + st.Detail.RestoredFrom
+	}
 	st.Conditions = []api.Condition{{Type: api.ConditionReady, Status: "True", Reason: "Built", Message: st.Message, LastTransitionTime: now}}
 	r.log.Info("Build succeeded.", "build", rec.Spec.Name, "digest", digest, "duration", now.Sub(st.Detail.StartedAt))
 	return r.store.PutBuildStatus(ctx, st)

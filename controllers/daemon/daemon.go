@@ -182,6 +182,13 @@ func assemble(store *state.Store, cfg Config, log *slog.Logger) ([]runnable, fun
 		capacity.API = api
 		buildCfg := build.Config{Node: cfg.Node, Driver: driver, MaxBuilds: cfg.MaxBuilds, LogDir: logDir,
 			ContextCacheDir: filepath.Join(cfg.DataDir, "contexts"), Credentials: creds}
+		if cfg.DockerHost != "" {
+			engine, err := dockerclient.NewClientWithOpts(dockerclient.WithHost(cfg.DockerHost), dockerclient.WithAPIVersionNegotiation())
+			if err != nil {
+				return nil, nil, fmt.Errorf("docker engine %s: %w", cfg.DockerHost, err)
+			}
+			buildCfg.Engine = engine
+		}
 		runs = append(runs, serve, build.New(store, buildCfg, log).Run)
 	}
 	capacity.Address = cmp.Or(cfg.AdvertiseAddr, "127.0.0.1")

@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -29,6 +30,19 @@ func managedCluster(t *testing.T, env infra) *cluster {
 
 func removeRegistryContainer(host string) {
 	_ = exec.Command("docker", "-H", host, "rm", "-f", "uc-registry").Run()
+}
+
+// buildPrinter applies project/web, an image that prints msg, built on
+// builder, and returns its digest once both nodes hold it.
+func buildPrinter(t *testing.T, c *cluster, project, builder, msg string) string {
+	t.Helper()
+	proj := t.TempDir()
+	writeFile(t, filepath.Join(proj, "Dockerfile"), "FROM busybox\nCOPY msg.txt /msg.txt\nCMD [\"cat\", \"/msg.txt\"]\n")
+	writeFile(t, filepath.Join(proj, "msg.txt"), msg+"\n")
+	writeFile(t, filepath.Join(proj, "compose.yaml"), "name: "+project+"\nservices:\n  web:\n    build: .\n    x-uc-builder: "+builder+"\n")
+	c.ok(t, "apply", "-f", filepath.Join(proj, "compose.yaml"))
+	c.ok(t, "wait", "images", project+"/web", "--timeout", "5m")
+	return sameDigestOnBoth(t, c, project+"/web")
 }
 
 // registryHolder polls uc registry status until a node serves the
@@ -83,13 +97,7 @@ func TestManagedRegistry(t *testing.T) {
 	// The node that survives builds, so it holds the shipped context and
 	// the build cache the restore needs.
 	other := map[string]string{"node1": "node2", "node2": "node1"}[holder]
-	proj := t.TempDir()
-	writeFile(t, filepath.Join(proj, "Dockerfile"), "FROM busybox\nCOPY msg.txt /msg.txt\nCMD [\"cat\", \"/msg.txt\"]\n")
-	writeFile(t, filepath.Join(proj, "msg.txt"), "hello from a moving registry\n")
-	writeFile(t, filepath.Join(proj, "compose.yaml"), "name: hello\nservices:\n  web:\n    build: .\n    x-uc-builder: "+other+"\n")
-	c.ok(t, "apply", "-f", filepath.Join(proj, "compose.yaml"))
-	c.ok(t, "wait", "images", "hello/web", "--timeout", "5m")
-	digest := sameDigestOnBoth(t, c, "hello/web")
+	digest := buildPrinter(t, c, "hello", other, "hello from a moving registry")
 
 	t.Run("killed container comes back", func(t *testing.T) {
 		docker(t, env["UC_DOCKER_HOST_"+i], "kill", "uc-registry")
@@ -153,5 +161,48 @@ func TestManagedRegistryAuth(t *testing.T) {
 	sameDigestOnBoth(t, c, "authp/web")
 	if out := c.ok(t, "registry", "gc", "--dry-run"); !strings.Contains(out, "would remove") {
 		t.Errorf("gc through auth:\n%s", out)
+	}
+}
+
+// TestManagedRegistryRestoreFromEngine kills the registry's node when no
+// live node can rebuild the image (its shipped context is gone with the
+// old registry and from the builder's cache): the surviving node pushes
+// the image its engine pre-pulled into the new registry, under a new
+// digest with the same content, and says so in the build's status.
+func TestManagedRegistryRestoreFromEngine(t *testing.T) {
+	env := requireInfra(t)
+	c := managedCluster(t, env)
+	c.ok(t, "registry", "configure", "--port", "5004")
+	holder, _ := registryHolder(t, c, "", time.Minute)
+	other := map[string]string{"node1": "node2", "node2": "node1"}[holder]
+	old := buildPrinter(t, c, "cp", other, "copied, not rebuilt")
+
+	if err := os.RemoveAll(filepath.Join(c.dir, other, "contexts")); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.procs[holder].cmd.Process.Kill()
+	<-c.procs[holder].done
+	removeRegistryContainer(env["UC_DOCKER_HOST_"+strings.TrimPrefix(holder, "node")])
+	_, addr := registryHolder(t, c, holder, time.Minute)
+	var restored string
+	if err := poll(2*time.Minute, func() error {
+		d := presentDigests(t, c, "cp/web")[other]
+		if d == "" || d == old {
+			return fmt.Errorf("%s holds %q, want a restored digest", other, d)
+		}
+		restored = d
+		return nil
+	}); err != nil {
+		t.Fatalf("%v\n%s", err, c.ok(t, "describe", "build", "cp/web"))
+	}
+	if desc := c.ok(t, "describe", "build", "cp/web"); !strings.Contains(desc, "restored from "+other+"'s engine, was "+old) {
+		t.Errorf("describe does not say where the image came from:\n%s", desc)
+	}
+	if code := registryGet(t, addr, "/v2/cp/web/manifests/"+restored, nil); code != http.StatusOK {
+		t.Errorf("restored digest %s: GET %d in the new registry", restored, code)
+	}
+	j := strings.TrimPrefix(other, "node")
+	if out := docker(t, env["UC_DOCKER_HOST_"+j], "run", "--rm", addr+"/cp/web@"+restored); !strings.Contains(out, "copied, not rebuilt") {
+		t.Errorf("the restored image prints %q", out)
 	}
 }
