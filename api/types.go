@@ -347,6 +347,19 @@ type ImagePresence struct {
 	UpdatedAt          time.Time `json:"updated_at" yaml:"updated_at"`
 }
 
+// ImageResolution is one node's resolution of an external image's tag to a
+// digest, done once per spec generation so that every node pulls the same.
+type ImageResolution struct {
+	Image              string    `json:"image" yaml:"image"`
+	Node               string    `json:"node" yaml:"node"`
+	SpecUID            string    `json:"spec_uid" yaml:"spec_uid"`
+	ObservedGeneration int64     `json:"observed_generation" yaml:"observed_generation"`
+	Ref                string    `json:"ref" yaml:"ref"`       // what was resolved, e.g. nginx:1.27
+	Digest             string    `json:"digest" yaml:"digest"` // empty when Error says why
+	Error              string    `json:"error,omitempty" yaml:"error,omitempty"`
+	UpdatedAt          time.Time `json:"updated_at" yaml:"updated_at"`
+}
+
 // RegistrySpec is the desired internal registry (a single row, "default").
 type RegistrySpec struct {
 	// Node pins the registry to one node; Selector picks among labelled

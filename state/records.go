@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ucplane/uc/api"
@@ -260,14 +261,23 @@ func (s *Store) DeletePresence(ctx context.Context, image, node string) error {
 // WantedDigest is the digest nodes must hold for an image spec to be
 // satisfied. For a built image it is the build's result for the spec's
 // current generation; ready is false while that build has not succeeded
-// (an older digest on the nodes does not count). An external image has no
-// central digest yet, so any present row counts (digest "", ready true).
-func (s *Store) WantedDigest(ctx context.Context, img api.ImageSpec) (digest string, ready bool, err error) {
-	if img.Build == "" {
-		return "", true, nil
+// (an older digest on the nodes does not count). For an external image it
+// is the digest its tag was resolved to for this generation (ready false
+// until resolved), or the digest the user pinned.
+func (s *Store) WantedDigest(ctx context.Context, img ImageRecord) (digest string, ready bool, err error) {
+	if img.Spec.Build != "" {
+		res, ready, err := s.BuildResult(ctx, img.Spec.Build)
+		return res.Digest, ready, err
 	}
-	res, ready, err := s.BuildResult(ctx, img.Build)
-	return res.Digest, ready, err
+	if _, dg, pinned := strings.Cut(img.Spec.Image, "@"); pinned {
+		return dg, true, nil
+	}
+	res, ok, err := s.Resolution(ctx, img.Spec.Name, img.Meta.UID, img.Meta.Generation)
+	if err != nil || !ok {
+		return "", false, err
+	}
+	// A tag that does not exist is settled too: the nodes' rows say failed.
+	return res.Digest, true, nil
 }
 
 // BuildResult is the status that built the current generation of a build

@@ -74,6 +74,22 @@ CREATE TABLE IF NOT EXISTS image_presence (
     PRIMARY KEY (image, node)
 );
 
+-- An external image's tag resolved to a digest, once, by one node (the
+-- image's owner by rendezvous hashing): (image, node), written only by that
+-- node. Every node pulls the digest of the newest row for the spec's
+-- current incarnation and generation, so nodes never disagree on a tag.
+CREATE TABLE IF NOT EXISTS image_resolution (
+    image               TEXT NOT NULL,
+    node                TEXT NOT NULL,
+    spec_uid            TEXT NOT NULL DEFAULT '',
+    observed_generation INTEGER NOT NULL DEFAULT 0,
+    ref                 TEXT NOT NULL DEFAULT '',
+    digest              TEXT NOT NULL DEFAULT '',
+    error               TEXT NOT NULL DEFAULT '',
+    updated_at          INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (image, node)
+);
+
 -- The desired internal registry: a single row named 'default'.
 CREATE TABLE IF NOT EXISTS registry_spec (
     name       TEXT NOT NULL PRIMARY KEY,

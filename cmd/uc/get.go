@@ -181,7 +181,7 @@ func presentOn(img state.ImageRecord, needed []string, want string) (int, string
 // wanted is presentOn's digest filter for an image, and whether anything
 // can count as present yet.
 func (v view) wanted(img state.ImageRecord) (string, bool, error) {
-	return v.store.WantedDigest(v.cmd.Context(), img.Spec)
+	return v.store.WantedDigest(v.cmd.Context(), img)
 }
 
 func imageSource(s api.ImageSpec) string {

@@ -139,7 +139,7 @@ func (w *waiter) progress(ctx context.Context, img state.ImageRecord, nodes []ap
 		}
 	}
 	needed := neededNodes(img.Spec.Placement, nodes)
-	want, ready, err := w.store.WantedDigest(ctx, img.Spec)
+	want, ready, err := w.store.WantedDigest(ctx, img)
 	if err != nil || !ready {
 		return false, failed
 	}

@@ -66,6 +66,21 @@ func (d *Docker) digestOf(ctx context.Context, ref string) (string, error) {
 	return info.ID, nil
 }
 
+// Resolve asks the registry, through the engine (its mirrors, insecure
+// registries and credentials), which digest ref's tag names now, without
+// pulling.
+func (d *Docker) Resolve(ctx context.Context, ref string) (string, error) {
+	var auth string
+	if d.Auth != nil {
+		auth = d.Auth(ctx, ref)
+	}
+	info, err := d.c.DistributionInspect(ctx, ref, auth)
+	if err != nil {
+		return "", err
+	}
+	return info.Descriptor.Digest.String(), nil
+}
+
 // Has reports whether the engine holds ref.
 func (d *Docker) Has(ctx context.Context, ref string) (bool, error) {
 	_, err := d.c.ImageInspect(ctx, ref)

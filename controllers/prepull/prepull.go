@@ -11,6 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/distribution/reference"
+	godigest "github.com/opencontainers/go-digest"
+
 	"github.com/ucplane/uc/api"
 	"github.com/ucplane/uc/controllers/owner"
 	"github.com/ucplane/uc/reconcile"
@@ -24,6 +27,8 @@ type Engine interface {
 	Pull(ctx context.Context, ref string) (digest string, err error)
 	// Has reports whether the engine holds ref.
 	Has(ctx context.Context, ref string) (bool, error)
+	// Resolve returns the digest ref's tag names now, without pulling.
+	Resolve(ctx context.Context, ref string) (digest string, err error)
 }
 
 // Config describes this node.
@@ -48,10 +53,11 @@ func New(store *state.Store, engine Engine, cfg Config, log *slog.Logger) *recon
 	specs := store.KeySource(corrosion.Stmt("SELECT name, uid, generation FROM image_specs"), log)
 	builds := store.KeySource(corrosion.Stmt("SELECT name, digest FROM build_status"), log)
 	self := store.KeySource(corrosion.Stmt("SELECT name, labels, state FROM nodes WHERE name = ?", cfg.Node), log)
+	resolutions := store.KeySource(corrosion.Stmt("SELECT image, node, digest, error FROM image_resolution"), log)
 	return reconcile.New(reconcile.Options{
 		Name: "prepull", Workers: 3, Timeout: 30 * time.Minute, Resync: 30 * time.Second,
 		Lister: r.listImages, Logger: log,
-	}, r, specs, r.imagesOf(builds, byBuild), r.imagesOf(self, all))
+	}, r, specs, r.imagesOf(builds, byBuild), r.imagesOf(self, all), resolutions)
 }
 
 func (r *Reconciler) listImages(ctx context.Context) ([]string, error) {
@@ -91,7 +97,7 @@ func (r *Reconciler) imagesOf(src reconcile.Source, match func(api.ImageSpec, st
 func (r *Reconciler) Reconcile(ctx context.Context, name string) (reconcile.Result, error) {
 	img, err := r.store.GetImage(ctx, name)
 	if errors.Is(err, state.ErrNotFound) {
-		return reconcile.Result{}, r.store.DeletePresence(ctx, name, r.cfg.Node)
+		return reconcile.Result{}, errors.Join(r.store.DeletePresence(ctx, name, r.cfg.Node), r.store.DeleteResolution(ctx, name, r.cfg.Node))
 	}
 	if err != nil {
 		return reconcile.Result{}, err
@@ -126,11 +132,16 @@ func (r *Reconciler) ownRow(img state.ImageRecord) (api.ImagePresence, bool) {
 }
 
 func (r *Reconciler) ensurePresent(ctx context.Context, img state.ImageRecord) (reconcile.Result, error) {
-	ref, waiting, err := r.resolve(ctx, img.Spec)
+	ref, waiting, err := r.resolve(ctx, img)
+	row := api.ImagePresence{Image: img.Spec.Name, Node: r.cfg.Node, SpecUID: img.Meta.UID, ObservedGeneration: img.Meta.Generation}
+	var unknown *unknownTagError
+	if errors.As(err, &unknown) {
+		row.State, row.Error = api.PresenceFailed, err.Error()
+		return reconcile.Result{}, reconcile.Terminal(errors.Join(err, r.store.PutPresence(ctx, row)))
+	}
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	row := api.ImagePresence{Image: img.Spec.Name, Node: r.cfg.Node, SpecUID: img.Meta.UID, ObservedGeneration: img.Meta.Generation}
 	if waiting != "" {
 		row.State, row.Error = api.PresencePending, waiting
 		return reconcile.Result{}, r.store.PutPresence(ctx, row)
@@ -141,12 +152,91 @@ func (r *Reconciler) ensurePresent(ctx context.Context, img state.ImageRecord) (
 	return r.pull(ctx, row, ref)
 }
 
-// resolve names what to pull. For a built image that is the registry
-// reference by digest; waiting says why there is nothing to pull yet.
-func (r *Reconciler) resolve(ctx context.Context, spec api.ImageSpec) (ref, waiting string, err error) {
-	if spec.Build == "" {
-		return spec.Image, "", nil
+// resolve names what to pull: a built image by its registry reference and
+// digest, an external one by the digest its tag was resolved to, once, by
+// the image's owner node. waiting says why there is nothing to pull yet.
+func (r *Reconciler) resolve(ctx context.Context, img state.ImageRecord) (ref, waiting string, err error) {
+	if img.Spec.Build != "" {
+		return r.builtRef(ctx, img.Spec)
 	}
+	if strings.Contains(img.Spec.Image, "@") {
+		return img.Spec.Image, "", nil // pinned by the user
+	}
+	res, ok, err := r.store.Resolution(ctx, img.Spec.Name, img.Meta.UID, img.Meta.Generation)
+	if err != nil {
+		return "", "", err
+	}
+	if !ok {
+		if res, ok, waiting, err = r.resolveTag(ctx, img); !ok || err != nil {
+			return "", waiting, err
+		}
+	}
+	if res.Error != "" {
+		return "", "", &unknownTagError{fmt.Sprintf("%s (resolved by %s)", res.Error, res.Node)}
+	}
+	pinned, err := pinDigest(img.Spec.Image, res.Digest)
+	return pinned, "", err
+}
+
+// unknownTagError is a tag the registry does not have: terminal.
+type unknownTagError struct{ msg string }
+
+func (e *unknownTagError) Error() string { return e.msg }
+
+// resolveTag resolves the image's tag when this node owns the image, and
+// records the result (a digest, or a tag that does not exist) for every
+// node. Other nodes wait for that record.
+func (r *Reconciler) resolveTag(ctx context.Context, img state.ImageRecord) (res api.ImageResolution, ok bool, waiting string, err error) {
+	nodes, err := r.store.ListNodes(ctx)
+	if err != nil {
+		return res, false, "", err
+	}
+	resolver, found := owner.Pick(img.Spec.Name, nodes, r.now(), func(n api.Node) bool { return n.Capacity.Engine })
+	if !found || resolver != r.cfg.Node {
+		return res, false, fmt.Sprintf("waiting for %s to resolve %s to a digest", cmpOr(resolver, "a live node"), img.Spec.Image), nil
+	}
+	res = api.ImageResolution{Image: img.Spec.Name, Node: r.cfg.Node, SpecUID: img.Meta.UID,
+		ObservedGeneration: img.Meta.Generation, Ref: img.Spec.Image}
+	digest, err := r.engine.Resolve(ctx, img.Spec.Image)
+	switch {
+	case err != nil && IsNotFound(err):
+		res.Error = fmt.Sprintf("image %s does not exist: %v", img.Spec.Image, err)
+	case err != nil:
+		return res, false, "", fmt.Errorf("resolve %s: %w", img.Spec.Image, err) // retried with backoff
+	default:
+		res.Digest = digest
+		r.log.Info("Resolved a tag to a digest for every node.", "image", img.Spec.Name, "ref", img.Spec.Image, "digest", digest)
+	}
+	return res, true, "", r.store.PutResolution(ctx, res)
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// pinDigest names ref's repository at digest, e.g. nginx:1.27 →
+// nginx@sha256:….
+func pinDigest(ref, digest string) (string, error) {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return "", fmt.Errorf("image %q: %w", ref, err)
+	}
+	dg, err := godigest.Parse(digest)
+	if err != nil {
+		return "", fmt.Errorf("digest %q: %w", digest, err)
+	}
+	pinned, err := reference.WithDigest(reference.TrimNamed(named), dg)
+	if err != nil {
+		return "", err
+	}
+	return reference.FamiliarString(pinned), nil
+}
+
+// builtRef is a built image's registry reference by digest.
+func (r *Reconciler) builtRef(ctx context.Context, spec api.ImageSpec) (ref, waiting string, err error) {
 	b, err := r.store.GetBuild(ctx, spec.Build)
 	if errors.Is(err, state.ErrNotFound) {
 		return "", "waiting for build " + spec.Build + ", which does not exist", nil
