@@ -337,14 +337,31 @@ const (
 
 // ImagePresence is one node's record of one ImageSpec: key (image, node).
 type ImagePresence struct {
-	Image              string    `json:"image" yaml:"image"`
-	Node               string    `json:"node" yaml:"node"`
-	SpecUID            string    `json:"spec_uid" yaml:"spec_uid"`
-	ObservedGeneration int64     `json:"observed_generation" yaml:"observed_generation"`
-	State              string    `json:"state" yaml:"state"`
-	Digest             string    `json:"digest,omitempty" yaml:"digest,omitempty"`
-	Error              string    `json:"error,omitempty" yaml:"error,omitempty"`
-	UpdatedAt          time.Time `json:"updated_at" yaml:"updated_at"`
+	Image              string         `json:"image" yaml:"image"`
+	Node               string         `json:"node" yaml:"node"`
+	SpecUID            string         `json:"spec_uid" yaml:"spec_uid"`
+	ObservedGeneration int64          `json:"observed_generation" yaml:"observed_generation"`
+	State              string         `json:"state" yaml:"state"`
+	Digest             string         `json:"digest,omitempty" yaml:"digest,omitempty"`
+	Error              string         `json:"error,omitempty" yaml:"error,omitempty"`
+	Detail             PresenceDetail `json:"detail" yaml:"detail"`
+	UpdatedAt          time.Time      `json:"updated_at" yaml:"updated_at"`
+}
+
+// PresenceDetail is a pull's progress and history on one node.
+type PresenceDetail struct {
+	// Ref is what the node pulls, by digest.
+	Ref string `json:"ref,omitempty" yaml:"ref,omitempty"`
+	// Attempts counts pulls of Ref, failed ones included.
+	Attempts int `json:"attempts,omitempty" yaml:"attempts,omitempty"`
+	// LayersDone of LayersTotal, and the bytes of the layers downloaded so
+	// far of those the engine reported (layers it already had count done).
+	LayersDone  int           `json:"layers_done,omitempty" yaml:"layers_done,omitempty"`
+	LayersTotal int           `json:"layers_total,omitempty" yaml:"layers_total,omitempty"`
+	Bytes       int64         `json:"bytes,omitempty" yaml:"bytes,omitempty"`
+	BytesTotal  int64         `json:"bytes_total,omitempty" yaml:"bytes_total,omitempty"`
+	StartedAt   time.Time     `json:"started_at,omitzero" yaml:"started_at,omitempty"`
+	Duration    time.Duration `json:"duration,omitempty" yaml:"duration,omitempty"`
 }
 
 // ImageResolution is one node's resolution of an external image's tag to a

@@ -159,7 +159,7 @@ func (s *Store) buildStatuses(ctx context.Context, name string) (map[string][]ap
 }
 
 func (s *Store) presence(ctx context.Context, image string) (map[string][]api.ImagePresence, error) {
-	q := "SELECT image, node, spec_uid, observed_generation, state, digest, error, updated_at FROM image_presence"
+	q := "SELECT image, node, spec_uid, observed_generation, state, digest, error, updated_at, detail FROM image_presence"
 	stmt := corrosion.Stmt(q + " ORDER BY image, node")
 	if image != "" {
 		stmt = corrosion.Stmt(q+" WHERE image = ? ORDER BY node", image)
@@ -173,6 +173,9 @@ func (s *Store) presence(ctx context.Context, image string) (map[string][]api.Im
 		p := api.ImagePresence{Image: corrosion.AsString(r[0]), Node: corrosion.AsString(r[1]), SpecUID: corrosion.AsString(r[2]),
 			ObservedGeneration: corrosion.AsInt(r[3]), State: corrosion.AsString(r[4]), Digest: corrosion.AsString(r[5]),
 			Error: corrosion.AsString(r[6]), UpdatedAt: fromMillis(r[7])}
+		if err := json.Unmarshal([]byte(corrosion.AsString(r[8])), &p.Detail); err != nil {
+			return nil, fmt.Errorf("presence of %s on %s: detail: %w", p.Image, p.Node, err)
+		}
 		out[p.Image] = append(out[p.Image], p)
 	}
 	return out, nil
@@ -210,16 +213,20 @@ WHERE (build_status.spec_uid, build_status.observed_generation, build_status.pha
 
 // PutPresence writes a node's presence row for an image, skipping no-ops.
 func (s *Store) PutPresence(ctx context.Context, p api.ImagePresence) error {
-	_, err := s.c.Exec(ctx, corrosion.Stmt(`INSERT INTO image_presence
-  (image, node, spec_uid, observed_generation, state, digest, error, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+	detail, err := json.Marshal(p.Detail)
+	if err != nil {
+		return err
+	}
+	_, err = s.c.Exec(ctx, corrosion.Stmt(`INSERT INTO image_presence
+  (image, node, spec_uid, observed_generation, state, digest, error, detail, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (image, node) DO UPDATE SET spec_uid = excluded.spec_uid,
   observed_generation = excluded.observed_generation, state = excluded.state,
-  digest = excluded.digest, error = excluded.error, updated_at = excluded.updated_at
+  digest = excluded.digest, error = excluded.error, detail = excluded.detail, updated_at = excluded.updated_at
 WHERE (image_presence.spec_uid, image_presence.observed_generation, image_presence.state,
-       image_presence.digest, image_presence.error)
-  IS NOT (excluded.spec_uid, excluded.observed_generation, excluded.state, excluded.digest, excluded.error)`,
-		p.Image, p.Node, p.SpecUID, p.ObservedGeneration, p.State, p.Digest, p.Error, stamp(p.UpdatedAt)))
+       image_presence.digest, image_presence.error, image_presence.detail)
+  IS NOT (excluded.spec_uid, excluded.observed_generation, excluded.state, excluded.digest, excluded.error, excluded.detail)`,
+		p.Image, p.Node, p.SpecUID, p.ObservedGeneration, p.State, p.Digest, p.Error, string(detail), stamp(p.UpdatedAt)))
 	if err != nil {
 		return fmt.Errorf("write presence of %s on %s: %w", p.Image, p.Node, err)
 	}

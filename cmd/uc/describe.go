@@ -11,9 +11,11 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
 	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/controllers/owner"
 	"github.com/ucplane/uc/state"
 )
 
@@ -150,18 +152,33 @@ func (v view) describeImage(w io.Writer, img state.ImageRecord, nodes []api.Node
 	present := 0
 	if want, ready, err := v.wanted(img); err == nil && ready {
 		present, _ = presentOn(img, needed, want)
+		field(w, "Digest", want)
 	}
 	field(w, "Present", fmt.Sprintf("%d/%d needed nodes", present, len(needed)))
 	fmt.Fprintln(w, "Nodes:")
-	fmt.Fprintln(w, "  NODE\tSTATE\tDIGEST\tUPDATED\tERROR")
+	fmt.Fprintln(w, "  NODE\tSTATE\tDIGEST\tLAYERS\tBYTES\tATTEMPTS\tTOOK\tUPDATED\tERROR")
 	for _, name := range needed {
 		p, ok := findPresence(img, name)
 		if !ok {
-			fmt.Fprintf(w, "  %s\t%s\t-\t-\t\n", name, "not reported")
+			fmt.Fprintf(w, "  %s\t%s\t-\t-\t-\t-\t-\t-\t\n", name, "not reported")
 			continue
 		}
-		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\n", name, p.State, orDash(p.Digest), v.ago(p.UpdatedAt), p.Error)
+		d := p.Detail
+		fmt.Fprintf(w, "  %s\t%s\t%s\t%d/%d\t%s/%s\t%d\t%s\t%s\t%s\n", name, v.presenceState(p, nodes), orDash(p.Digest),
+			d.LayersDone, d.LayersTotal, units.BytesSize(float64(d.Bytes)), units.BytesSize(float64(d.BytesTotal)),
+			d.Attempts, d.Duration.Round(time.Millisecond), v.ago(p.UpdatedAt), p.Error)
 	}
+}
+
+// presenceState marks the row of a node that stopped heartbeating stale:
+// only that node writes its row, so nobody else deletes or corrects it.
+func (v view) presenceState(p api.ImagePresence, nodes []api.Node) string {
+	for _, n := range nodes {
+		if n.Name == p.Node && !n.Live(v.now, owner.LiveTimeout) {
+			return p.State + " (stale: node silent)"
+		}
+	}
+	return p.State
 }
 
 func findPresence(img state.ImageRecord, node string) (api.ImagePresence, bool) {

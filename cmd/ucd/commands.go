@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/ucplane/uc/controllers/prepull"
 	"log/slog"
 	"net/http"
 	"os"
@@ -76,6 +77,7 @@ func newRunCmd(log *slog.Logger) *cobra.Command {
 	f.DurationVar(&cfg.RegistryGC.GCGrace, "registry-gc-grace", registry.DefaultGrace, "GC keeps anything uploaded or used within this long")
 	f.StringVar(&cfg.NodeAPIListen, "node-api-listen", "127.0.0.1:0", "where a builder node serves its API (full build logs)")
 	f.IntVar(&cfg.MaxBuilds, "max-builds", build.DefaultMaxBuilds, "builds this node runs at once; more wait as queued")
+	f.IntVar(&cfg.MaxPulls, "max-pulls", prepull.DefaultMaxPulls, "images this node pre-pulls at once")
 	f.StringSliceVar(&cfg.Entitlements, "allow-entitlement", nil, "build entitlements this node grants: network.host, security.insecure (repeatable)")
 	return cmd
 }

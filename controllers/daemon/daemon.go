@@ -52,6 +52,8 @@ type Config struct {
 	NodeAPIListen string
 	// MaxBuilds limits concurrent builds on this node (0: the default).
 	MaxBuilds int
+	// MaxPulls limits concurrent pre-pulls on this node (0: the default).
+	MaxPulls int
 	// Entitlements are the build entitlements this node grants.
 	Entitlements []string
 	// RegistryListen, when set, makes this node serve the internal registry.
@@ -200,7 +202,7 @@ func assemble(store *state.Store, cfg Config, log *slog.Logger) ([]runnable, fun
 		closeAll = func() { engine.Close() }
 		engine.Auth = internalRegistryAuth(store, creds)
 		capacity.Engine = true
-		runs = append(runs, prepull.New(store, engine, prepull.Config{Node: cfg.Node}, log).Run)
+		runs = append(runs, prepull.New(store, engine, prepull.Config{Node: cfg.Node, MaxPulls: cfg.MaxPulls}, log).Run)
 		if cfg.RegistryListen == "" { // a node serving the registry in process takes no part in the managed one
 			managed, err := managedRegistry(store, cfg, capacity.Address, log)
 			if err != nil {

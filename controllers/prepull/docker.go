@@ -2,6 +2,7 @@ package prepull
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -32,8 +33,9 @@ func NewDocker(host string) (*Docker, error) {
 // Close releases the client.
 func (d *Docker) Close() error { return d.c.Close() }
 
-// Pull pulls ref and returns its repository digest.
-func (d *Docker) Pull(ctx context.Context, ref string) (string, error) {
+// Pull pulls ref and returns its repository digest, reporting per-layer
+// progress as the engine streams it.
+func (d *Docker) Pull(ctx context.Context, ref string, progress func(Progress)) (string, error) {
 	var opts image.PullOptions
 	if d.Auth != nil {
 		opts.RegistryAuth = d.Auth(ctx, ref)
@@ -43,11 +45,81 @@ func (d *Docker) Pull(ctx context.Context, ref string) (string, error) {
 		return "", err
 	}
 	defer rc.Close()
-	// Errors of a pull arrive inside the JSON stream, not as HTTP errors.
-	if err := jsonmessage.DisplayJSONMessagesStream(rc, io.Discard, 0, false, nil); err != nil {
+	if err := followPull(rc, progress); err != nil {
 		return "", err
 	}
 	return d.digestOf(ctx, ref)
+}
+
+// Progress is a pull's state: layers done of those seen, and the bytes
+// downloaded of those the engine announced.
+type Progress struct {
+	LayersDone, LayersTotal int
+	Bytes, BytesTotal       int64
+}
+
+type layerProgress struct {
+	current, total int64
+	done           bool
+}
+
+// followPull reads the engine's JSON stream. Errors of a pull arrive
+// inside it, not as HTTP errors.
+func followPull(r io.Reader, progress func(Progress)) error {
+	dec := json.NewDecoder(r)
+	layers := map[string]*layerProgress{}
+	for {
+		var m jsonmessage.JSONMessage
+		if err := dec.Decode(&m); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if m.Error != nil {
+			return m.Error
+		}
+		if trackLayer(layers, m) && progress != nil {
+			progress(sumLayers(layers))
+		}
+	}
+}
+
+// trackLayer folds one message into the layers; false if it is not about
+// a layer.
+func trackLayer(layers map[string]*layerProgress, m jsonmessage.JSONMessage) bool {
+	l, known := layers[m.ID]
+	switch {
+	case m.ID == "":
+		return false
+	case !known && (m.Status == "Pulling fs layer" || m.Status == "Already exists" || m.Status == "Waiting"):
+		l = &layerProgress{}
+		layers[m.ID] = l
+	case !known:
+		return false
+	}
+	switch m.Status {
+	case "Downloading":
+		if m.Progress != nil {
+			l.current, l.total = m.Progress.Current, m.Progress.Total
+		}
+	case "Download complete", "Verifying Checksum":
+		l.current = l.total
+	case "Pull complete", "Already exists":
+		l.current, l.done = l.total, true
+	}
+	return true
+}
+
+func sumLayers(layers map[string]*layerProgress) Progress {
+	p := Progress{LayersTotal: len(layers)}
+	for _, l := range layers {
+		p.Bytes += l.current
+		p.BytesTotal += l.total
+		if l.done {
+			p.LayersDone++
+		}
+	}
+	return p
 }
 
 func (d *Docker) digestOf(ctx context.Context, ref string) (string, error) {

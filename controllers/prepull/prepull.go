@@ -4,6 +4,7 @@
 package prepull
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -23,8 +24,9 @@ import (
 
 // Engine is what the controller needs from a Docker Engine.
 type Engine interface {
-	// Pull pulls ref and returns the digest the engine recorded for it.
-	Pull(ctx context.Context, ref string) (digest string, err error)
+	// Pull pulls ref and returns the digest the engine recorded for it,
+	// reporting progress as it goes.
+	Pull(ctx context.Context, ref string, progress func(Progress)) (digest string, err error)
 	// Has reports whether the engine holds ref.
 	Has(ctx context.Context, ref string) (bool, error)
 	// Resolve returns the digest ref's tag names now, without pulling.
@@ -34,7 +36,12 @@ type Engine interface {
 // Config describes this node.
 type Config struct {
 	Node string
+	// MaxPulls bounds concurrent pulls on this node; default DefaultMaxPulls.
+	MaxPulls int
 }
+
+// DefaultMaxPulls is how many images a node pulls at once by default.
+const DefaultMaxPulls = 3
 
 // Reconciler keeps this node's images present.
 type Reconciler struct {
@@ -55,7 +62,7 @@ func New(store *state.Store, engine Engine, cfg Config, log *slog.Logger) *recon
 	self := store.KeySource(corrosion.Stmt("SELECT name, labels, state FROM nodes WHERE name = ?", cfg.Node), log)
 	resolutions := store.KeySource(corrosion.Stmt("SELECT image, node, digest, error FROM image_resolution"), log)
 	return reconcile.New(reconcile.Options{
-		Name: "prepull", Workers: 3, Timeout: 30 * time.Minute, Resync: 30 * time.Second,
+		Name: "prepull", Workers: cmp.Or(cfg.MaxPulls, DefaultMaxPulls), Timeout: 30 * time.Minute, Resync: 30 * time.Second,
 		Lister: r.listImages, Logger: log,
 	}, r, specs, r.imagesOf(builds, byBuild), r.imagesOf(self, all), resolutions)
 }
@@ -149,7 +156,7 @@ func (r *Reconciler) ensurePresent(ctx context.Context, img state.ImageRecord) (
 	if r.alreadyPresent(ctx, img, ref) {
 		return reconcile.Result{}, nil
 	}
-	return r.pull(ctx, row, ref)
+	return r.pull(ctx, img, row, ref)
 }
 
 // resolve names what to pull: a built image by its registry reference and
@@ -268,22 +275,42 @@ func (r *Reconciler) alreadyPresent(ctx context.Context, img state.ImageRecord, 
 	return err == nil && has
 }
 
-func (r *Reconciler) pull(ctx context.Context, row api.ImagePresence, ref string) (reconcile.Result, error) {
+func (r *Reconciler) pull(ctx context.Context, img state.ImageRecord, row api.ImagePresence, ref string) (reconcile.Result, error) {
 	row.State = api.PresencePulling
+	row.Detail = api.PresenceDetail{Ref: ref, Attempts: 1, StartedAt: r.now()}
+	if prev, ok := r.ownRow(img); ok && prev.Detail.Ref == ref && prev.SpecUID == row.SpecUID {
+		row.Detail.Attempts = prev.Detail.Attempts + 1
+	}
 	if err := r.store.PutPresence(ctx, row); err != nil {
 		return reconcile.Result{}, err
 	}
-	start := r.now()
-	digest, err := r.engine.Pull(ctx, ref)
+	digest, err := r.engine.Pull(ctx, ref, r.reporter(ctx, &row))
+	row.Detail.Duration = r.now().Sub(row.Detail.StartedAt)
 	if err != nil {
-		row.State, row.Error = api.PresenceFailed, err.Error()
+		row.State, row.Error = api.PresenceFailed, fmt.Sprintf("attempt %d: %v", row.Detail.Attempts, err)
 		werr := r.store.PutPresence(ctx, row)
 		if IsNotFound(err) {
 			return reconcile.Result{}, reconcile.Terminal(errors.Join(fmt.Errorf("pull %s: %w", ref, err), werr))
 		}
 		return reconcile.Result{}, errors.Join(fmt.Errorf("pull %s: %w", ref, err), werr)
 	}
-	row.State, row.Digest = api.PresencePresent, digest
-	r.log.Info("Image is present.", "image", row.Image, "ref", ref, "duration", r.now().Sub(start))
+	row.State, row.Digest, row.Error = api.PresencePresent, digest, ""
+	r.log.Info("Image is present.", "image", row.Image, "ref", ref, "duration", row.Detail.Duration)
 	return reconcile.Result{}, r.store.PutPresence(ctx, row)
+}
+
+// reporter writes pull progress into the row at most once a second:
+// gossip carries real changes, not every chunk of every layer.
+func (r *Reconciler) reporter(ctx context.Context, row *api.ImagePresence) func(Progress) {
+	var last time.Time
+	return func(p Progress) {
+		row.Detail.LayersDone, row.Detail.LayersTotal, row.Detail.Bytes, row.Detail.BytesTotal = p.LayersDone, p.LayersTotal, p.Bytes, p.BytesTotal
+		if r.now().Sub(last) < time.Second {
+			return
+		}
+		last = r.now()
+		if err := r.store.PutPresence(ctx, *row); err != nil {
+			r.log.Warn("Writing pull progress failed.", "image", row.Image, "err", err)
+		}
+	}
 }

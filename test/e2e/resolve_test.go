@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -37,6 +38,10 @@ func TestTagResolvedOnce(t *testing.T) {
 		if row := tableRow(t, c.ok(t, "get", "images"), name); !strings.Contains(strings.Join(row, " "), shortDigestOf(digest)) {
 			t.Errorf("uc get images row %q lacks the resolved digest %s", row, digest)
 		}
+	}
+	desc := c.ok(t, "describe", "image", "ext/hub")
+	if !strings.Contains(desc, "Digest:") || !strings.Contains(desc, "ATTEMPTS") || !regexp.MustCompile(`node1\s+present\s+sha256:\S+\s+\d+/\d+\s+\S+\s+1\s`).MatchString(desc) {
+		t.Errorf("describe image lacks the digest or node1's pull detail (one attempt):\n%s", desc)
 	}
 	resolvers := 0
 	for _, node := range []string{"node1", "node2"} {
