@@ -45,6 +45,10 @@ type Project struct {
 // machinesKey is the service extension that pins an image to named nodes.
 const machinesKey = "x-machines"
 
+// pullCredentialKey references the credential nodes pull a private image
+// with (env:VAR or docker-config:PATH).
+const pullCredentialKey = "x-uc-pull-credential"
+
 // supportedBuildAttrs are the build: attributes the build controller honours.
 // Everything else is refused so that a build never silently differs from
 // what `docker compose build` would produce.
@@ -154,6 +158,13 @@ func convertService(project string, s types.ServiceConfig, secrets types.Secrets
 		return nil, img, err
 	}
 	img.Placement = pl
+	if raw, ok := s.Extensions[pullCredentialKey]; ok {
+		ref, _ := raw.(string)
+		if err := CheckCredentialRef(ref); err != nil {
+			return nil, img, fmt.Errorf("%s: %s.%s: %v", file, field, pullCredentialKey, err)
+		}
+		img.PullCredential = ref
+	}
 	if s.Build == nil {
 		if s.Image == "" {
 			return nil, img, fmt.Errorf("%s: %s: needs build or image", file, field)

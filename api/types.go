@@ -8,6 +8,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -164,6 +165,30 @@ type ImageSpec struct {
 	Image     string    `json:"image,omitempty" yaml:"image,omitempty"`
 	Build     string    `json:"build,omitempty" yaml:"build,omitempty"`
 	Placement Placement `json:"placement" yaml:"placement"`
+	// PullCredential references the credential for a private registry,
+	// resolved on each node, never a secret itself: "env:VAR" (VAR holds
+	// user:password) or "docker-config:PATH" (a Docker config.json).
+	PullCredential string `json:"pull_credential,omitempty" yaml:"pull_credential,omitempty"`
+}
+
+// Pull credential reference schemes.
+const (
+	CredentialEnv          = "env:"
+	CredentialDockerConfig = "docker-config:"
+)
+
+// CheckCredentialRef refuses anything but a reference, so that a secret
+// pasted into a Compose file never reaches state.
+func CheckCredentialRef(ref string) error {
+	for _, scheme := range []string{CredentialEnv, CredentialDockerConfig} {
+		if rest, ok := strings.CutPrefix(ref, scheme); ok {
+			if rest == "" {
+				return fmt.Errorf("%q names no %s", ref, strings.TrimSuffix(scheme, ":"))
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("%q is not a credential reference: want env:VAR or docker-config:PATH (the secret stays on the nodes)", ref)
 }
 
 // Placement selects nodes. Nodes and Constraints are ANDed; an empty

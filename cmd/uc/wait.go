@@ -139,21 +139,24 @@ func (w *waiter) progress(ctx context.Context, img state.ImageRecord, nodes []ap
 		}
 	}
 	needed := neededNodes(img.Spec.Placement, nodes)
-	want, ready, err := w.store.WantedDigest(ctx, img)
-	if err != nil || !ready {
-		return false, failed
-	}
-	present, _ := presentOn(img, needed, want)
 	for _, n := range needed {
 		p, ok := findPresence(img, n)
 		if !ok {
 			continue
 		}
 		w.say(name+"/"+n, fmt.Sprintf("%s  %s: %s%s", name, n, p.State, suffix(p)))
-		if p.State == api.PresenceFailed {
+		// A node can fail before anything is ready to pull (resolving a
+		// tag with a refused credential); an older generation's failure
+		// does not count.
+		if p.State == api.PresenceFailed && p.ObservedGeneration == img.Meta.Generation {
 			failed = append(failed, fmt.Sprintf("%s on %s: %s", name, n, p.Error))
 		}
 	}
+	want, ready, err := w.store.WantedDigest(ctx, img)
+	if err != nil || !ready {
+		return false, failed
+	}
+	present, _ := presentOn(img, needed, want)
 	done = len(needed) > 0 && present == len(needed)
 	if done {
 		w.say(name, fmt.Sprintf("%s  present on %d/%d nodes (%s)", name, present, len(needed), strings.Join(needed, ", ")))

@@ -200,9 +200,9 @@ func assemble(store *state.Store, cfg Config, log *slog.Logger) ([]runnable, fun
 			return nil, nil, err
 		}
 		closeAll = func() { engine.Close() }
-		engine.Auth = internalRegistryAuth(store, creds)
 		capacity.Engine = true
-		runs = append(runs, prepull.New(store, engine, prepull.Config{Node: cfg.Node, MaxPulls: cfg.MaxPulls}, log).Run)
+		runs = append(runs, prepull.New(store, engine, prepull.Config{Node: cfg.Node, MaxPulls: cfg.MaxPulls,
+			InternalAuth: internalRegistryAuth(store, creds)}, log).Run)
 		if cfg.RegistryListen == "" { // a node serving the registry in process takes no part in the managed one
 			managed, err := managedRegistry(store, cfg, capacity.Address, log)
 			if err != nil {

@@ -16,8 +16,6 @@ import (
 // Docker is an Engine backed by a Docker Engine API.
 type Docker struct {
 	c *client.Client
-	// Auth is the X-Registry-Auth for pulling ref ("" for anonymous).
-	Auth func(ctx context.Context, ref string) string
 }
 
 // NewDocker connects to the engine at host (e.g. unix:///var/run/docker.sock),
@@ -35,12 +33,8 @@ func (d *Docker) Close() error { return d.c.Close() }
 
 // Pull pulls ref and returns its repository digest, reporting per-layer
 // progress as the engine streams it.
-func (d *Docker) Pull(ctx context.Context, ref string, progress func(Progress)) (string, error) {
-	var opts image.PullOptions
-	if d.Auth != nil {
-		opts.RegistryAuth = d.Auth(ctx, ref)
-	}
-	rc, err := d.c.ImagePull(ctx, ref, opts)
+func (d *Docker) Pull(ctx context.Context, ref, auth string, progress func(Progress)) (string, error) {
+	rc, err := d.c.ImagePull(ctx, ref, image.PullOptions{RegistryAuth: auth})
 	if err != nil {
 		return "", err
 	}
@@ -141,11 +135,7 @@ func (d *Docker) digestOf(ctx context.Context, ref string) (string, error) {
 // Resolve asks the registry, through the engine (its mirrors, insecure
 // registries and credentials), which digest ref's tag names now, without
 // pulling.
-func (d *Docker) Resolve(ctx context.Context, ref string) (string, error) {
-	var auth string
-	if d.Auth != nil {
-		auth = d.Auth(ctx, ref)
-	}
+func (d *Docker) Resolve(ctx context.Context, ref, auth string) (string, error) {
 	info, err := d.c.DistributionInspect(ctx, ref, auth)
 	if err != nil {
 		return "", err

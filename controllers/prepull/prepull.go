@@ -26,11 +26,12 @@ import (
 type Engine interface {
 	// Pull pulls ref and returns the digest the engine recorded for it,
 	// reporting progress as it goes.
-	Pull(ctx context.Context, ref string, progress func(Progress)) (digest string, err error)
+	// auth is the X-Registry-Auth value ("" anonymous).
+	Pull(ctx context.Context, ref, auth string, progress func(Progress)) (digest string, err error)
 	// Has reports whether the engine holds ref.
 	Has(ctx context.Context, ref string) (bool, error)
 	// Resolve returns the digest ref's tag names now, without pulling.
-	Resolve(ctx context.Context, ref string) (digest string, err error)
+	Resolve(ctx context.Context, ref, auth string) (digest string, err error)
 }
 
 // Config describes this node.
@@ -38,6 +39,9 @@ type Config struct {
 	Node string
 	// MaxPulls bounds concurrent pulls on this node; default DefaultMaxPulls.
 	MaxPulls int
+	// InternalAuth is the X-Registry-Auth for a pull from the internal
+	// registry ("" for other registries or no auth).
+	InternalAuth func(ctx context.Context, ref string) string
 }
 
 // DefaultMaxPulls is how many images a node pulls at once by default.
@@ -142,7 +146,8 @@ func (r *Reconciler) ensurePresent(ctx context.Context, img state.ImageRecord) (
 	ref, waiting, err := r.resolve(ctx, img)
 	row := api.ImagePresence{Image: img.Spec.Name, Node: r.cfg.Node, SpecUID: img.Meta.UID, ObservedGeneration: img.Meta.Generation}
 	var unknown *unknownTagError
-	if errors.As(err, &unknown) {
+	var auth *authError
+	if errors.As(err, &unknown) || errors.As(err, &auth) {
 		row.State, row.Error = api.PresenceFailed, err.Error()
 		return reconcile.Result{}, reconcile.Terminal(errors.Join(err, r.store.PutPresence(ctx, row)))
 	}
@@ -198,13 +203,24 @@ func (r *Reconciler) resolveTag(ctx context.Context, img state.ImageRecord) (res
 	if err != nil {
 		return res, false, "", err
 	}
-	resolver, found := owner.Pick(img.Spec.Name, nodes, r.now(), func(n api.Node) bool { return n.Capacity.Engine })
+	// Only a node the image is placed on looks at it at all.
+	placedHere := func(n api.Node) bool { return n.Capacity.Engine && img.Spec.Placement.Matches(n) }
+	resolver, found := owner.Pick(img.Spec.Name, nodes, r.now(), placedHere)
 	if !found || resolver != r.cfg.Node {
 		return res, false, fmt.Sprintf("waiting for %s to resolve %s to a digest", cmpOr(resolver, "a live node"), img.Spec.Image), nil
 	}
 	res = api.ImageResolution{Image: img.Spec.Name, Node: r.cfg.Node, SpecUID: img.Meta.UID,
 		ObservedGeneration: img.Meta.Generation, Ref: img.Spec.Image}
-	digest, err := r.engine.Resolve(ctx, img.Spec.Image)
+	auth, err := r.engineAuth(ctx, img.Spec, img.Spec.Image)
+	if err != nil {
+		return res, false, "", err
+	}
+	digest, err := r.engine.Resolve(ctx, img.Spec.Image, auth)
+	if err != nil {
+		if err = explainAuth(err, img.Spec, img.Spec.Image); errors.As(err, new(*authError)) {
+			return res, false, "", err // this node's credential, not the image: no record for all
+		}
+	}
 	switch {
 	case err != nil && IsNotFound(err):
 		res.Error = fmt.Sprintf("image %s does not exist: %v", img.Spec.Image, err)
@@ -284,12 +300,18 @@ func (r *Reconciler) pull(ctx context.Context, img state.ImageRecord, row api.Im
 	if err := r.store.PutPresence(ctx, row); err != nil {
 		return reconcile.Result{}, err
 	}
-	digest, err := r.engine.Pull(ctx, ref, r.reporter(ctx, &row))
+	auth, err := r.engineAuth(ctx, img.Spec, ref)
+	if err != nil {
+		row.State, row.Error = api.PresenceFailed, err.Error()
+		return reconcile.Result{}, reconcile.Terminal(errors.Join(err, r.store.PutPresence(ctx, row)))
+	}
+	digest, err := r.engine.Pull(ctx, ref, auth, r.reporter(ctx, &row))
 	row.Detail.Duration = r.now().Sub(row.Detail.StartedAt)
 	if err != nil {
+		err = explainAuth(err, img.Spec, ref)
 		row.State, row.Error = api.PresenceFailed, fmt.Sprintf("attempt %d: %v", row.Detail.Attempts, err)
 		werr := r.store.PutPresence(ctx, row)
-		if IsNotFound(err) {
+		if IsNotFound(err) || errors.As(err, new(*authError)) {
 			return reconcile.Result{}, reconcile.Terminal(errors.Join(fmt.Errorf("pull %s: %w", ref, err), werr))
 		}
 		return reconcile.Result{}, errors.Join(fmt.Errorf("pull %s: %w", ref, err), werr)
