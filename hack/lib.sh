@@ -16,7 +16,7 @@ die()  { printf 'uc-hack: ERROR: %s\n' "$*" >&2; exit 1; }
 # uc_config sets every UC_* setting from the environment or its default and
 # checks the values that the scripts build paths and addresses from.
 uc_config() {
-  : "${UC_NODES:=2}"
+  : "${UC_NODES:=3}"
   : "${UC_RUN_DIR:=/run/uc-hack}"
   : "${UC_DATA_DIR:=/var/lib/uc-hack}"
   : "${UC_CACHE_DIR:=/var/cache/uc}"

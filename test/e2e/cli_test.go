@@ -142,7 +142,7 @@ type cluster struct {
 
 // stop stops the nodes first and the state they report to last.
 func (c *cluster) stop() {
-	for _, name := range []string{"node2", "node1", "state"} {
+	for _, name := range []string{"node3", "node2", "node1", "state"} {
 		if p := c.procs[name]; p != nil {
 			_ = p.stop()
 		}
@@ -172,7 +172,7 @@ func startClusterWith(t *testing.T, stateOnly bool, nodeArgs func(string) []stri
 	t.Cleanup(func() {
 		c.stop()
 		if t.Failed() {
-			for _, name := range []string{"state", "node1", "node2"} {
+			for _, name := range []string{"state", "node1", "node2", "node3"} {
 				if p := c.procs[name]; p != nil {
 					t.Logf("--- %s log:\n%s", name, p.logText())
 				}
@@ -219,23 +219,36 @@ func (c *cluster) start(stateOnly bool) error {
 		return nil
 	}
 	for _, n := range []struct{ name, labels string }{{"node1", "zone=a,disk=ssd"}, {"node2", "zone=b"}} {
-		args := []string{"run", "--node", n.name, "--data-dir", filepath.Join(c.dir, n.name),
-			"--corrosion-api", c.apiURL, "--labels", n.labels, "--heartbeat", "1s", "--docker-host", ""}
-		if c.nodeArgs != nil {
-			args = append(args, c.nodeArgs(n.name)...)
-		}
-		p, err := startProc(c.dir, n.name, args...)
-		if err != nil {
+		if err := c.startNode(n.name, n.labels); err != nil {
 			return err
 		}
-		c.procs[n.name] = p
 	}
+	return c.waitReady(2)
+}
+
+// startNode starts one `ucd run` on the cluster's state, with nodeArgs.
+func (c *cluster) startNode(name, labels string) error {
+	args := []string{"run", "--node", name, "--data-dir", filepath.Join(c.dir, name),
+		"--corrosion-api", c.apiURL, "--labels", labels, "--heartbeat", "1s", "--docker-host", ""}
+	if c.nodeArgs != nil {
+		args = append(args, c.nodeArgs(name)...)
+	}
+	p, err := startProc(c.dir, name, args...)
+	if err != nil {
+		return err
+	}
+	c.procs[name] = p
+	return nil
+}
+
+// waitReady waits until n nodes are ready.
+func (c *cluster) waitReady(n int) error {
 	return poll(10*time.Second, func() error {
 		nodes, err := c.getNodes()
 		if err != nil {
 			return err
 		}
-		if ready := countState(nodes, "ready"); ready != 2 {
+		if ready := countState(nodes, "ready"); ready != n {
 			return fmt.Errorf("%d nodes ready: %+v", ready, nodes)
 		}
 		return nil

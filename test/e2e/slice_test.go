@@ -19,6 +19,9 @@ func sliceCluster(t *testing.T, env infra) *cluster {
 	return startClusterWith(t, false, func(node string) []string {
 		i := strings.TrimPrefix(node, "node")
 		args := []string{"--docker-host", env["UC_DOCKER_HOST_"+i], "--buildkit-addr", env["UC_BUILDKIT_ADDR"]}
+		if node == "node3" { // joins later, as a plain node with an engine
+			return args[:2]
+		}
 		if node == "node1" {
 			args = append(args, "--registry-listen", env["UC_REGISTRY"])
 		} else {

@@ -1,0 +1,56 @@
+package e2e
+
+import (
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+const joinCompose = `name: join
+services:
+  web:
+    build: .
+  zonec:
+    image: %s
+    deploy:
+      placement:
+        constraints: [node.labels.zone == c]
+`
+
+// TestNodeJoin starts a third node after the images are in place: it gets
+// every image placed on it (all nodes, and by its label) without anyone
+// applying again.
+func TestNodeJoin(t *testing.T) {
+	env := requireInfra(t)
+	if env["UC_DOCKER_HOST_3"] == "" {
+		t.Fatal("hack/up.sh started no third engine (UC_NODES < 3)")
+	}
+	c := sliceCluster(t, env)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "Dockerfile"), "FROM busybox\nRUN echo joined > /j\n")
+	writeFile(t, filepath.Join(dir, "compose.yaml"), fmt.Sprintf(joinCompose, env["UC_BASE_IMAGE"]))
+	c.ok(t, "apply", "-f", filepath.Join(dir, "compose.yaml"))
+	c.ok(t, "wait", "images", "join/web", "--timeout", "5m")
+	digest := sameDigestOnBoth(t, c, "join/web")
+	t.Cleanup(func() { _, _ = runTool(t, nil, "docker", "-H", env["UC_DOCKER_HOST_3"], "rmi", env["UC_REGISTRY"]+"/join/web@"+digest) })
+
+	if err := c.startNode("node3", "zone=c"); err != nil {
+		t.Fatal(err)
+	}
+	if err := poll(2*time.Minute, func() error {
+		if d := presentDigests(t, c, "join/web")["node3"]; d != digest {
+			return fmt.Errorf("join/web on node3: %q, want %s", d, digest)
+		}
+		if d := presentDigests(t, c, "join/zonec")["node3"]; d == "" {
+			return fmt.Errorf("join/zonec not present on node3")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if d := presentDigests(t, c, "join/zonec"); d["node1"] != "" || d["node2"] != "" {
+		t.Errorf("join/zonec present on %v, want node3 only", d)
+	}
+	docker(t, env["UC_DOCKER_HOST_3"], "image", "inspect", env["UC_REGISTRY"]+"/join/web@"+digest)
+}
