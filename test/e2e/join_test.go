@@ -33,7 +33,9 @@ func TestNodeJoin(t *testing.T) {
 	c.ok(t, "apply", "-f", filepath.Join(dir, "compose.yaml"))
 	c.ok(t, "wait", "images", "join/web", "--timeout", "5m")
 	digest := sameDigestOnBoth(t, c, "join/web")
-	t.Cleanup(func() { _, _ = runTool(t, nil, "docker", "-H", env["UC_DOCKER_HOST_3"], "rmi", env["UC_REGISTRY"]+"/join/web@"+digest) })
+	t.Cleanup(func() {
+		_, _ = runTool(t, nil, "docker", "-H", env["UC_DOCKER_HOST_3"], "rmi", env["UC_REGISTRY"]+"/join/web@"+digest)
+	})
 
 	if err := c.startNode("node3", "zone=c"); err != nil {
 		t.Fatal(err)
