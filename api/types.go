@@ -220,8 +220,25 @@ type Node struct {
 	State       string            `json:"state" yaml:"state"`
 	Version     string            `json:"version" yaml:"version"`
 	Capacity    NodeCapacity      `json:"capacity" yaml:"capacity"`
+	Detail      NodeDetail        `json:"detail" yaml:"detail"`
 	StartedAt   time.Time         `json:"started_at" yaml:"started_at"`
 	HeartbeatAt time.Time         `json:"heartbeat_at" yaml:"heartbeat_at"`
+}
+
+// NodeDetail is what a node reports about its own upkeep.
+type NodeDetail struct {
+	// LastPrune is the node's last removal of images nothing places on
+	// it any more (ucd --prune-after).
+	LastPrune *PruneReport `json:"last_prune,omitempty" yaml:"last_prune,omitempty"`
+}
+
+// PruneReport lists what one prune removed, and what it kept because a
+// container uses it.
+type PruneReport struct {
+	At      time.Time `json:"at" yaml:"at"`
+	Removed []string  `json:"removed,omitempty" yaml:"removed,omitempty"`
+	InUse   []string  `json:"in_use,omitempty" yaml:"in_use,omitempty"`
+	Errors  []string  `json:"errors,omitempty" yaml:"errors,omitempty"`
 }
 
 // NodeCapacity is what a node offers to the cluster's controllers.

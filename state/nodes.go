@@ -57,12 +57,12 @@ func (s *Store) MarkNodeGone(ctx context.Context, name string) error {
 
 // ListNodes returns every node, sorted by name.
 func (s *Store) ListNodes(ctx context.Context) ([]api.Node, error) {
-	return s.queryNodes(ctx, corrosion.Stmt("SELECT "+nodeColumns+" FROM nodes ORDER BY name"))
+	return s.queryNodes(ctx, corrosion.Stmt("SELECT "+nodeColumns+", detail FROM nodes ORDER BY name"))
 }
 
 // GetNode returns one node or ErrNotFound.
 func (s *Store) GetNode(ctx context.Context, name string) (api.Node, error) {
-	nodes, err := s.queryNodes(ctx, corrosion.Stmt("SELECT "+nodeColumns+" FROM nodes WHERE name = ?", name))
+	nodes, err := s.queryNodes(ctx, corrosion.Stmt("SELECT "+nodeColumns+", detail FROM nodes WHERE name = ?", name))
 	if err != nil {
 		return api.Node{}, err
 	}
@@ -87,6 +87,9 @@ func (s *Store) queryNodes(ctx context.Context, stmt corrosion.Statement) ([]api
 		if err := json.Unmarshal([]byte(corrosion.AsString(r[6])), &n.Capacity); err != nil {
 			return nil, fmt.Errorf("node %s: capacity: %w", n.Name, err)
 		}
+		if err := json.Unmarshal([]byte(corrosion.AsString(r[7])), &n.Detail); err != nil {
+			return nil, fmt.Errorf("node %s: detail: %w", n.Name, err)
+		}
 		nodes = append(nodes, n)
 	}
 	return nodes, nil
@@ -105,4 +108,18 @@ func nonNil(m map[string]string) map[string]string {
 		return map[string]string{}
 	}
 	return m
+}
+
+// PutNodeDetail records what a node reports about its upkeep; only that
+// node writes it.
+func (s *Store) PutNodeDetail(ctx context.Context, name string, d api.NodeDetail) error {
+	b, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	_, err = s.c.Exec(ctx, corrosion.Stmt("UPDATE nodes SET detail = ? WHERE name = ? AND detail IS NOT ?", string(b), name, string(b)))
+	if err != nil {
+		return fmt.Errorf("write detail of node %s: %w", name, err)
+	}
+	return nil
 }

@@ -17,7 +17,9 @@ CREATE TABLE IF NOT EXISTS nodes (
     started_at   INTEGER NOT NULL DEFAULT 0,
     heartbeat_at INTEGER NOT NULL DEFAULT 0,
     -- api.NodeCapacity: builder drivers and such.
-    capacity     TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(capacity))
+    capacity     TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(capacity)),
+    -- api.NodeDetail: what the node reports about its upkeep (prunes).
+    detail       TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(detail))
 );
 
 -- Desired builds, one per Compose service with build:. Written by users.

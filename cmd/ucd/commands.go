@@ -78,6 +78,7 @@ func newRunCmd(log *slog.Logger) *cobra.Command {
 	f.StringVar(&cfg.NodeAPIListen, "node-api-listen", "127.0.0.1:0", "where a builder node serves its API (full build logs)")
 	f.IntVar(&cfg.MaxBuilds, "max-builds", build.DefaultMaxBuilds, "builds this node runs at once; more wait as queued")
 	f.IntVar(&cfg.MaxPulls, "max-pulls", prepull.DefaultMaxPulls, "images this node pre-pulls at once")
+	f.DurationVar(&cfg.PruneAfter, "prune-after", 0, "remove images uc pulled here once no spec places them here for this long (never one a container uses); 0: never")
 	f.StringSliceVar(&cfg.Entitlements, "allow-entitlement", nil, "build entitlements this node grants: network.host, security.insecure (repeatable)")
 	return cmd
 }

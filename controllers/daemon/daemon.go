@@ -54,6 +54,9 @@ type Config struct {
 	MaxBuilds int
 	// MaxPulls limits concurrent pre-pulls on this node (0: the default).
 	MaxPulls int
+	// PruneAfter, when set, removes images uc pulled here that no spec
+	// places here any more, after this long (never while in use).
+	PruneAfter time.Duration
 	// Entitlements are the build entitlements this node grants.
 	Entitlements []string
 	// RegistryListen, when set, makes this node serve the internal registry.
@@ -201,8 +204,15 @@ func assemble(store *state.Store, cfg Config, log *slog.Logger) ([]runnable, fun
 		}
 		closeAll = func() { engine.Close() }
 		capacity.Engine = true
+		pulls, err := prepull.OpenPullLog(filepath.Join(cfg.DataDir, "prepull", "pulls.json"))
+		if err != nil {
+			return nil, nil, err
+		}
 		runs = append(runs, prepull.New(store, engine, prepull.Config{Node: cfg.Node, MaxPulls: cfg.MaxPulls,
-			InternalAuth: internalRegistryAuth(store, creds)}, log).Run)
+			InternalAuth: internalRegistryAuth(store, creds), Pulls: pulls}, log).Run)
+		if cfg.PruneAfter > 0 {
+			runs = append(runs, prepull.NewPruner(store, engine.Client(), pulls, cfg.Node, cfg.PruneAfter, log).Run)
+		}
 		if cfg.RegistryListen == "" { // a node serving the registry in process takes no part in the managed one
 			managed, err := managedRegistry(store, cfg, capacity.Address, log)
 			if err != nil {

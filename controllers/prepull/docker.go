@@ -28,6 +28,9 @@ func NewDocker(host string) (*Docker, error) {
 	return &Docker{c: c}, nil
 }
 
+// Client is the engine's API client.
+func (d *Docker) Client() *client.Client { return d.c }
+
 // Close releases the client.
 func (d *Docker) Close() error { return d.c.Close() }
 

@@ -42,6 +42,8 @@ type Config struct {
 	// InternalAuth is the X-Registry-Auth for a pull from the internal
 	// registry ("" for other registries or no auth).
 	InternalAuth func(ctx context.Context, ref string) string
+	// Pulls records what this node pulled, for pruning; nil: no record.
+	Pulls *PullLog
 }
 
 // DefaultMaxPulls is how many images a node pulls at once by default.
@@ -318,6 +320,11 @@ func (r *Reconciler) pull(ctx context.Context, img state.ImageRecord, row api.Im
 	}
 	row.State, row.Digest, row.Error = api.PresencePresent, digest, ""
 	r.log.Info("Image is present.", "image", row.Image, "ref", ref, "duration", row.Detail.Duration)
+	if r.cfg.Pulls != nil {
+		if err := r.cfg.Pulls.Pulled(ref); err != nil {
+			r.log.Warn("Cannot record the pull for pruning.", "ref", ref, "err", err)
+		}
+	}
 	return reconcile.Result{}, r.store.PutPresence(ctx, row)
 }
 
