@@ -11,9 +11,15 @@
 //     images while a client pushes (section gc), beside distribution's
 //     offline storage.MarkAndSweep on a copy of the same storage,
 //  7. registry failover: the managed registry's node dies; the time until
-//     another node serves it and every built image is pullable again.
+//     another node serves it and every built image is pullable again,
+//  8. pre-pull of a 50 MB image onto three nodes (section prepull): the time
+//     until present on all three engines, beside `docker pull` on each
+//     engine in sequence and the single-engine pull (the limit),
+//  9. an idle three-node cluster holding 1,000 image specs (section
+//     prepullidle): each ucd's CPU and the requests reaching the state and
+//     the engines.
 //
-// Run it as `go run ./test/bench [-quick] [-only latency,apply,idle,build,build10,gc,failover]`
+// Run it as `go run ./test/bench [-quick] [-only latency,apply,idle,build,build10,gc,failover,prepull,prepullidle]`
 // from the module. Numbers are
 // measured on this machine, never asserted: there are no thresholds. Tables
 // go to stdout; progress and child-process logs go to stderr or temp files.
@@ -91,7 +97,7 @@ func main() {
 }
 
 // sectionNames are the measurements in the order they run.
-var sectionNames = []string{"latency", "apply", "idle", "build", "build10", "gc", "failover"}
+var sectionNames = []string{"latency", "apply", "idle", "build", "build10", "gc", "failover", "prepull", "prepullidle"}
 
 // parseSections reads -only: a comma list of section names.
 func parseSections(list string) (map[string]bool, error) {
@@ -156,6 +162,16 @@ func run(ctx context.Context, cfg config, sections map[string]bool) error {
 	if sections["failover"] {
 		if err := runFailover(ctx, bins, work, &sum); err != nil {
 			return fmt.Errorf("registry failover: %w", err)
+		}
+	}
+	if sections["prepull"] {
+		if err := runPrepull(ctx, cfg, bins, work, &sum); err != nil {
+			return fmt.Errorf("pre-pull onto %d engines: %w", prepullNodes, err)
+		}
+	}
+	if sections["prepullidle"] {
+		if err := runPrepullIdle(ctx, cfg, bins, work, &sum); err != nil {
+			return fmt.Errorf("idle cluster with %d image specs: %w", prepullIdleSpecs, err)
 		}
 	}
 	sum.print(cfg)

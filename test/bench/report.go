@@ -76,6 +76,9 @@ type summary struct {
 	build10  *build10Result
 	gc       *gcResult
 	failover *failoverResult
+
+	prepull     *prepullResult
+	prepullIdle *prepullIdleResult
 }
 
 func (s summary) print(cfg config) {
@@ -103,6 +106,12 @@ func (s summary) print(cfg config) {
 	}
 	if f := s.failover; f != nil {
 		f.summaryRows(t)
+	}
+	if p := s.prepull; p != nil {
+		p.summaryRows(t)
+	}
+	if p := s.prepullIdle; p != nil {
+		p.summaryRows(t)
 	}
 	t.flush()
 }
