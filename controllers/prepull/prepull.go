@@ -46,6 +46,9 @@ type Config struct {
 	Pulls *PullLog
 }
 
+// resyncEvery re-checks every image against the engine.
+const resyncEvery = 10 * time.Minute
+
 // DefaultMaxPulls is how many images a node pulls at once by default.
 const DefaultMaxPulls = 3
 
@@ -68,7 +71,11 @@ func New(store *state.Store, engine Engine, cfg Config, log *slog.Logger) *recon
 	self := store.KeySource(corrosion.Stmt("SELECT name, labels, state FROM nodes WHERE name = ?", cfg.Node), log)
 	resolutions := store.KeySource(corrosion.Stmt("SELECT image, node, digest, error FROM image_resolution"), log)
 	return reconcile.New(reconcile.Options{
-		Name: "prepull", Workers: cmp.Or(cfg.MaxPulls, DefaultMaxPulls), Timeout: 30 * time.Minute, Resync: 30 * time.Second,
+		// Watches drive every change; the resync only catches an image
+		// removed from the engine behind uc's back. At 30 s it re-read
+		// every spec and inspected every image twice a minute (the idle
+		// bench: ~130 state requests/s per node with 1,000 specs).
+		Name: "prepull", Workers: cmp.Or(cfg.MaxPulls, DefaultMaxPulls), Timeout: 30 * time.Minute, Resync: resyncEvery,
 		Lister: r.listImages, Logger: log,
 	}, r, specs, r.imagesOf(builds, byBuild), r.imagesOf(self, all), resolutions)
 }
