@@ -64,15 +64,20 @@ func TestDockerDriver(t *testing.T) {
 		t.Errorf("engine2 holds %s, want digest %s", out, digest)
 	}
 
-	refusals := map[string]string{
-		"drv/multi":   "no live builder node builds platforms linux/386,linux/amd64 (node2: docker driver, linux/amd64,linux/386; a multi-platform build needs the buildkit driver)",
-		"drv/arm":     "no live builder node builds platforms linux/arm64",
-		"drv/cacheto": "cache_to needs the buildkit driver",
+	// The engine's platforms depend on the kernel (linux/386 needs IA32
+	// emulation), so the message is checked around them.
+	refusals := map[string][]string{
+		"drv/multi": {"no live builder node builds platforms linux/386,linux/amd64 (node2: docker driver, linux/amd64",
+			"; a multi-platform build needs the buildkit driver)"},
+		"drv/arm":     {"no live builder node builds platforms linux/arm64"},
+		"drv/cacheto": {"cache_to needs the buildkit driver"},
 	}
-	for name, want := range refusals {
+	for name, wants := range refusals {
 		r := c.uc("wait", "images", name, "--timeout", "3m")
-		if r.code == 0 || !strings.Contains(r.stderr, want) {
-			t.Errorf("wait %s: %v\nwant an error with %q", name, r, want)
+		for _, want := range wants {
+			if r.code == 0 || !strings.Contains(r.stderr, want) {
+				t.Errorf("wait %s: %v\nwant an error with %q", name, r, want)
+			}
 		}
 	}
 
