@@ -373,8 +373,11 @@ const (
 	PresencePending = "pending"
 	PresencePulling = "pulling"
 	PresencePresent = "present"
-	PresenceFailed  = "failed"
+	PresenceFailed  = "failed" // terminal: a retry cannot help
 	PresenceStale   = "stale"
+	// PresenceRetrying is a failure that may pass (a registry that is
+	// down): the node retries with backoff, and Error says what failed.
+	PresenceRetrying = "retrying"
 )
 
 // ImagePresence is one node's record of one ImageSpec: key (image, node).

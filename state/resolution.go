@@ -3,6 +3,10 @@ package state
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/ucplane/uc/api"
 	"github.com/ucplane/uc/state/corrosion"
@@ -45,4 +49,45 @@ FROM image_resolution WHERE image = ? AND spec_uid = ? AND observed_generation =
 func (s *Store) DeleteResolution(ctx context.Context, image, node string) error {
 	_, err := s.c.Exec(ctx, corrosion.Stmt("DELETE FROM image_resolution WHERE image = ? AND node = ?", image, node))
 	return err
+}
+
+// RefreshImages asks for the named images' tags (every image's, when names
+// is empty) to be resolved again: each gets a new generation without a
+// spec change, so that its owner resolves the tag anew and every node
+// pulls the digest it names now, like `kubectl rollout restart`. Built
+// images and images pinned by digest have no tag to refresh; they are
+// returned in skipped. One transaction.
+func (s *Store) RefreshImages(ctx context.Context, names []string) (refreshed, skipped []string, err error) {
+	imgs, err := s.ListImages(ctx, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	found := map[string]api.ImageSpec{}
+	for _, img := range imgs {
+		found[img.Spec.Name] = img.Spec
+	}
+	if len(names) == 0 {
+		names = slices.Sorted(maps.Keys(found))
+	}
+	var stmts []corrosion.Statement
+	now := time.Now().UnixMilli()
+	for _, name := range names {
+		spec, ok := found[name]
+		switch {
+		case !ok:
+			return nil, nil, fmt.Errorf("image %s: %w", name, ErrNotFound)
+		case spec.Build != "" || strings.Contains(spec.Image, "@"):
+			skipped = append(skipped, name)
+			continue
+		}
+		refreshed = append(refreshed, name)
+		stmts = append(stmts, corrosion.Stmt("UPDATE image_specs SET generation = generation + 1, updated_at = ? WHERE name = ?", now, name))
+	}
+	if len(stmts) == 0 {
+		return refreshed, skipped, nil
+	}
+	if _, err := s.c.Exec(ctx, stmts...); err != nil {
+		return nil, nil, fmt.Errorf("refresh images: %w", err)
+	}
+	return refreshed, skipped, nil
 }

@@ -898,3 +898,36 @@ func TestKeySource(t *testing.T) {
 	reg("d", "eu")
 	k.await(t, "d")
 }
+
+// TestRefreshImages bumps only tagged external images, in one write, and a
+// later unchanged apply keeps the refreshed generation.
+func TestRefreshImages(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	st := statetest.Start(t).Store
+	p := demoProject("hi", "web", "db")
+	p.Images = append(p.Images, api.ImageSpec{Name: "demo/pinned", Project: "demo", Service: "pinned", Image: "busybox@sha256:" + strings.Repeat("a", 64)})
+	if _, err := st.ApplyProject(ctx, p, false); err != nil {
+		t.Fatal(err)
+	}
+	refreshed, skipped, err := st.RefreshImages(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(refreshed, []string{"demo/db"}) || !slices.Equal(skipped, []string{"demo/pinned", "demo/web"}) {
+		t.Errorf("refreshed %v, skipped %v; want [demo/db], [demo/pinned demo/web]", refreshed, skipped)
+	}
+	want := map[string]int64{"build demo/web": 1, "image demo/db": 2, "image demo/pinned": 1, "image demo/web": 1}
+	wantGenerations(t, st, want)
+
+	if res, err := st.ApplyProject(ctx, p, false); err != nil || res.Wrote() {
+		t.Fatalf("re-apply after a refresh: %v, wrote %v; want nothing written", err, res.Wrote())
+	}
+	wantGenerations(t, st, want)
+
+	assertNoWrite(t, st, "a refresh naming an unknown image", func() {
+		if _, _, err := st.RefreshImages(ctx, []string{"demo/db", "demo/nosuch"}); !errors.Is(err, state.ErrNotFound) || !strings.Contains(err.Error(), "demo/nosuch") {
+			t.Errorf("refresh of an unknown image: %v, want not found naming it", err)
+		}
+	})
+}

@@ -45,7 +45,7 @@ func newRootCmd() *cobra.Command {
 		"state API URL (env UC_CORROSION_API)")
 	root.PersistentFlags().StringVar(&g.token, "corrosion-token", os.Getenv("UC_CORROSION_TOKEN"),
 		"bearer token for the state API (env UC_CORROSION_TOKEN)")
-	root.AddCommand(newApplyCmd(g), newGetCmd(g), newDescribeCmd(g), newDeleteCmd(g), newWaitCmd(g), newLogsCmd(g), newRegistryCmd(g))
+	root.AddCommand(newApplyCmd(g), newGetCmd(g), newDescribeCmd(g), newDeleteCmd(g), newWaitCmd(g), newLogsCmd(g), newRegistryCmd(g), newRefreshCmd(g))
 	return root
 }
 

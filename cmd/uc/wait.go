@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -50,6 +51,9 @@ type waiter struct {
 	// images (uc apply --wait).
 	builds []string
 	seen   map[string]string // progress line per subject, to print changes only
+	// lagging names, as of the last check, each needed node that does not
+	// hold its image yet and why, for the timeout's message.
+	lagging []string
 }
 
 func (w *waiter) run(ctx context.Context) error {
@@ -99,6 +103,7 @@ func (w *waiter) check(ctx context.Context) (bool, error) {
 	}
 	allDone := true
 	var failures []string
+	w.lagging = nil
 	for _, img := range imgs {
 		done, failed := w.progress(ctx, img, nodes)
 		allDone = allDone && done
@@ -154,9 +159,11 @@ func (w *waiter) progress(ctx context.Context, img state.ImageRecord, nodes []ap
 	}
 	want, ready, err := w.store.WantedDigest(ctx, img)
 	if err != nil || !ready {
+		w.lagging = append(w.lagging, name+": "+cmp.Or(errString(err), "digest not known yet"))
 		return false, failed
 	}
 	present, _ := presentOn(img, needed, want)
+	w.noteLagging(img, needed, want)
 	done = len(needed) > 0 && present == len(needed)
 	if done {
 		w.say(name, fmt.Sprintf("%s  present on %d/%d nodes (%s)", name, present, len(needed), strings.Join(needed, ", ")))
@@ -200,11 +207,37 @@ func (w *waiter) say(subject, line string) {
 	fmt.Fprintln(w.out, line)
 }
 
+// noteLagging records each needed node that lacks the wanted digest.
+func (w *waiter) noteLagging(img state.ImageRecord, needed []string, want string) {
+	if len(needed) == 0 {
+		w.lagging = append(w.lagging, img.Spec.Name+": no node matches its placement")
+	}
+	for _, n := range needed {
+		p, ok := findPresence(img, n)
+		switch {
+		case !ok:
+			w.lagging = append(w.lagging, fmt.Sprintf("%s on %s: no status yet", img.Spec.Name, n))
+		case p.State != api.PresencePresent || p.Digest != want:
+			w.lagging = append(w.lagging, fmt.Sprintf("%s on %s: %s%s", img.Spec.Name, n, p.State, suffix(p)))
+		}
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
 func (w *waiter) timedOut(ctx context.Context) error {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return ctx.Err()
+	}
+	if len(w.lagging) == 0 {
 		return errors.New("timed out waiting for images; see `uc get images` and `uc describe image NAME`")
 	}
-	return ctx.Err()
+	return fmt.Errorf("timed out waiting for images: %s", strings.Join(w.lagging, "; "))
 }
 
 // checkBuilds prints one progress line per build and reports whether all

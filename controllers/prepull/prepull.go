@@ -14,6 +14,7 @@ import (
 
 	"github.com/distribution/reference"
 	godigest "github.com/opencontainers/go-digest"
+	"k8s.io/client-go/util/workqueue"
 
 	"github.com/ucplane/uc/api"
 	"github.com/ucplane/uc/controllers/owner"
@@ -76,8 +77,15 @@ func New(store *state.Store, engine Engine, cfg Config, log *slog.Logger) *recon
 		// every spec and inspected every image twice a minute (the idle
 		// bench: ~130 state requests/s per node with 1,000 specs).
 		Name: "prepull", Workers: cmp.Or(cfg.MaxPulls, DefaultMaxPulls), Timeout: 30 * time.Minute, Resync: resyncEvery,
-		Lister: r.listImages, Logger: log,
+		Lister: r.listImages, Logger: log, RateLimiter: pullRetries(),
 	}, r, specs, r.imagesOf(builds, byBuild), r.imagesOf(self, all), resolutions)
+}
+
+// pullRetries spaces out retries of a failing pull like the kubelet's
+// image pull back-off (up to 5 minutes), not the controller default's
+// 16 minutes: a registry that comes back is noticed soon.
+func pullRetries() workqueue.TypedRateLimiter[string] {
+	return workqueue.NewTypedItemExponentialFailureRateLimiter[string](time.Second, 5*time.Minute)
 }
 
 func (r *Reconciler) listImages(ctx context.Context) ([]string, error) {
@@ -161,6 +169,11 @@ func (r *Reconciler) ensurePresent(ctx context.Context, img state.ImageRecord) (
 		return reconcile.Result{}, reconcile.Terminal(errors.Join(err, r.store.PutPresence(ctx, row)))
 	}
 	if err != nil {
+		// Say why on the row, unless a pull's own failure is there already.
+		if prev, ok := r.ownRow(img); !ok || prev.State != api.PresenceRetrying || prev.ObservedGeneration != row.ObservedGeneration {
+			row.State, row.Error = api.PresenceRetrying, err.Error()+"; retrying with backoff"
+			err = errors.Join(err, r.store.PutPresence(ctx, row))
+		}
 		return reconcile.Result{}, err
 	}
 	if waiting != "" {
@@ -318,12 +331,16 @@ func (r *Reconciler) pull(ctx context.Context, img state.ImageRecord, row api.Im
 	row.Detail.Duration = r.now().Sub(row.Detail.StartedAt)
 	if err != nil {
 		err = explainAuth(err, img.Spec, ref)
+		terminal := IsNotFound(err) || errors.As(err, new(*authError))
 		row.State, row.Error = api.PresenceFailed, fmt.Sprintf("attempt %d: %v", row.Detail.Attempts, err)
-		werr := r.store.PutPresence(ctx, row)
-		if IsNotFound(err) || errors.As(err, new(*authError)) {
-			return reconcile.Result{}, reconcile.Terminal(errors.Join(fmt.Errorf("pull %s: %w", ref, err), werr))
+		if !terminal {
+			row.State, row.Error = api.PresenceRetrying, row.Error+"; retrying with backoff"
 		}
-		return reconcile.Result{}, errors.Join(fmt.Errorf("pull %s: %w", ref, err), werr)
+		err = errors.Join(fmt.Errorf("pull %s: %w", ref, err), r.store.PutPresence(ctx, row))
+		if terminal {
+			return reconcile.Result{}, reconcile.Terminal(err)
+		}
+		return reconcile.Result{}, err
 	}
 	row.State, row.Digest, row.Error = api.PresencePresent, digest, ""
 	r.log.Info("Image is present.", "image", row.Image, "ref", ref, "duration", row.Detail.Duration)
