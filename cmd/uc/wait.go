@@ -160,6 +160,7 @@ func (w *waiter) progress(ctx context.Context, img state.ImageRecord, nodes []ap
 	want, ready, err := w.store.WantedDigest(ctx, img)
 	if err != nil || !ready {
 		w.lagging = append(w.lagging, name+": "+cmp.Or(errString(err), "digest not known yet"))
+		w.noteLagging(img, needed, "")
 		return false, failed
 	}
 	present, _ := presentOn(img, needed, want)
@@ -207,7 +208,8 @@ func (w *waiter) say(subject, line string) {
 	fmt.Fprintln(w.out, line)
 }
 
-// noteLagging records each needed node that lacks the wanted digest.
+// noteLagging records each needed node that lacks the wanted digest (any
+// node whose row is not present, while want is not known).
 func (w *waiter) noteLagging(img state.ImageRecord, needed []string, want string) {
 	if len(needed) == 0 {
 		w.lagging = append(w.lagging, img.Spec.Name+": no node matches its placement")
@@ -217,7 +219,7 @@ func (w *waiter) noteLagging(img state.ImageRecord, needed []string, want string
 		switch {
 		case !ok:
 			w.lagging = append(w.lagging, fmt.Sprintf("%s on %s: no status yet", img.Spec.Name, n))
-		case p.State != api.PresencePresent || p.Digest != want:
+		case p.State != api.PresencePresent || want != "" && p.Digest != want:
 			w.lagging = append(w.lagging, fmt.Sprintf("%s on %s: %s%s", img.Spec.Name, n, p.State, suffix(p)))
 		}
 	}

@@ -28,7 +28,15 @@ func authRegistry(t *testing.T, user, pass string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := startProc(dir, "registry", "registry", "serve", "--data-dir", dir, "--listen", addr, "--htpasswd", htpasswd)
+	startRegistry(t, dir, addr, "--htpasswd", htpasswd)
+	return addr
+}
+
+// startRegistry serves `ucd registry serve` from dir on addr until the
+// test ends or the returned process is stopped.
+func startRegistry(t *testing.T, dir, addr string, args ...string) *proc {
+	t.Helper()
+	p, err := startProc(dir, "registry", append([]string{"registry", "serve", "--data-dir", dir, "--listen", addr}, args...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +51,7 @@ func authRegistry(t *testing.T, user, pass string) string {
 	}); err != nil {
 		t.Fatalf("registry did not start: %v\n%s", err, p.logText())
 	}
-	return addr
+	return p
 }
 
 func runTool(t *testing.T, env []string, name string, args ...string) (string, error) {

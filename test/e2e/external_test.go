@@ -1,0 +1,181 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// pushImage builds a one-file image with BuildKit and pushes it as ref,
+// returning its manifest digest. content makes each image distinct.
+func pushImage(t *testing.T, env infra, ref, content string) string {
+	t.Helper()
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "Dockerfile"), "FROM busybox\nCOPY content.txt /content.txt\n")
+	writeFile(t, filepath.Join(dir, "content.txt"), content+"\n")
+	meta := filepath.Join(dir, "metadata.json")
+	out, err := runTool(t, nil, env["UC_BUILDCTL"], "--addr", env["UC_BUILDKIT_ADDR"], "build", "--frontend", "dockerfile.v0",
+		"--local", "context="+dir, "--local", "dockerfile="+dir, "--metadata-file", meta,
+		"--output", fmt.Sprintf("type=image,name=%s,push=true,registry.insecure=true", ref))
+	if err != nil {
+		t.Fatalf("buildctl build and push %s: %v\n%s", ref, err, out)
+	}
+	b, err := os.ReadFile(meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Digest string `json:"containerimage.digest"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil || m.Digest == "" {
+		t.Fatalf("buildctl metadata %s: %v, digest %q", b, err, m.Digest)
+	}
+	return m.Digest
+}
+
+// removeFromEngines removes refs from both engines when the test ends, so
+// that a later run pulls them again.
+func removeFromEngines(t *testing.T, env infra, refs ...string) {
+	t.Cleanup(func() {
+		for _, host := range []string{env["UC_DOCKER_HOST_1"], env["UC_DOCKER_HOST_2"]} {
+			_, _ = runTool(t, nil, "docker", append([]string{"-H", host, "rmi"}, refs...)...)
+		}
+	})
+}
+
+// TestExternalTagMoves: a tag that moves upstream keeps the digest it was
+// resolved to (re-applying changes nothing) until `uc refresh images`;
+// then every node pulls the new digest and still holds the old one.
+func TestExternalTagMoves(t *testing.T) {
+	env := requireInfra(t)
+	dir := t.TempDir()
+	addr, err := freeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	startRegistry(t, dir, addr)
+	repo := addr + "/ext/app"
+	first := pushImage(t, env, repo+":latest", "first")
+	compose := filepath.Join(dir, "compose.yaml")
+	writeFile(t, compose, "name: ext\nservices:\n  app:\n    image: "+repo+":latest\n")
+
+	c := sliceCluster(t, env)
+	c.ok(t, "apply", "-f", compose)
+	c.ok(t, "wait", "images", "ext/app", "--timeout", "2m")
+	if got := sameDigestOnBoth(t, c, "ext/app"); got != first {
+		t.Fatalf("ext/app present as %s, want the pushed %s", got, first)
+	}
+
+	second := pushImage(t, env, repo+":latest", "second")
+	removeFromEngines(t, env, repo+"@"+first, repo+"@"+second)
+	if out := c.ok(t, "apply", "-f", compose); !strings.Contains(out, "nothing changed") {
+		t.Fatalf("re-apply printed %q, want nothing changed", out)
+	}
+	time.Sleep(time.Second) // a wrong re-resolution would start at once
+	if got := sameDigestOnBoth(t, c, "ext/app"); got != first {
+		t.Fatalf("ext/app moved to %s without a refresh", got)
+	}
+
+	if out := c.ok(t, "refresh", "images", "ext/app"); !strings.Contains(out, "image ext/app refreshed") {
+		t.Fatalf("uc refresh printed %q", out)
+	}
+	c.ok(t, "wait", "images", "ext/app", "--timeout", "2m")
+	if got := sameDigestOnBoth(t, c, "ext/app"); got != second {
+		t.Fatalf("after a refresh ext/app is %s on both nodes, want the new %s", got, second)
+	}
+	for _, host := range []string{env["UC_DOCKER_HOST_1"], env["UC_DOCKER_HOST_2"]} {
+		out := docker(t, host, "run", "--rm", repo+"@"+second, "cat", "/content.txt")
+		if strings.TrimSpace(out) != "second" {
+			t.Errorf("engine %s runs %q from the new digest, want second", host, out)
+		}
+		docker(t, host, "image", "inspect", repo+"@"+first) // the old one is kept until pruned
+	}
+
+	if r := c.uc("refresh", "images", "ext/nosuch"); r.code == 0 || !strings.Contains(r.stderr, "ext/nosuch") {
+		t.Errorf("refresh of an unknown image: %v", r)
+	}
+}
+
+// TestRegistryOutage applies images whose registry is down: nodes say
+// they are retrying and why (a tag to resolve, a digest to pull), `uc
+// wait` times out naming them, and once the registry is back every node
+// converges without anyone acting.
+func TestRegistryOutage(t *testing.T) {
+	env := requireInfra(t)
+	dir := t.TempDir()
+	addr, err := freeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := startRegistry(t, dir, addr)
+	tagged := addr + "/flaky/tagged:v1"
+	taggedDigest := pushImage(t, env, tagged, "tagged "+dir)
+	pinned := addr + "/flaky/pinned@" + pushImage(t, env, addr+"/flaky/pinned:v1", "pinned "+dir)
+	removeFromEngines(t, env, addr+"/flaky/tagged@"+taggedDigest, pinned)
+	if err := reg.stop(); err != nil {
+		t.Fatalf("stop the registry: %v", err)
+	}
+
+	compose := filepath.Join(dir, "compose.yaml")
+	writeFile(t, compose, fmt.Sprintf("name: flaky\nservices:\n  tagged:\n    image: %s\n  pinned:\n    image: %s\n", tagged, pinned))
+	c := sliceCluster(t, env)
+	c.ok(t, "apply", "-f", compose)
+	if err := poll(time.Minute, func() error {
+		return retryingEverywhere(t, c, tagged)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r := c.uc("wait", "images", "--timeout", "3s")
+	t.Logf("uc wait while the registry is down: %s", r.stderr)
+	if r.code == 0 || !strings.Contains(r.stderr, "timed out") || !strings.Contains(r.stderr, "flaky/pinned on node2: retrying") {
+		t.Errorf("uc wait while the registry is down: %v; want a timeout naming the retrying nodes", r)
+	}
+
+	startRegistry(t, dir, addr)
+	start := time.Now()
+	c.ok(t, "wait", "images", "--timeout", "3m")
+	t.Logf("converged %v after the registry came back", time.Since(start).Round(time.Millisecond))
+	if got := sameDigestOnBoth(t, c, "flaky/tagged"); got != taggedDigest {
+		t.Errorf("flaky/tagged is %s, want %s", got, taggedDigest)
+	}
+	sameDigestOnBoth(t, c, "flaky/pinned")
+}
+
+// retryingEverywhere checks that the pinned image's pull was retried on
+// both nodes and that the tag's resolver says why it cannot resolve.
+func retryingEverywhere(t *testing.T, c *cluster, tagged string) error {
+	var imgs []struct {
+		Spec     struct{ Name string }
+		Presence []struct {
+			Node, State, Error string
+			Detail             struct{ Attempts int }
+		}
+	}
+	if err := json.Unmarshal([]byte(c.ok(t, "get", "images", "-o", "json")), &imgs); err != nil {
+		return err
+	}
+	pulls, resolving := 0, false
+	var rows []string
+	for _, img := range imgs {
+		for _, p := range img.Presence {
+			rows = append(rows, fmt.Sprintf("%s on %s: %s, %d attempts, %s", img.Spec.Name, p.Node, p.State, p.Detail.Attempts, p.Error))
+			retrying := p.State == "retrying" && strings.HasSuffix(p.Error, "; retrying with backoff")
+			switch img.Spec.Name {
+			case "flaky/pinned":
+				if retrying && p.Detail.Attempts >= 2 {
+					pulls++
+				}
+			case "flaky/tagged":
+				resolving = resolving || retrying && strings.HasPrefix(p.Error, "resolve "+tagged+": ")
+			}
+		}
+	}
+	if pulls < 2 || !resolving {
+		return fmt.Errorf("want flaky/pinned retried on both nodes and a resolver of flaky/tagged saying why:\n%s", strings.Join(rows, "\n"))
+	}
+	return nil
+}
