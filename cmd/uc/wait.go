@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
 	"github.com/ucplane/uc/api"
@@ -190,11 +191,17 @@ func (w *waiter) buildProgress(ctx context.Context, build string) (msg string, f
 }
 
 func suffix(p api.ImagePresence) string {
+	d := p.Detail
 	switch {
 	case p.Error != "":
 		return " (" + p.Error + ")"
+	case p.State == api.PresencePulling && d.LayersTotal > 0:
+		// The node writes progress at most once a second, so this prints
+		// a line per second per pulling node at most.
+		return fmt.Sprintf(" %d/%d layers, %s/%s", d.LayersDone, d.LayersTotal,
+			units.BytesSize(float64(d.Bytes)), units.BytesSize(float64(d.BytesTotal)))
 	case p.Digest != "":
-		return " " + shortDigest(p.Digest)
+		return fmt.Sprintf(" %s in %s", shortDigest(p.Digest), d.Duration.Round(time.Millisecond))
 	}
 	return ""
 }
