@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	dockerclient "github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/jsonmessage"
@@ -79,13 +81,49 @@ func NewManaged(store *state.Store, engine *dockerclient.Client, cfg ManagedConf
 	}
 	log = log.With("controller", "registry")
 	m := &managed{store: store, engine: engine, cfg: cfg, log: log, http: &http.Client{Timeout: 5 * time.Second}}
-	specs := store.KeySource(corrosion.Stmt("SELECT name, generation FROM registry_spec"), log)
+	// Nothing is polled: the spec, the registry's status and node changes
+	// (not heartbeats) come from watches, the container's fate from the
+	// engine's events, and a holder's silence from a timer set to when it
+	// would time out.
+	sources := []reconcile.Source{
+		store.KeySource(corrosion.Stmt("SELECT name, generation FROM registry_spec"), log),
+		store.KeySource(corrosion.Stmt("SELECT node, observed_generation, address, conditions FROM registry_status"), log),
+		store.KeySource(corrosion.Stmt("SELECT name, labels, state, started_at, capacity FROM nodes"), log),
+		m.containerEvents,
+	}
+	for i, src := range sources {
+		sources[i] = func(ctx context.Context, enqueue func(string)) error {
+			return src(ctx, func(string) { enqueue("default") })
+		}
+	}
 	return reconcile.New(reconcile.Options{
-		Name: "registry", Logger: log, Resync: 2 * time.Second, Timeout: 10 * time.Minute,
+		Name: "registry", Logger: log, Resync: resyncEvery, Timeout: 10 * time.Minute,
 		Lister: func(context.Context) ([]string, error) { return []string{"default"}, nil },
-	}, m, func(ctx context.Context, enqueue func(string)) error {
-		return specs(ctx, func(string) { enqueue("default") })
-	})
+	}, m, sources...)
+}
+
+const (
+	// checkEvery is how often the holder checks its registry answers
+	// (loopback HTTP) and whether GC is due.
+	checkEvery = 5 * time.Second
+	// resyncEvery only backs up the watches and events.
+	resyncEvery = 10 * time.Minute
+)
+
+// containerEvents wakes the controller whenever the registry container on
+// this engine changes (dies, stops, is removed), so that the holder starts
+// it again at once.
+func (m *managed) containerEvents(ctx context.Context, enqueue func(string)) error {
+	msgs, errs := m.engine.Events(ctx, events.ListOptions{Filters: filters.NewArgs(
+		filters.Arg("type", string(events.ContainerEventType)), filters.Arg("container", ContainerName))})
+	for {
+		select {
+		case <-msgs:
+			enqueue("default")
+		case err := <-errs:
+			return fmt.Errorf("engine events for %s: %w", ContainerName, err)
+		}
+	}
 }
 
 // Reconcile runs or removes this node's registry container.
@@ -97,19 +135,20 @@ func (m *managed) Reconcile(ctx context.Context, _ string) (reconcile.Result, er
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	holder, err := m.holder(ctx, spec)
+	holder, recheck, err := m.holder(ctx, spec)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
 	if holder != m.cfg.Node {
-		return reconcile.Result{}, m.stop(ctx, "the registry runs on "+holder)
+		return reconcile.Result{RequeueAfter: recheck}, m.stop(ctx, "the registry runs on "+holder)
 	}
 	addr := net.JoinHostPort(m.cfg.Address, strconv.Itoa(cmp.Or(spec.Port, api.DefaultRegistryPort)))
+	again := reconcile.Result{RequeueAfter: checkEvery}
 	if err := m.ensureRunning(ctx, spec, addr); err != nil {
-		return reconcile.Result{}, m.publish(ctx, gen, addr, "False", "ContainerFailed", err.Error())
+		return again, m.publish(ctx, gen, addr, "False", "ContainerFailed", err.Error())
 	}
 	if err := healthy(ctx, m.http, addr); err != nil {
-		return reconcile.Result{}, m.publish(ctx, gen, addr, "False", "Unhealthy", err.Error())
+		return again, m.publish(ctx, gen, addr, "False", "Unhealthy", err.Error())
 	}
 	if spec.Image == "" { // a stock registry has no GC endpoint
 		if m.gc == nil {
@@ -118,26 +157,27 @@ func (m *managed) Reconcile(ctx context.Context, _ string) (reconcile.Result, er
 		}
 		m.gc.tick(ctx)
 	}
-	return reconcile.Result{}, m.publish(ctx, gen, addr, "True", "Serving", "serving on "+addr+" in container "+ContainerName)
+	return again, m.publish(ctx, gen, addr, "True", "Serving", "serving on "+addr+" in container "+ContainerName)
 }
 
 // holder is the node that runs the registry: the node already serving it
 // while it stays live and eligible (no move back and forth), else the
-// eligible live node that rendezvous hashing picks.
-func (m *managed) holder(ctx context.Context, spec api.RegistrySpec) (string, error) {
+// eligible live node that rendezvous hashing picks. recheck is when the
+// holder would time out if it stays silent: no watch reports silence.
+func (m *managed) holder(ctx context.Context, spec api.RegistrySpec) (name string, recheck time.Duration, err error) {
 	nodes, err := m.store.ListNodes(ctx)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	statuses, err := m.store.ListRegistryStatus(ctx)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	now := time.Now()
 	for _, st := range statuses {
 		i := slices.IndexFunc(nodes, func(n api.Node) bool { return n.Name == st.Node })
 		if i >= 0 && api.IsTrue(st.Conditions, api.ConditionReady) && nodes[i].Live(now, m.cfg.FailoverAfter) && spec.Eligible(nodes[i]) {
-			return st.Node, nil
+			return st.Node, m.timesOut(nodes[i], now), nil
 		}
 	}
 	// A silent node drops out after FailoverAfter, even when that is
@@ -145,9 +185,16 @@ func (m *managed) holder(ctx context.Context, spec api.RegistrySpec) (string, er
 	candidate := func(n api.Node) bool { return spec.Eligible(n) && n.Live(now, m.cfg.FailoverAfter) }
 	name, ok := owner.Pick("registry", nodes, now, candidate)
 	if !ok {
-		return "", reconcile.Terminal(errors.New("no live node may run the registry: it needs an engine and must match the registry spec's node and selector"))
+		return "", 0, reconcile.Terminal(errors.New("no live node may run the registry: it needs an engine and must match the registry spec's node and selector"))
 	}
-	return name, nil
+	i := slices.IndexFunc(nodes, func(n api.Node) bool { return n.Name == name })
+	return name, m.timesOut(nodes[i], now), nil
+}
+
+// timesOut is how long until n counts as silent, unless it heartbeats.
+func (m *managed) timesOut(n api.Node, now time.Time) time.Duration {
+	d := n.HeartbeatAt.Add(m.cfg.FailoverAfter).Sub(now) + 100*time.Millisecond
+	return min(max(d, 500*time.Millisecond), m.cfg.FailoverAfter)
 }
 
 // ensureRunning loads the image if needed and runs the container with

@@ -37,7 +37,7 @@ func TestHolder(t *testing.T) {
 		{api.RegistrySpec{Selector: map[string]string{"zone": "x"}}, "a"},
 		{api.RegistrySpec{Node: "noengine"}, ""},
 	} {
-		got, err := m.holder(ctx, tt.spec)
+		got, _, err := m.holder(ctx, tt.spec)
 		if tt.want == "" {
 			if err == nil {
 				t.Errorf("%+v: picked %s, want no eligible node", tt.spec, got)
@@ -54,12 +54,17 @@ func TestHolder(t *testing.T) {
 	if err := srv.Store.PutRegistryStatus(ctx, api.RegistryStatus{Node: "b", Address: "b:5000", Conditions: ready, UpdatedAt: now}); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := m.holder(ctx, api.RegistrySpec{}); got != "b" {
+	got, recheck, _ := m.holder(ctx, api.RegistrySpec{})
+	if got != "b" {
 		t.Errorf("holder %q, want b, which serves and is live", got)
+	}
+	// b's heartbeat is 3 s old: it times out in about 2 s of silence.
+	if recheck < time.Second || recheck > 2200*time.Millisecond {
+		t.Errorf("recheck in %v, want about 2 s, when b would time out", recheck)
 	}
 	// b's 3 s of silence is past a shorter FailoverAfter: a takes over.
 	m.cfg.FailoverAfter = 2 * time.Second
-	if got, _ := m.holder(ctx, api.RegistrySpec{}); got != "a" {
+	if got, _, _ := m.holder(ctx, api.RegistrySpec{}); got != "a" {
 		t.Errorf("holder %q after b went silent, want a", got)
 	}
 }
