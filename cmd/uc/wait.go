@@ -65,6 +65,7 @@ func (w *waiter) run(ctx context.Context) error {
 		"SELECT image, node, state, digest, error FROM image_presence",
 		"SELECT name, node, phase, digest, message, detail FROM build_status",
 		"SELECT name, generation FROM image_specs",
+		"SELECT image, node, spec_uid, observed_generation, digest, error FROM image_resolution",
 	} {
 		go w.follow(ctx, q, changed)
 	}

@@ -70,7 +70,7 @@ func New(store *state.Store, engine Engine, cfg Config, log *slog.Logger) *recon
 	specs := store.KeySource(corrosion.Stmt("SELECT name, uid, generation FROM image_specs"), log)
 	builds := store.KeySource(corrosion.Stmt("SELECT name, digest FROM build_status"), log)
 	self := store.KeySource(corrosion.Stmt("SELECT name, labels, state FROM nodes WHERE name = ?", cfg.Node), log)
-	resolutions := store.KeySource(corrosion.Stmt("SELECT image, node, digest, error FROM image_resolution"), log)
+	resolutions := store.KeySource(corrosion.Stmt("SELECT image, node, spec_uid, observed_generation, digest, error FROM image_resolution"), log)
 	return reconcile.New(reconcile.Options{
 		// Watches drive every change; the resync only catches an image
 		// removed from the engine behind uc's back. At 30 s it re-read
@@ -314,6 +314,13 @@ func (r *Reconciler) alreadyPresent(ctx context.Context, img state.ImageRecord, 
 }
 
 func (r *Reconciler) pull(ctx context.Context, img state.ImageRecord, row api.ImagePresence, ref string) (reconcile.Result, error) {
+	if r.onEngine(ctx, img.Spec, ref) {
+		row.State, row.Digest = api.PresencePresent, ref[strings.LastIndex(ref, "@")+1:]
+		row.Detail = api.PresenceDetail{Ref: ref, StartedAt: r.now()}
+		r.log.Info("Image is already on the engine; no pull.", "image", row.Image, "ref", ref)
+		r.recordPull(ref)
+		return reconcile.Result{}, r.store.PutPresence(ctx, row)
+	}
 	row.State = api.PresencePulling
 	row.Detail = api.PresenceDetail{Ref: ref, Attempts: 1, StartedAt: r.now()}
 	if prev, ok := r.ownRow(img); ok && prev.Detail.Ref == ref && prev.SpecUID == row.SpecUID {
@@ -344,12 +351,30 @@ func (r *Reconciler) pull(ctx context.Context, img state.ImageRecord, row api.Im
 	}
 	row.State, row.Digest, row.Error = api.PresencePresent, digest, ""
 	r.log.Info("Image is present.", "image", row.Image, "ref", ref, "duration", row.Detail.Duration)
-	if r.cfg.Pulls != nil {
-		if err := r.cfg.Pulls.Pulled(ref); err != nil {
-			r.log.Warn("Cannot record the pull for pruning.", "ref", ref, "err", err)
-		}
-	}
+	r.recordPull(ref)
 	return reconcile.Result{}, r.store.PutPresence(ctx, row)
+}
+
+// onEngine is true when the engine already holds ref, which names a
+// digest, so a pull could fetch nothing new (the kubelet's IfNotPresent).
+// An image with a pull credential is pulled anyway: holding it must not
+// stand in for the credential's check.
+func (r *Reconciler) onEngine(ctx context.Context, spec api.ImageSpec, ref string) bool {
+	if spec.PullCredential != "" || !strings.Contains(ref, "@") {
+		return false
+	}
+	has, err := r.engine.Has(ctx, ref)
+	return err == nil && has
+}
+
+// recordPull notes that this node's specs brought ref here, for pruning.
+func (r *Reconciler) recordPull(ref string) {
+	if r.cfg.Pulls == nil {
+		return
+	}
+	if err := r.cfg.Pulls.Pulled(ref); err != nil {
+		r.log.Warn("Cannot record the pull for pruning.", "ref", ref, "err", err)
+	}
 }
 
 // reporter writes pull progress into the row at most once a second:

@@ -95,6 +95,18 @@ func TestExternalTagMoves(t *testing.T) {
 		docker(t, host, "image", "inspect", repo+"@"+first) // the old one is kept until pruned
 	}
 
+	t.Run("refresh of an unmoved tag pulls nothing", func(t *testing.T) {
+		pulls := c.logCount(`msg="Image is present." `, "image=ext/app ")
+		c.ok(t, "refresh", "images")
+		c.ok(t, "wait", "images", "ext/app", "--timeout", "2m")
+		if got := sameDigestOnBoth(t, c, "ext/app"); got != second {
+			t.Fatalf("ext/app is %s after a refresh of an unmoved tag, want %s", got, second)
+		}
+		if n := c.logCount(`msg="Image is present." `, "image=ext/app "); n != pulls {
+			t.Errorf("%d new pulls of ext/app, want none: the engines hold the digest", n-pulls)
+		}
+	})
+
 	if r := c.uc("refresh", "images", "ext/nosuch"); r.code == 0 || !strings.Contains(r.stderr, "ext/nosuch") {
 		t.Errorf("refresh of an unknown image: %v", r)
 	}
@@ -178,4 +190,26 @@ func retryingEverywhere(t *testing.T, c *cluster, tagged string) error {
 		return fmt.Errorf("want flaky/pinned retried on both nodes and a resolver of flaky/tagged saying why:\n%s", strings.Join(rows, "\n"))
 	}
 	return nil
+}
+
+// logCount counts the nodes' log lines that hold every part.
+func (c *cluster) logCount(parts ...string) int {
+	n := 0
+	for _, p := range c.procs {
+		for _, line := range strings.Split(p.logText(), "\n") {
+			if allIn(line, parts) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func allIn(s string, parts []string) bool {
+	for _, p := range parts {
+		if !strings.Contains(s, p) {
+			return false
+		}
+	}
+	return true
 }
