@@ -148,7 +148,7 @@ func (v view) describeImage(w io.Writer, img state.ImageRecord, nodes []api.Node
 	field(w, "Source", imageSource(img.Spec))
 	field(w, "Placement", placementString(img.Spec.Placement))
 	field(w, "Generation", fmt.Sprintf("%d (uid %s, updated %s ago)", img.Meta.Generation, img.Meta.UID, v.ago(img.Meta.UpdatedAt)))
-	needed := neededNodes(img.Spec.Placement, nodes)
+	needed := neededNodes(img.Spec.Placement, nodes, v.now)
 	present := 0
 	if want, ready, err := v.wanted(img); err == nil && ready {
 		present, _ = presentOn(img, needed, want)
@@ -163,18 +163,32 @@ func (v view) describeImage(w io.Writer, img state.ImageRecord, nodes []api.Node
 			fmt.Fprintf(w, "  %s\t%s\t-\t-\t-\t-\t-\t-\t\n", name, "not reported")
 			continue
 		}
-		d := p.Detail
-		fmt.Fprintf(w, "  %s\t%s\t%s\t%d/%d\t%s/%s\t%d\t%s\t%s\t%s\n", name, v.presenceState(p, nodes), orDash(p.Digest),
-			d.LayersDone, d.LayersTotal, units.BytesSize(float64(d.Bytes)), units.BytesSize(float64(d.BytesTotal)),
-			d.Attempts, d.Duration.Round(time.Millisecond), v.ago(p.UpdatedAt), p.Error)
+		v.presenceRow(w, p, nodes)
+	}
+	for _, p := range img.Presence {
+		if p.SpecUID == img.Meta.UID && !slices.Contains(needed, p.Node) {
+			v.presenceRow(w, p, nodes)
+		}
 	}
 }
 
-// presenceState marks the row of a node that stopped heartbeating stale:
-// only that node writes its row, so nobody else deletes or corrects it.
+func (v view) presenceRow(w io.Writer, p api.ImagePresence, nodes []api.Node) {
+	d := p.Detail
+	fmt.Fprintf(w, "  %s\t%s\t%s\t%d/%d\t%s/%s\t%d\t%s\t%s\t%s\n", p.Node, v.presenceState(p, nodes), orDash(p.Digest),
+		d.LayersDone, d.LayersTotal, units.BytesSize(float64(d.Bytes)), units.BytesSize(float64(d.BytesTotal)),
+		d.Attempts, d.Duration.Round(time.Millisecond), v.ago(p.UpdatedAt), p.Error)
+}
+
+// presenceState marks the row of a node that stopped heartbeating or left
+// stale: only that node writes its row, so nobody else deletes or
+// corrects it.
 func (v view) presenceState(p api.ImagePresence, nodes []api.Node) string {
 	for _, n := range nodes {
-		if n.Name == p.Node && !n.Live(v.now, owner.LiveTimeout) {
+		switch {
+		case n.Name != p.Node:
+		case n.State == api.NodeGone:
+			return p.State + " (stale: node left)"
+		case !n.Live(v.now, owner.LiveTimeout):
 			return p.State + " (stale: node silent)"
 		}
 	}

@@ -143,7 +143,7 @@ func (v view) buildsTable(w io.Writer, builds []state.BuildRecord) {
 func (v view) imagesTable(w io.Writer, images []state.ImageRecord, nodes []api.Node) {
 	fmt.Fprintln(w, "NAME\tSOURCE\tDIGEST\tPRESENT\tPLACEMENT\tAGE")
 	for _, img := range images {
-		needed := neededNodes(img.Spec.Placement, nodes)
+		needed := neededNodes(img.Spec.Placement, nodes, v.now)
 		present, digest := 0, "-"
 		if want, ready, err := v.wanted(img); err == nil && ready {
 			present, digest = presentOn(img, needed, want)
@@ -153,11 +153,13 @@ func (v view) imagesTable(w io.Writer, images []state.ImageRecord, nodes []api.N
 	}
 }
 
-// neededNodes are the registered, not-gone nodes the placement selects.
-func neededNodes(p api.Placement, nodes []api.Node) []string {
+// neededNodes are the live nodes the placement selects. A node that went
+// silent or left is not waited for: it could not run the image anyway, and
+// its rows, which only it may change, show as stale.
+func neededNodes(p api.Placement, nodes []api.Node, now time.Time) []string {
 	var out []string
 	for _, n := range nodes {
-		if n.State != api.NodeGone && p.Matches(n) {
+		if n.Live(now, owner.LiveTimeout) && p.Matches(n) {
 			out = append(out, n.Name)
 		}
 	}

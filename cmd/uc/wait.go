@@ -66,6 +66,8 @@ func (w *waiter) run(ctx context.Context) error {
 		"SELECT name, node, phase, digest, message, detail FROM build_status",
 		"SELECT name, generation FROM image_specs",
 		"SELECT image, node, spec_uid, observed_generation, digest, error FROM image_resolution",
+		// Heartbeats too: a node that falls silent is no longer waited for.
+		"SELECT name, state, heartbeat_at FROM nodes",
 	} {
 		go w.follow(ctx, q, changed)
 	}
@@ -145,7 +147,7 @@ func (w *waiter) progress(ctx context.Context, img state.ImageRecord, nodes []ap
 			}
 		}
 	}
-	needed := neededNodes(img.Spec.Placement, nodes)
+	needed := neededNodes(img.Spec.Placement, nodes, time.Now())
 	for _, n := range needed {
 		p, ok := findPresence(img, n)
 		if !ok {

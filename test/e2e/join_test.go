@@ -3,6 +3,8 @@ package e2e
 import (
 	"fmt"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 )
@@ -55,4 +57,28 @@ func TestNodeJoin(t *testing.T) {
 		t.Errorf("join/zonec present on %v, want node3 only", d)
 	}
 	docker(t, env["UC_DOCKER_HOST_3"], "image", "inspect", env["UC_REGISTRY"]+"/join/web@"+digest)
+
+	t.Run("a node that dies leaves stale rows and is not waited for", func(t *testing.T) {
+		p := c.procs["node3"]
+		if err := p.cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		<-p.done
+		if err := poll(time.Minute, func() error {
+			desc := c.ok(t, "describe", "image", "join/web")
+			if !regexp.MustCompile(`node3\s+present \(stale: node silent\)\s+` + digest).MatchString(desc) {
+				return fmt.Errorf("describe image join/web shows no stale row of node3:\n%s", desc)
+			}
+			if !strings.Contains(desc, "2/2 needed nodes") {
+				return fmt.Errorf("describe image join/web still needs node3:\n%s", desc)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		c.ok(t, "wait", "images", "join/web", "--timeout", "30s")
+		if d := presentDigests(t, c, "join/web")["node3"]; d != digest {
+			t.Errorf("node3's row was changed or deleted by another node: %q", d)
+		}
+	})
 }
