@@ -440,6 +440,16 @@ func (c *buildCluster) pulls() []pullLine {
 	return out
 }
 
+// logged counts, per node, the log lines that hold msg.
+func (c *buildCluster) logged(msg string) []int {
+	out := make([]int, len(c.procs))
+	for i, p := range c.procs {
+		b, _ := os.ReadFile(p.log)
+		out[i] = strings.Count(string(b), msg)
+	}
+	return out
+}
+
 // pullOf is how long node took to pull image at digest.
 func (c *buildCluster) pullOf(node, image, digest string) (time.Duration, bool) {
 	for _, p := range c.pulls() {

@@ -424,6 +424,7 @@ type prepullIdleResult struct {
 	hz             int64
 	apply, wait    time.Duration // setting up: uc apply, then uc wait images
 	pulls          [prepullNodes]int
+	found          [prepullNodes]int // digests already on the engine: no pull
 	rows           [prepullNodes]idleNodeRow
 	// node1's controllers reach the state over loopback without a proxy:
 	// TCP data segments they sent in the window (ss -ti), beside those the
@@ -524,6 +525,7 @@ func (c *prepullCluster) idle(ctx context.Context, cfg config, dir string, res *
 			res.pulls[i]++
 		}
 	}
+	copy(res.found[:], c.logged(`msg="Image is already on the engine; no pull."`))
 
 	progress("measurement 9: all present; settling %s, then sampling %s", prepullIdleSettle, cfg.idleWindow)
 	if !sleepCtx(ctx, prepullIdleSettle) {

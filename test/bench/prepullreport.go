@@ -106,8 +106,9 @@ func (r prepullIdleResult) print() {
 	note("setup (untimed for this table): one compose file, services s0000..s%04d, each `image: <UC_BASE_IMAGE>` (busybox from hack/up.sh's", r.specs-1)
 	note("  base registry, already on every engine), default placement (every node); uc apply %s ms, then `uc wait images` (all) %s ms;",
 		ms1(r.apply), ms1(r.wait))
-	note("  ucd logged %d / %d / %d pulls (node1 / node2 / node3); `uc get images -o json` then showed all %d present on all 3 nodes.",
-		r.pulls[0], r.pulls[1], r.pulls[2], r.specs)
+	note("  ucd logged %d / %d / %d pulls and %d / %d / %d digests found already on the engine, not pulled (node1 / node2 / node3);",
+		r.pulls[0], r.pulls[1], r.pulls[2], r.found[0], r.found[1], r.found[2])
+	note("  `uc get images -o json` then showed all %d present on all 3 nodes.", r.specs)
 	note("where: node1 serves the embedded state and the internal registry (--registry-listen) in process; node2 and node3 reach its state")
 	note("  through a counting reverse proxy in the bench (h2c both sides, responses streamed); every node's --docker-host is a counting")
 	note("  proxy in front of its own engine's socket. Heartbeat 5 s (ucd's default). The bench sends no request during the window.")
