@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
@@ -48,6 +49,27 @@ const machinesKey = "x-machines"
 // pullCredentialKey references the credential nodes pull a private image
 // with (env:VAR or docker-config:PATH).
 const pullCredentialKey = "x-uc-pull-credential"
+
+// refreshKey has an external image's tag resolved again periodically.
+const refreshKey = "x-uc-refresh"
+
+// checkRefresh accepts a duration of at least MinRefreshEvery, on a service
+// whose image is a tag: a build or a digest has nothing to refresh.
+func checkRefresh(raw any, s types.ServiceConfig) error {
+	v, _ := raw.(string)
+	d, err := time.ParseDuration(v)
+	switch {
+	case err != nil:
+		return fmt.Errorf("want a duration such as 15m (got %v)", raw)
+	case d < MinRefreshEvery:
+		return fmt.Errorf("%s is too often: at least %s", v, MinRefreshEvery)
+	case s.Build != nil:
+		return errors.New("the service builds its image, which follows its build; only a pulled image's tag can be refreshed")
+	case strings.Contains(s.Image, "@"):
+		return fmt.Errorf("image %s is pinned by digest; there is no tag to refresh", s.Image)
+	}
+	return nil
+}
 
 // supportedBuildAttrs are the build: attributes the build controller honours.
 // Everything else is refused so that a build never silently differs from
@@ -164,6 +186,12 @@ func convertService(project string, s types.ServiceConfig, secrets types.Secrets
 			return nil, img, fmt.Errorf("%s: %s.%s: %v", file, field, pullCredentialKey, err)
 		}
 		img.PullCredential = ref
+	}
+	if raw, ok := s.Extensions[refreshKey]; ok {
+		if err := checkRefresh(raw, s); err != nil {
+			return nil, img, fmt.Errorf("%s: %s.%s: %v", file, field, refreshKey, err)
+		}
+		img.RefreshEvery = raw.(string)
 	}
 	if s.Build == nil {
 		if s.Image == "" {

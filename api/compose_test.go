@@ -628,3 +628,33 @@ func TestKeepBuilds(t *testing.T) {
 		}
 	}
 }
+
+func TestRefresh(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		service, want, wantErr string
+	}{
+		{service: "image: nginx:1.27\n    x-uc-refresh: 15m", want: "15m"},
+		{service: "image: nginx:1.27", want: ""},
+		{service: "image: nginx:1.27\n    x-uc-refresh: 2s", wantErr: "2s is too often: at least 10s"},
+		{service: "image: nginx:1.27\n    x-uc-refresh: often", wantErr: "want a duration such as 15m"},
+		{service: "image: nginx:1.27\n    x-uc-refresh: 15", wantErr: "want a duration such as 15m"},
+		{service: "image: nginx@sha256:" + strings.Repeat("a", 64) + "\n    x-uc-refresh: 15m", wantErr: "is pinned by digest; there is no tag to refresh"},
+		{service: "build: git://127.0.0.1:1/r.git#main\n    x-uc-refresh: 15m", wantErr: "the service builds its image"},
+	} {
+		dir := writeFiles(t, map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    " + tt.service + "\n"})
+		p, err := load(t, dir, LoadOptions{})
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), "compose.yaml: services.web.x-uc-refresh: ") || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%q: got %v, want an error naming the file and field with %q", tt.service, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%q: %v", tt.service, err)
+		}
+		if got := p.Images[0].RefreshEvery; got != tt.want {
+			t.Errorf("%q: refresh %q, want %q", tt.service, got, tt.want)
+		}
+	}
+}

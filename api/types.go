@@ -169,6 +169,23 @@ type ImageSpec struct {
 	// resolved on each node, never a secret itself: "env:VAR" (VAR holds
 	// user:password) or "docker-config:PATH" (a Docker config.json).
 	PullCredential string `json:"pull_credential,omitempty" yaml:"pull_credential,omitempty"`
+	// RefreshEvery, a Go duration such as "15m", has the image's owner
+	// resolve its tag again that often; a new digest rolls to every node.
+	// Empty: resolved once per generation (and by `uc refresh images`).
+	RefreshEvery string `json:"refresh_every,omitempty" yaml:"refresh_every,omitempty"`
+}
+
+// MinRefreshEvery keeps a periodic refresh from hammering a registry.
+const MinRefreshEvery = 10 * time.Second
+
+// RefreshInterval is RefreshEvery parsed; zero when unset or invalid
+// (apply refuses invalid values).
+func (s ImageSpec) RefreshInterval() time.Duration {
+	d, err := time.ParseDuration(s.RefreshEvery)
+	if err != nil || d < MinRefreshEvery {
+		return 0
+	}
+	return d
 }
 
 // Pull credential reference schemes.

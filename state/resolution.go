@@ -12,14 +12,14 @@ import (
 	"github.com/ucplane/uc/state/corrosion"
 )
 
-// PutResolution records this node's resolution of an image's tag.
+// PutResolution records this node's resolution of an image's tag. It
+// always writes: updated_at is when the tag was last checked, which a
+// periodic refresh counts from. Nodes watch the other columns only.
 func (s *Store) PutResolution(ctx context.Context, r api.ImageResolution) error {
 	_, err := s.c.Exec(ctx, corrosion.Stmt(`INSERT INTO image_resolution
   (image, node, spec_uid, observed_generation, ref, digest, error, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (image, node) DO UPDATE SET spec_uid = excluded.spec_uid, observed_generation = excluded.observed_generation,
-  ref = excluded.ref, digest = excluded.digest, error = excluded.error, updated_at = excluded.updated_at
-WHERE (image_resolution.spec_uid, image_resolution.observed_generation, image_resolution.ref, image_resolution.digest, image_resolution.error)
-  IS NOT (excluded.spec_uid, excluded.observed_generation, excluded.ref, excluded.digest, excluded.error)`,
+  ref = excluded.ref, digest = excluded.digest, error = excluded.error, updated_at = excluded.updated_at`,
 		r.Image, r.Node, r.SpecUID, r.ObservedGeneration, r.Ref, r.Digest, r.Error, stamp(r.UpdatedAt)))
 	if err != nil {
 		return fmt.Errorf("write resolution of %s by %s: %w", r.Image, r.Node, err)

@@ -154,6 +154,12 @@ func (v view) describeImage(w io.Writer, img state.ImageRecord, nodes []api.Node
 		present, _ = presentOn(img, needed, want)
 		field(w, "Digest", want)
 	}
+	if img.Spec.RefreshEvery != "" {
+		field(w, "Refresh", "every "+img.Spec.RefreshEvery)
+	}
+	if res, ok, err := v.store.Resolution(v.cmd.Context(), img.Spec.Name, img.Meta.UID, img.Meta.Generation); err == nil && ok {
+		field(w, "Resolved", fmt.Sprintf("%s by %s, last checked %s ago", res.Ref, res.Node, v.ago(res.UpdatedAt)))
+	}
 	field(w, "Present", fmt.Sprintf("%d/%d needed nodes", present, len(needed)))
 	fmt.Fprintln(w, "Nodes:")
 	fmt.Fprintln(w, "  NODE\tSTATE\tDIGEST\tLAYERS\tBYTES\tATTEMPTS\tTOOK\tUPDATED\tERROR")

@@ -180,10 +180,16 @@ func (r *Reconciler) ensurePresent(ctx context.Context, img state.ImageRecord) (
 		row.State, row.Error = api.PresencePending, waiting
 		return reconcile.Result{}, r.store.PutPresence(ctx, row)
 	}
+	// A periodically refreshed tag comes back when it is due.
+	again := reconcile.Result{RequeueAfter: r.refreshAfter(ctx, img)}
 	if r.alreadyPresent(ctx, img, ref) {
-		return reconcile.Result{}, nil
+		return again, nil
 	}
-	return r.pull(ctx, img, row, ref)
+	res, err := r.pull(ctx, img, row, ref)
+	if err == nil {
+		res = again
+	}
+	return res, err
 }
 
 // resolve names what to pull: a built image by its registry reference and
@@ -201,9 +207,11 @@ func (r *Reconciler) resolve(ctx context.Context, img state.ImageRecord) (ref, w
 		return "", "", err
 	}
 	if !ok {
-		if res, ok, waiting, err = r.resolveTag(ctx, img); !ok || err != nil {
+		if res, ok, waiting, err = r.resolveTag(ctx, img, false); !ok || err != nil {
 			return "", waiting, err
 		}
+	} else {
+		res = r.refreshTag(ctx, img, res)
 	}
 	if res.Error != "" {
 		return "", "", &unknownTagError{fmt.Sprintf("%s (resolved by %s)", res.Error, res.Node)}
@@ -217,10 +225,47 @@ type unknownTagError struct{ msg string }
 
 func (e *unknownTagError) Error() string { return e.msg }
 
+// refreshTag resolves a resolved tag again when the spec asks for it
+// periodically, the interval has passed and this node owns the image. A
+// failure keeps the last digest (images already present stay wanted over
+// a registry blip) and the next interval tries again.
+func (r *Reconciler) refreshTag(ctx context.Context, img state.ImageRecord, last api.ImageResolution) api.ImageResolution {
+	if every := img.Spec.RefreshInterval(); every == 0 || r.now().Sub(last.UpdatedAt) < every {
+		return last
+	}
+	res, ok, _, err := r.resolveTag(ctx, img, true)
+	if err != nil {
+		r.log.Warn("Refreshing a tag failed; keeping its last digest.", "image", img.Spec.Name, "ref", img.Spec.Image, "digest", last.Digest, "err", err)
+		return last
+	}
+	if !ok {
+		return last // another node owns the image
+	}
+	if res.Digest != last.Digest {
+		r.log.Info("Tag moved; every node pulls the new digest.", "image", img.Spec.Name, "ref", img.Spec.Image, "from", last.Digest, "to", res.Digest)
+	}
+	return res
+}
+
+// refreshAfter is when the image's tag is next due for a periodic refresh;
+// zero when it is not refreshed periodically.
+func (r *Reconciler) refreshAfter(ctx context.Context, img state.ImageRecord) time.Duration {
+	every := img.Spec.RefreshInterval()
+	if every == 0 || img.Spec.Build != "" || strings.Contains(img.Spec.Image, "@") {
+		return 0
+	}
+	res, ok, err := r.store.Resolution(ctx, img.Spec.Name, img.Meta.UID, img.Meta.Generation)
+	if err != nil || !ok {
+		return every
+	}
+	return max(every-r.now().Sub(res.UpdatedAt), time.Second)
+}
+
 // resolveTag resolves the image's tag when this node owns the image, and
 // records the result (a digest, or a tag that does not exist) for every
-// node. Other nodes wait for that record.
-func (r *Reconciler) resolveTag(ctx context.Context, img state.ImageRecord) (res api.ImageResolution, ok bool, waiting string, err error) {
+// node. Other nodes wait for that record. A refresh records only a digest:
+// a tag that vanished upstream leaves the last one in place.
+func (r *Reconciler) resolveTag(ctx context.Context, img state.ImageRecord, refreshing bool) (res api.ImageResolution, ok bool, waiting string, err error) {
 	nodes, err := r.store.ListNodes(ctx)
 	if err != nil {
 		return res, false, "", err
@@ -248,9 +293,14 @@ func (r *Reconciler) resolveTag(ctx context.Context, img state.ImageRecord) (res
 		res.Error = fmt.Sprintf("image %s does not exist: %v", img.Spec.Image, err)
 	case err != nil:
 		return res, false, "", fmt.Errorf("resolve %s: %w", img.Spec.Image, err) // retried with backoff
+	case refreshing:
+		res.Digest = digest
 	default:
 		res.Digest = digest
 		r.log.Info("Resolved a tag to a digest for every node.", "image", img.Spec.Name, "ref", img.Spec.Image, "digest", digest)
+	}
+	if refreshing && res.Error != "" {
+		return res, false, "", errors.New(res.Error)
 	}
 	return res, true, "", r.store.PutResolution(ctx, res)
 }

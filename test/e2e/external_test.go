@@ -48,8 +48,9 @@ func removeFromEngines(t *testing.T, env infra, refs ...string) {
 }
 
 // TestExternalTagMoves: a tag that moves upstream keeps the digest it was
-// resolved to (re-applying changes nothing) until `uc refresh images`;
-// then every node pulls the new digest and still holds the old one.
+// resolved to (re-applying changes nothing) until `uc refresh images`, or
+// the spec's x-uc-refresh interval passes; then every node pulls the new
+// digest and still holds the old one.
 func TestExternalTagMoves(t *testing.T) {
 	env := requireInfra(t)
 	dir := t.TempDir()
@@ -61,7 +62,7 @@ func TestExternalTagMoves(t *testing.T) {
 	repo := addr + "/ext/app"
 	first := pushImage(t, env, repo+":latest", "first")
 	compose := filepath.Join(dir, "compose.yaml")
-	writeFile(t, compose, "name: ext\nservices:\n  app:\n    image: "+repo+":latest\n")
+	writeFile(t, compose, "name: ext\nservices:\n  app:\n    image: "+repo+":latest\n  follow:\n    image: "+repo+":latest\n    x-uc-refresh: 10s\n")
 
 	c := sliceCluster(t, env)
 	c.ok(t, "apply", "-f", compose)
@@ -78,6 +79,21 @@ func TestExternalTagMoves(t *testing.T) {
 	time.Sleep(time.Second) // a wrong re-resolution would start at once
 	if got := sameDigestOnBoth(t, c, "ext/app"); got != first {
 		t.Fatalf("ext/app moved to %s without a refresh", got)
+	}
+	// ext/follow re-resolves its tag every 10 s on its own.
+	if err := poll(time.Minute, func() error {
+		if d := presentDigests(t, c, "ext/follow"); d["node1"] != second || d["node2"] != second {
+			return fmt.Errorf("ext/follow present as %v, want %s on both nodes", d, second)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.logCount(`msg="Tag moved; every node pulls the new digest."`, "image=ext/follow "); n != 1 {
+		t.Errorf("ext/follow's tag move was noticed %d times, want once, by its owner", n)
+	}
+	if desc := c.ok(t, "describe", "image", "ext/follow"); !strings.Contains(desc, "every 10s") || !strings.Contains(desc, "last checked") {
+		t.Errorf("describe image ext/follow lacks the refresh:\n%s", desc)
 	}
 
 	if out := c.ok(t, "refresh", "images", "ext/app"); !strings.Contains(out, "image ext/app refreshed") {
