@@ -382,17 +382,21 @@ func TestConcurrencyLimit(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, serverOpts{})
 	var writers []*io.PipeWriter
-	done := make(chan struct{}, 4)
+	done := make(chan error, 4)
+	// Fresh connections: a pooled one left by another test's server on a
+	// reused port would fail, and a pipe body cannot be retried.
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	for range 4 {
 		pr, pw := io.Pipe()
 		writers = append(writers, pw)
 		req, _ := http.NewRequest(http.MethodPost, s.URL+"/v1/table_stats", pr)
 		req.Header.Set("Content-Type", "application/json")
 		go func() {
-			if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp, err := client.Do(req)
+			if err == nil {
 				resp.Body.Close()
 			}
-			done <- struct{}{}
+			done <- err
 		}()
 		pw.Write([]byte(`{"tables":`)) // the handler now waits for the rest
 	}
@@ -412,7 +416,9 @@ func TestConcurrencyLimit(t *testing.T) {
 		pw.Close()
 	}
 	for range 4 {
-		<-done
+		if err := <-done; err != nil {
+			t.Errorf("a request holding a slot failed: %v", err)
+		}
 	}
 	if r := call(t, http.MethodPost, s.URL+"/v1/table_stats", `{"tables":[]}`); r.status != 200 {
 		t.Errorf("after the slots freed up: %d", r.status)
