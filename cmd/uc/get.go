@@ -141,16 +141,39 @@ func (v view) buildsTable(w io.Writer, builds []state.BuildRecord) {
 }
 
 func (v view) imagesTable(w io.Writer, images []state.ImageRecord, nodes []api.Node) {
-	fmt.Fprintln(w, "NAME\tSOURCE\tDIGEST\tPRESENT\tPLACEMENT\tAGE")
+	fmt.Fprintln(w, "NAME\tSOURCE\tDIGEST\tPRESENT\tSTATUS\tPLACEMENT\tAGE")
 	for _, img := range images {
 		needed := neededNodes(img.Spec.Placement, nodes, v.now)
-		present, digest := 0, "-"
-		if want, ready, err := v.wanted(img); err == nil && ready {
+		present, digest, want := 0, "-", ""
+		if d, ready, err := v.wanted(img); err == nil && ready {
+			want = d
 			present, digest = presentOn(img, needed, want)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d/%d\t%s\t%s\n", img.Spec.Name, imageSource(img.Spec), digest,
-			present, len(needed), placementString(img.Spec.Placement), v.ago(img.Meta.UpdatedAt))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\n", img.Spec.Name, imageSource(img.Spec), digest,
+			present, len(needed), lagStatus(img, needed, want), placementString(img.Spec.Placement), v.ago(img.Meta.UpdatedAt))
 	}
+}
+
+// lagStatus counts the needed nodes without the wanted digest by their
+// row's state, e.g. "pulling:1,retrying:1"; "-" when none lags.
+func lagStatus(img state.ImageRecord, needed []string, want string) string {
+	counts := map[string]int{}
+	for _, n := range needed {
+		p, ok := findPresence(img, n)
+		switch {
+		case !ok:
+			counts["unreported"]++
+		case p.State != api.PresencePresent:
+			counts[p.State]++
+		case want == "" || p.Digest != want:
+			counts["outdated"]++ // holds an older digest, the new one is not known or not pulled yet
+		}
+	}
+	var parts []string
+	for _, st := range slices.Sorted(maps.Keys(counts)) {
+		parts = append(parts, fmt.Sprintf("%s:%d", st, counts[st]))
+	}
+	return cmp.Or(strings.Join(parts, ","), "-")
 }
 
 // neededNodes are the live nodes the placement selects. A node that went

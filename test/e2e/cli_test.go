@@ -425,8 +425,8 @@ func TestCLI(t *testing.T) {
 			t.Errorf("build row %q, want image hello/web, generation 1, pending", row)
 		}
 		row = tableRow(t, ok(t, "get", "images"), "hello/web")
-		if row[1] != "build:hello/web" || row[3] != "0/2" || row[4] != "nodes=node1,node2" {
-			t.Errorf("image row %q, want build:hello/web present 0/2 on nodes=node1,node2", row)
+		if row[1] != "build:hello/web" || row[3] != "0/2" || row[4] != "unreported:2" || row[5] != "nodes=node1,node2" {
+			t.Errorf("image row %q, want build:hello/web present 0/2, unreported:2, on nodes=node1,node2", row)
 		}
 
 		var builds []state.BuildRecord
@@ -535,7 +535,7 @@ func TestCLI(t *testing.T) {
 			t.Errorf("apply with override printed:\n%s", out)
 		}
 		row := tableRow(t, ok(t, "get", "images"), "hello/web")
-		if row[3] != "0/1" || row[4] != "nodes=node1" {
+		if row[3] != "0/1" || row[5] != "nodes=node1" {
 			t.Errorf("image row %q, want 0/1 on nodes=node1", row)
 		}
 		if row := tableRow(t, ok(t, "get", "builds"), "hello/web"); row[2] != "2" {

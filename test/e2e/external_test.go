@@ -157,6 +157,9 @@ func TestRegistryOutage(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	if row := tableRow(t, c.ok(t, "get", "images"), "flaky/pinned"); row[3] != "0/2" || row[4] != "retrying:2" {
+		t.Errorf("uc get images row %q, want 0/2 present and retrying:2", row)
+	}
 	r := c.uc("wait", "images", "--timeout", "3s")
 	t.Logf("uc wait while the registry is down: %s", r.stderr)
 	if r.code == 0 || !strings.Contains(r.stderr, "timed out") || !strings.Contains(r.stderr, "flaky/pinned on node2: retrying") {
@@ -171,6 +174,9 @@ func TestRegistryOutage(t *testing.T) {
 		t.Errorf("flaky/tagged is %s, want %s", got, taggedDigest)
 	}
 	sameDigestOnBoth(t, c, "flaky/pinned")
+	if row := tableRow(t, c.ok(t, "get", "images"), "flaky/pinned"); row[3] != "2/2" || row[4] != "-" {
+		t.Errorf("uc get images row %q, want 2/2 present and nothing lagging", row)
+	}
 }
 
 // retryingEverywhere checks that the pinned image's pull was retried on
