@@ -5,9 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/state"
 )
 
 // pushImage builds a one-file image with BuildKit and pushes it as ref,
@@ -234,4 +238,58 @@ func allIn(s string, parts []string) bool {
 		}
 	}
 	return true
+}
+
+// TestMaxPulls: with --max-pulls 1 a node's pulls never overlap, as their
+// presence rows' start times and durations show.
+func TestMaxPulls(t *testing.T) {
+	env := requireInfra(t)
+	dir := t.TempDir()
+	addr, err := freeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	startRegistry(t, dir, addr)
+	var compose strings.Builder
+	compose.WriteString("name: bounded\nservices:\n")
+	var refs []string
+	for _, svc := range []string{"a", "b", "c", "d"} {
+		ref := addr + "/bounded/" + svc + ":v1"
+		if out, err := runTool(t, nil, "skopeo", "copy", "--src-tls-verify=false", "--dest-tls-verify=false",
+			"docker://"+env["UC_BASE_IMAGE"], "docker://"+ref); err != nil {
+			t.Fatalf("skopeo copy: %v\n%s", err, out)
+		}
+		refs = append(refs, ref)
+		fmt.Fprintf(&compose, "  %s:\n    image: %s\n", svc, ref)
+	}
+	removeFromEngines(t, env, refs...)
+	writeFile(t, filepath.Join(dir, "compose.yaml"), compose.String())
+
+	c := sliceCluster(t, env, "--max-pulls", "1")
+	c.ok(t, "apply", "-f", filepath.Join(dir, "compose.yaml"))
+	c.ok(t, "wait", "images", "--timeout", "2m")
+	var imgs []state.ImageRecord
+	if err := json.Unmarshal([]byte(c.ok(t, "get", "images", "-o", "json")), &imgs); err != nil {
+		t.Fatal(err)
+	}
+	for _, node := range []string{"node1", "node2"} {
+		var pulls []api.PresenceDetail
+		for _, img := range imgs {
+			for _, p := range img.Presence {
+				if p.Node == node && p.Detail.Attempts > 0 {
+					pulls = append(pulls, p.Detail)
+				}
+			}
+		}
+		if len(pulls) != len(refs) {
+			t.Fatalf("%s pulled %d images, want %d", node, len(pulls), len(refs))
+		}
+		slices.SortFunc(pulls, func(a, b api.PresenceDetail) int { return a.StartedAt.Compare(b.StartedAt) })
+		for i := 1; i < len(pulls); i++ {
+			if prevEnd := pulls[i-1].StartedAt.Add(pulls[i-1].Duration); pulls[i].StartedAt.Before(prevEnd) {
+				t.Errorf("%s: %s started at %s, before %s finished at %s", node, pulls[i].Ref, pulls[i].StartedAt.Format(time.StampMicro),
+					pulls[i-1].Ref, prevEnd.Format(time.StampMicro))
+			}
+		}
+	}
 }

@@ -14,7 +14,7 @@ import (
 // sliceCluster starts two nodes on real engines: both build with the one
 // buildkitd, node1 serves the internal registry, node2 alone grants the
 // network.host entitlement.
-func sliceCluster(t *testing.T, env infra) *cluster {
+func sliceCluster(t *testing.T, env infra, extra ...string) *cluster {
 	t.Helper()
 	return startClusterWith(t, false, func(node string) []string {
 		i := strings.TrimPrefix(node, "node")
@@ -27,7 +27,7 @@ func sliceCluster(t *testing.T, env infra) *cluster {
 		} else {
 			args = append(args, "--allow-entitlement", "network.host")
 		}
-		return args
+		return append(args, extra...)
 	})
 }
 
