@@ -3,9 +3,12 @@ package build
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -55,6 +58,7 @@ func solve(ctx context.Context, d Driver, registry string, auth session.Attachab
 	if err := addContexts(&opt, spec, inputs); err != nil {
 		return solveResult{}, err
 	}
+	opt.SharedKey = localsKey(spec)
 	if err := d.configure(&opt, spec, registry, refs); err != nil {
 		return solveResult{}, err
 	}
@@ -348,6 +352,21 @@ func (t *tracker) snapshotLocked() progress {
 		}
 	}
 	return p
+}
+
+// localsKey names what the solve's local mounts hold. BuildKit keeps one
+// snapshot per local name and shared key and syncs only files whose size,
+// mode or mtime changed; fetched contexts all carry the same mtime, so
+// with one key for every build, a build whose file differs from another's
+// only in content would reuse the other's bytes. Fetched contexts live in
+// content-addressed directories, so this key changes with their content.
+func localsKey(spec api.BuildSpec) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "context=%s\x00dockerfile=%s\x00inline=%s\x00", spec.Context, spec.Dockerfile, spec.DockerfileInline)
+	for _, name := range slices.Sorted(maps.Keys(spec.AdditionalContexts)) {
+		fmt.Fprintf(h, "%s=%s\x00", name, spec.AdditionalContexts[name])
+	}
+	return "uc-" + hex.EncodeToString(h.Sum(nil))[:32]
 }
 
 // addContexts maps additional_contexts onto the frontend's named contexts:
