@@ -144,11 +144,14 @@ func (m *managed) Reconcile(ctx context.Context, _ string) (reconcile.Result, er
 	}
 	addr := net.JoinHostPort(m.cfg.Address, strconv.Itoa(cmp.Or(spec.Port, api.DefaultRegistryPort)))
 	again := reconcile.Result{RequeueAfter: checkEvery}
+	// A container that is starting answers within a second or two: look
+	// again soon rather than at the healthy pace.
+	soon := reconcile.Result{RequeueAfter: 500 * time.Millisecond}
 	if err := m.ensureRunning(ctx, spec, addr); err != nil {
-		return again, m.publish(ctx, gen, addr, "False", "ContainerFailed", err.Error())
+		return soon, m.publish(ctx, gen, addr, "False", "ContainerFailed", err.Error())
 	}
 	if err := healthy(ctx, m.http, addr); err != nil {
-		return again, m.publish(ctx, gen, addr, "False", "Unhealthy", err.Error())
+		return soon, m.publish(ctx, gen, addr, "False", "Unhealthy", err.Error())
 	}
 	if spec.Image == "" { // a stock registry has no GC endpoint
 		if m.gc == nil {
