@@ -3,12 +3,9 @@ package build
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -354,19 +351,13 @@ func (t *tracker) snapshotLocked() progress {
 	return p
 }
 
-// localsKey names what the solve's local mounts hold. BuildKit keeps one
-// snapshot per local name and shared key and syncs only files whose size,
-// mode or mtime changed; fetched contexts all carry the same mtime, so
-// with one key for every build, a build whose file differs from another's
-// only in content would reuse the other's bytes. Fetched contexts live in
-// content-addressed directories, so this key changes with their content.
+// localsKey keeps each build's local-source snapshots in BuildKit apart
+// from other builds': BuildKit keeps one per local name and session shared
+// key and re-sends only files whose size, mode or mtime changed, so a
+// build syncs just what changed since its own last build (fetched files'
+// mtimes follow their content), and parallel builds never share one.
 func localsKey(spec api.BuildSpec) string {
-	h := sha256.New()
-	fmt.Fprintf(h, "context=%s\x00dockerfile=%s\x00inline=%s\x00", spec.Context, spec.Dockerfile, spec.DockerfileInline)
-	for _, name := range slices.Sorted(maps.Keys(spec.AdditionalContexts)) {
-		fmt.Fprintf(h, "%s=%s\x00", name, spec.AdditionalContexts[name])
-	}
-	return "uc-" + hex.EncodeToString(h.Sum(nil))[:32]
+	return "uc-build:" + spec.Name
 }
 
 // addContexts maps additional_contexts onto the frontend's named contexts:

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ucplane/uc/registry"
 	"github.com/ucplane/uc/registry/contextstore"
@@ -85,6 +86,18 @@ func TestPushFetchRoundTrip(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "skip.log")); !os.IsNotExist(err) {
 		t.Error(".dockerignore'd file was shipped")
+	}
+	// BuildKit re-sends a local file only when its size, mode or mtime
+	// changed: the same content gets one time, other content another.
+	mtime := func(path string) time.Time {
+		info, err := os.Stat(filepath.Join(dir, path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.ModTime()
+	}
+	if a, b, df := mtime("a.txt"), mtime("b.txt"), mtime("Dockerfile"); !a.Equal(b) || a.Equal(df) {
+		t.Errorf("mtimes a.txt %v, b.txt %v, Dockerfile %v: want equal for the same content, different otherwise", a, b, df)
 	}
 }
 

@@ -3,6 +3,7 @@ package contextstore
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -14,9 +15,25 @@ import (
 	"time"
 )
 
-// epoch is every fetched file's mtime: a context's files carry no time, so
-// that the same content always builds the same layers.
+// epoch is a fetched directory's mtime: a context's files carry no time,
+// so that the same content always builds the same layers.
 var epoch = time.Unix(0, 0)
+
+// contentTime is a fetched file's mtime, made from its content digest.
+// BuildKit re-sends a file into its local-source snapshot only when size,
+// mode or mtime changed, so one fixed time let an edit that kept a file's
+// size go unseen. A time that follows the content makes every change
+// visible, and the same content still always gets the same time (and the
+// exporter clamps times to SOURCE_DATE_EPOCH anyway).
+func contentTime(digest string) time.Time {
+	sum, err := hex.DecodeString(strings.TrimPrefix(digest, "sha256:"))
+	if err != nil || len(sum) < 8 {
+		return epoch
+	}
+	secs := int64(binary.BigEndian.Uint32(sum[:4]) & 0x7fffffff)
+	nanos := int64(binary.BigEndian.Uint32(sum[4:8]) % 1_000_000_000)
+	return time.Unix(secs, nanos)
+}
 
 // Fetch materializes the context ref (registry/repo@sha256:…) under dir,
 // verifying every piece against its digest. A context already fetched into
@@ -96,6 +113,7 @@ func (c *Client) restore(ctx context.Context, repo, dir string, e Entry) error {
 		if err := c.writePiece(ctx, repo, e, target); err != nil {
 			return err
 		}
+		return os.Chtimes(target, contentTime(e.Digest), contentTime(e.Digest))
 	default:
 		return nil // devices, sockets: nothing a build can COPY
 	}
