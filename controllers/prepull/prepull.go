@@ -293,11 +293,11 @@ func (r *Reconciler) resolveTag(ctx context.Context, img state.ImageRecord, refr
 		res.Error = fmt.Sprintf("image %s does not exist: %v", img.Spec.Image, err)
 	case err != nil:
 		return res, false, "", fmt.Errorf("resolve %s: %w", img.Spec.Image, err) // retried with backoff
-	case refreshing:
-		res.Digest = digest
 	default:
 		res.Digest = digest
-		r.log.Info("Resolved a tag to a digest for every node.", "image", img.Spec.Name, "ref", img.Spec.Image, "digest", digest)
+		if !refreshing { // a refresh logs only a move
+			r.log.Info("Resolved a tag to a digest for every node.", "image", img.Spec.Name, "ref", img.Spec.Image, "digest", digest)
+		}
 	}
 	if refreshing && res.Error != "" {
 		return res, false, "", errors.New(res.Error)

@@ -41,6 +41,18 @@ func pushImage(t *testing.T, env infra, ref, content string) string {
 	return m.Digest
 }
 
+// scratchRegistry serves a registry of the test's own on a free loopback
+// address, from dir (which also holds the test's other files).
+func scratchRegistry(t *testing.T) (dir, addr string, p *proc) {
+	t.Helper()
+	dir = t.TempDir()
+	addr, err := freeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, addr, startRegistry(t, dir, addr)
+}
+
 // removeFromEngines removes refs from both engines when the test ends, so
 // that a later run pulls them again.
 func removeFromEngines(t *testing.T, env infra, refs ...string) {
@@ -57,12 +69,7 @@ func removeFromEngines(t *testing.T, env infra, refs ...string) {
 // digest and still holds the old one.
 func TestExternalTagMoves(t *testing.T) {
 	env := requireInfra(t)
-	dir := t.TempDir()
-	addr, err := freeAddr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	startRegistry(t, dir, addr)
+	dir, addr, _ := scratchRegistry(t)
 	repo := addr + "/ext/app"
 	first := pushImage(t, env, repo+":latest", "first")
 	compose := filepath.Join(dir, "compose.yaml")
@@ -138,12 +145,7 @@ func TestExternalTagMoves(t *testing.T) {
 // converges without anyone acting.
 func TestRegistryOutage(t *testing.T) {
 	env := requireInfra(t)
-	dir := t.TempDir()
-	addr, err := freeAddr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := startRegistry(t, dir, addr)
+	dir, addr, reg := scratchRegistry(t)
 	tagged := addr + "/flaky/tagged:v1"
 	taggedDigest := pushImage(t, env, tagged, "tagged "+dir)
 	pinned := addr + "/flaky/pinned@" + pushImage(t, env, addr+"/flaky/pinned:v1", "pinned "+dir)
@@ -244,12 +246,7 @@ func allIn(s string, parts []string) bool {
 // presence rows' start times and durations show.
 func TestMaxPulls(t *testing.T) {
 	env := requireInfra(t)
-	dir := t.TempDir()
-	addr, err := freeAddr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	startRegistry(t, dir, addr)
+	dir, addr, _ := scratchRegistry(t)
 	var compose strings.Builder
 	compose.WriteString("name: bounded\nservices:\n")
 	var refs []string
