@@ -203,8 +203,10 @@ func suffix(p api.ImagePresence) string {
 		// a line per second per pulling node at most.
 		return fmt.Sprintf(" %d/%d layers, %s/%s", d.LayersDone, d.LayersTotal,
 			units.BytesSize(float64(d.Bytes)), units.BytesSize(float64(d.BytesTotal)))
-	case p.Digest != "":
+	case p.Digest != "" && d.Duration > 0:
 		return fmt.Sprintf(" %s in %s", shortDigest(p.Digest), d.Duration.Round(time.Millisecond))
+	case p.Digest != "": // found on the engine, not pulled
+		return " " + shortDigest(p.Digest)
 	}
 	return ""
 }
