@@ -20,10 +20,7 @@ digest, and keeps the old one until it is pruned. Without names, every image
 with a tag is refreshed. Follow with "uc wait images".`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if args[0] != "images" {
-				return fmt.Errorf("unknown kind %q: want images", args[0])
-			}
-			store, err := g.store()
+			store, err := g.imagesStore(args)
 			if err != nil {
 				return explain(err)
 			}

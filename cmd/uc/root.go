@@ -20,6 +20,15 @@ type globals struct {
 	token string
 }
 
+// imagesStore checks that a command's kind argument is "images" (the only
+// kind wait and refresh know) and connects to the state API.
+func (g *globals) imagesStore(args []string) (*state.Store, error) {
+	if args[0] != "images" {
+		return nil, fmt.Errorf("unknown kind %q: want images", args[0])
+	}
+	return g.store()
+}
+
 // store connects to the state API. Nothing is sent until a command runs.
 func (g *globals) store() (*state.Store, error) {
 	var opts []corrosion.Option

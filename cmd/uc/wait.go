@@ -25,10 +25,7 @@ func newWaitCmd(g *globals) *cobra.Command {
 		Short: "Wait until every needed node has the images, printing progress",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if args[0] != "images" {
-				return fmt.Errorf("unknown kind %q: want images", args[0])
-			}
-			store, err := g.store()
+			store, err := g.imagesStore(args)
 			if err != nil {
 				return err
 			}
