@@ -59,6 +59,10 @@ func ContextDigest(dir, dockerfile string, limit int64) (string, error) {
 // refuses a symlink that leads out of the context and a context over limit
 // bytes (0: DefaultMaxContextSize).
 func WalkContext(dir, dockerfile string, limit int64, each func(path, rel string, info fs.FileInfo) error) error {
+	dir, err := ContextRoot(dir)
+	if err != nil {
+		return err
+	}
 	pm, err := ignoreMatcher(dir, dockerfile)
 	if err != nil {
 		return err
@@ -68,6 +72,25 @@ func WalkContext(dir, dockerfile string, limit int64, each func(path, rel string
 		return fmt.Errorf("read build context %s: %w", dir, err)
 	}
 	return nil
+}
+
+// ContextRoot is the directory a local context's files are read from. A
+// symlink at the root is followed, as docker build does: a context named
+// through a link (or a Compose file opened through a linked directory)
+// holds the linked tree. Links inside the context are not followed.
+func ContextRoot(dir string) (string, error) {
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", fmt.Errorf("read build context %s: %w", dir, err)
+	}
+	info, err := os.Stat(real)
+	if err != nil {
+		return "", fmt.Errorf("read build context %s: %w", dir, err)
+	}
+	if !info.IsDir() {
+		return "", fmt.Errorf("build context %s is a file: the context must be a directory (name the file with dockerfile: and its directory with context:)", dir)
+	}
+	return real, nil
 }
 
 // contextWalker walks a context tree and enforces its limits.

@@ -1,8 +1,10 @@
 package api
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -102,5 +104,48 @@ func TestContextRefusals(t *testing.T) {
 	}
 	if _, err := ContextDigest(inside, "Dockerfile", 0); err != nil {
 		t.Errorf("a symlink inside the context was refused: %v", err)
+	}
+}
+
+// TestContextThroughSymlink follows a link at the context's root, as
+// docker build does: the linked tree is hashed, so an edit behind the link
+// changes the digest (it used to hash an empty context).
+func TestContextThroughSymlink(t *testing.T) {
+	t.Parallel()
+	real := writeFiles(t, map[string]string{"Dockerfile": "FROM busybox\n", "app.txt": "v1\n"})
+	link := filepath.Join(t.TempDir(), "ctx")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	viaLink, err := ContextDigest(link, "Dockerfile", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct, _ := ContextDigest(real, "Dockerfile", 0)
+	if viaLink != direct {
+		t.Errorf("digest through the link %s, directly %s: want the same tree", viaLink, direct)
+	}
+	var files []string
+	_ = WalkContext(link, "Dockerfile", 0, func(_, rel string, _ fs.FileInfo) error {
+		files = append(files, rel)
+		return nil
+	})
+	if !slices.Equal(files, []string{"Dockerfile", "app.txt"}) {
+		t.Errorf("walked %v through the link, want [Dockerfile app.txt]", files)
+	}
+	if err := os.WriteFile(filepath.Join(real, "app.txt"), []byte("v2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if edited, _ := ContextDigest(link, "Dockerfile", 0); edited == viaLink {
+		t.Error("an edit behind the link did not change the digest")
+	}
+}
+
+func TestContextIsAFile(t *testing.T) {
+	t.Parallel()
+	dir := writeFiles(t, map[string]string{"Dockerfile": "FROM busybox\n"})
+	_, err := ContextDigest(filepath.Join(dir, "Dockerfile"), "Dockerfile", 0)
+	if err == nil || !strings.Contains(err.Error(), "is a file: the context must be a directory") {
+		t.Errorf("got %v, want the context must be a directory", err)
 	}
 }

@@ -98,7 +98,11 @@ func solveOpt(spec api.BuildSpec) (client.SolveOpt, func(), error) {
 	if api.IsGitContext(spec.Context) {
 		return gitSolveOpt(spec)
 	}
-	contextFS, err := fsutil.NewFS(spec.Context)
+	root, err := api.ContextRoot(spec.Context)
+	if err != nil {
+		return client.SolveOpt{}, nil, err
+	}
+	contextFS, err := fsutil.NewFS(root)
 	if err != nil {
 		return client.SolveOpt{}, nil, fmt.Errorf("build context %s: %w", spec.Context, err)
 	}
