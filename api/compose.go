@@ -39,8 +39,11 @@ type Project struct {
 	Name   string
 	Builds []BuildSpec
 	Images []ImageSpec
-	// Warnings name what was accepted but has no effect, file and field.
+	// Warnings name what was accepted but has no effect, or an effect the
+	// user may not expect, file and field.
 	Warnings []string
+	// Notes say how names were mapped (uc apply and --dry-run print them).
+	Notes []string
 }
 
 // machinesKey is the service extension that pins an image to named nodes.
@@ -151,6 +154,9 @@ func wrapLoadErr(files []string, err error) error {
 
 func convertProject(cp *types.Project, file string, limit int64) (*Project, error) {
 	p := &Project{Name: cp.Name}
+	if err := checkTopLevelExtensions(cp.Extensions, file); err != nil {
+		return nil, err
+	}
 	// Walk services in name order so the first error is deterministic.
 	for _, name := range sortedKeys(cp.Services) {
 		b, img, err := convertService(cp.Name, cp.Services[name], cp.Secrets, file, limit)
@@ -164,10 +170,17 @@ func convertProject(cp *types.Project, file string, limit int64) (*Project, erro
 			p.Warnings = append(p.Warnings, fmt.Sprintf(
 				"%s: services.%s.build.isolation: %q is a Windows container setting; Linux builders ignore it", file, name, s.Build.Isolation))
 		}
+		p.Warnings = append(p.Warnings, extensionWarnings(cp.Services[name], file, "services."+name)...)
 		p.Images = append(p.Images, img)
 	}
 	sort.Slice(p.Builds, func(i, j int) bool { return p.Builds[i].Name < p.Builds[j].Name })
 	sort.Slice(p.Images, func(i, j int) bool { return p.Images[i].Name < p.Images[j].Name })
+	if err := checkGraph(p, file); err != nil {
+		return nil, err
+	}
+	if err := resolveImageNames(p, file); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -193,6 +206,15 @@ func convertService(project string, s types.ServiceConfig, secrets types.Secrets
 		}
 		img.RefreshEvery = raw.(string)
 	}
+	if err := checkServiceExtensions(s, file, field); err != nil {
+		return nil, img, err
+	}
+	if s.Image != "" {
+		if err := CheckReference(s.Image); err != nil {
+			return nil, img, fmt.Errorf("%s: %s.image: %v", file, field, err)
+		}
+	}
+	img.Platform = s.Platform
 	if s.Build == nil {
 		if s.Image == "" {
 			return nil, img, fmt.Errorf("%s: %s: needs build or image", file, field)
@@ -200,11 +222,18 @@ func convertService(project string, s types.ServiceConfig, secrets types.Secrets
 		img.Image = s.Image
 		return nil, img, nil
 	}
+	if strings.Contains(s.Image, "@") {
+		return nil, img, fmt.Errorf("%s: %s.image: %s pins a digest, but the service builds its image and the build decides the digest (drop @%s, or drop build:)",
+			file, field, s.Image, strings.SplitN(s.Image, "@", 2)[1])
+	}
 	if attr := unsupportedBuildAttr(s.Build); attr != "" {
 		return nil, img, fmt.Errorf("%s: %s.build.%s: not supported yet by the build controller", file, field, attr)
 	}
 	b := buildSpec(project, s)
 	if err := checkBuildOptions(s.Build, file, field+".build"); err != nil {
+		return nil, img, err
+	}
+	if err := checkTags(s.Build.Tags, file, field+".build.tags"); err != nil {
 		return nil, img, err
 	}
 	if err := mapReferences(&b, s.Build, secrets, file, field+".build"); err != nil {
@@ -298,8 +327,9 @@ func buildSpec(project string, s types.ServiceConfig) BuildSpec {
 		Target:     s.Build.Target,
 	}
 	if b.Image == "" {
-		b.Image = b.Name
+		b.Image = DefaultImage(project, s.Name)
 	}
+
 	for k, v := range s.Build.Args {
 		// A nil value is `args: [FOO]` with FOO unset: docker compose omits
 		// it so the Dockerfile's ARG default applies.
@@ -318,6 +348,10 @@ func buildSpec(project string, s types.ServiceConfig) BuildSpec {
 		b.Labels[k] = v
 	}
 	mapRunOptions(&b, s.Build)
+	if len(b.Platforms) == 0 && s.Platform != "" {
+		// Compose builds for the service's platform when build: names none.
+		b.Platforms = []string{s.Platform}
+	}
 	return b
 }
 
@@ -361,7 +395,8 @@ func checkBuildOptions(c *types.BuildConfig, file, field string) error {
 	switch c.Network {
 	case "", "default", "host", "none":
 	default:
-		return fmt.Errorf("%s: %s.network: named network %q is not supported for builds (use host or none)", file, field, c.Network)
+		return fmt.Errorf("%s: %s.network: named network %q cannot be used by builds: BuildKit runs RUN steps in its own network namespace on whichever node builds, "+
+			"and a Compose or Docker network lives on one engine, not on the builder (use network: host or none, or leave it out)", file, field, c.Network)
 	}
 	for _, e := range c.Entitlements {
 		if !slices.Contains(buildEntitlements, e) {

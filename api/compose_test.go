@@ -136,7 +136,8 @@ secrets:
 					Secrets:    []SecretRef{{ID: "apikey", Env: "API_KEY"}, {ID: "token", File: "TOKEN"}},
 					SSH:        []SSHRef{{ID: "default"}, {ID: "deploy", Paths: []string{"/keys/deploy"}}},
 					CacheFrom:  []string{"p/cache:main", "p/cache:dev"}, CacheTo: []string{"p/cache:main"},
-					Provenance: "mode=max", SBOM: "true"}},
+					CacheToAttrs: map[string]map[string]string{"p/cache:main": {"mode": "max"}},
+					Provenance:   "mode=max", SBOM: "true"}},
 				images: []ImageSpec{{Name: "p/web", Project: "p", Service: "web", Build: "p/web"}},
 			},
 		},
@@ -379,7 +380,7 @@ func TestLoadComposeErrors(t *testing.T) {
 		{
 			name:  "named build network",
 			files: map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    build: {context: ., network: backend}\n"},
-			want:  []string{"compose.yaml: services.web.build.network: named network \"backend\" is not supported for builds"},
+			want:  []string{"compose.yaml: services.web.build.network: named network \"backend\" cannot be used by builds: BuildKit runs RUN steps in its own network namespace"},
 		},
 		{
 			name:  "unknown entitlement",
@@ -431,6 +432,121 @@ func TestLoadComposeErrors(t *testing.T) {
 			name:  "x-machines empty list",
 			files: map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    image: busybox\n    x-machines: []\n"},
 			want:  []string{"compose.yaml: services.web.x-machines: empty list"},
+		},
+		{
+			name:  "empty tag",
+			files: map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    image: \"nginx:\"\n"},
+			want:  []string{`compose.yaml: services.web.image: "nginx:" is not a valid image reference: invalid reference format (an empty tag or name: is a variable unset?)`},
+		},
+		{
+			name:  "empty tag from an unset variable",
+			files: map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    build: .\n    image: acme/web:${UC_TEST_UNSET_TAG}\n", "Dockerfile": "FROM busybox\n"},
+			want:  []string{`compose.yaml: services.web.image: "acme/web:" is not a valid image reference`, "is a variable unset?"},
+		},
+		{
+			name:  "upper-case repository",
+			files: map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    image: Acme/Web\n"},
+			want:  []string{`compose.yaml: services.web.image: "Acme/Web" is not a valid image reference: invalid reference format: repository name (Web) must be lowercase`},
+		},
+		{
+			name:  "tag with a space",
+			files: map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    image: \"busybox:my tag\"\n"},
+			want:  []string{`compose.yaml: services.web.image: "busybox:my tag" is not a valid image reference`, "(it holds whitespace)"},
+		},
+		{
+			name:  "bad build tag",
+			files: map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    build: {context: ., tags: [\"p/web:ok\", \"p/web:\"]}\n", "Dockerfile": "FROM busybox\n"},
+			want:  []string{`compose.yaml: services.web.build.tags[1]: "p/web:" is not a valid image reference`},
+		},
+		{
+			name:  "bad cache_from",
+			files: map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    build: {context: ., cache_from: [\"type=registry,ref=P/Cache\"]}\n", "Dockerfile": "FROM busybox\n"},
+			want:  []string{`compose.yaml: services.web.build.cache_from[0]: "P/Cache" is not a valid image reference`},
+		},
+		{
+			name:  "bad cache_to mode",
+			files: map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    build: {context: ., cache_to: [\"type=registry,ref=p/c,mode=all\"]}\n", "Dockerfile": "FROM busybox\n"},
+			want:  []string{`compose.yaml: services.web.build.cache_to[0]: mode=all: want mode=min or mode=max`},
+		},
+		{
+			name:  "bad docker-image context",
+			files: map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    build: {context: ., additional_contexts: {tools: \"docker-image://busybox:\"}}\n", "Dockerfile": "FROM busybox\n"},
+			want:  []string{`compose.yaml: services.web.build.additional_contexts.tools: "busybox:" is not a valid image reference`},
+		},
+		{
+			name:  "digest on a build's image",
+			files: map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    build: .\n    image: p/web@sha256:" + strings.Repeat("a", 64) + "\n", "Dockerfile": "FROM busybox\n"},
+			want:  []string{"compose.yaml: services.web.image: p/web@sha256:", "pins a digest, but the service builds its image"},
+		},
+		{
+			name:  "two builds push one image",
+			files: map[string]string{"compose.yaml": "name: p\nservices:\n  a:\n    build: .\n    image: acme/app\n  b:\n    build: .\n    image: acme/app:latest\n", "Dockerfile": "FROM busybox\n"},
+			want:  []string{"compose.yaml: services.b.image: acme/app:latest is also pushed by services.a.image: two builds would write one image name"},
+		},
+		{
+			name:  "a tag collides with another build's image",
+			files: map[string]string{"compose.yaml": "name: p\nservices:\n  a:\n    build: .\n  b:\n    build: {context: ., tags: [p/a]}\n", "Dockerfile": "FROM busybox\n"},
+			want:  []string{"compose.yaml: services.b.build.tags: p/a is also pushed by services.a.image"},
+		},
+		{
+			name:  "upper and lower case services collide",
+			files: map[string]string{"compose.yaml": "name: p\nservices:\n  Web:\n    build: .\n  web:\n    build: .\n", "Dockerfile": "FROM busybox\n"},
+			want:  []string{"compose.yaml: services.web.image: p/web is also pushed by services.Web.image"},
+		},
+		{
+			name:  "unknown x-uc key",
+			files: map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    build: .\n    x-uc-bulder: node1\n", "Dockerfile": "FROM busybox\n"},
+			want:  []string{"compose.yaml: services.web.x-uc-bulder: unknown uc key (did you mean x-uc-builder?)"},
+		},
+		{
+			name:  "unknown x-uc key far from any",
+			files: map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    image: busybox\n    x-uc-colour: blue\n"},
+			want:  []string{"compose.yaml: services.web.x-uc-colour: unknown uc key (uc reads x-machines, x-uc-pull-credential"},
+		},
+		{
+			name:  "x-uc key under build",
+			files: map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    build: {context: ., x-uc-builder: node1}\n", "Dockerfile": "FROM busybox\n"},
+			want:  []string{"compose.yaml: services.web.build.x-uc-builder: uc reads x-uc-builder on the service, not under build: (move it to services.web.x-uc-builder)"},
+		},
+		{
+			name:  "top-level x-uc key",
+			files: map[string]string{"compose.yaml": "name: p\nx-uc-builder: node1\nservices:\n  web:\n    image: busybox\n", "Dockerfile": "FROM busybox\n"},
+			want:  []string{"compose.yaml: x-uc-builder: unknown uc key (uc reads x-machines"},
+		},
+		{
+			name:  "service context names no build",
+			files: map[string]string{"compose.yaml": "name: p\nservices:\n  db:\n    image: redis\n  web:\n    build: {context: ., additional_contexts: {base: \"service:db\"}}\n", "Dockerfile": "FROM busybox\n"},
+			want:  []string{`compose.yaml: service "web" declares non-buildable service "db" as additional contexts base`},
+		},
+		{
+			name:  "cycle of two",
+			files: map[string]string{"compose.yaml": "name: p\nservices:\n  a:\n    build: {context: ., additional_contexts: {x: \"service:b\"}}\n  b:\n    build: {context: ., additional_contexts: {y: \"service:a\"}}\n", "Dockerfile": "FROM busybox\n"},
+			want:  []string{"compose.yaml: services.a.build.additional_contexts: a cycle through service: contexts, a → b → a; each build would wait for the next one's image forever"},
+		},
+		{
+			name: "longer cycle",
+			files: map[string]string{"compose.yaml": `name: p
+services:
+  root:
+    build: {context: ., additional_contexts: {x: "service:c1"}}
+  c1:
+    build: {context: ., additional_contexts: {x: "service:c2"}}
+  c2:
+    build: {context: ., additional_contexts: {x: "service:c3"}}
+  c3:
+    build: {context: ., additional_contexts: {x: "service:c1"}}
+`, "Dockerfile": "FROM busybox\n"},
+			want: []string{"a cycle through service: contexts, c1 → c2 → c3 → c1"},
+		},
+		{
+			name:  "self cycle",
+			files: map[string]string{"compose.yaml": "name: p\nservices:\n  a:\n    build: {context: ., additional_contexts: {x: \"service:a\"}}\n", "Dockerfile": "FROM busybox\n"},
+			want:  []string{"a cycle through service: contexts, a → a"},
+		},
+		{
+			name:  "context is a file",
+			files: map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    build: ./Dockerfile\n", "Dockerfile": "FROM busybox\n"},
+			want:  []string{"compose.yaml: services.web.build.context: build context ", "Dockerfile is a file: the context must be a directory"},
 		},
 		{
 			name: "field errors name the first -f file",

@@ -246,6 +246,9 @@ func additionalContexts(project string, in map[string]string, digest string, lim
 		case strings.HasPrefix(v, ServiceContextPrefix):
 			v = ServiceContextPrefix + project + "/" + strings.TrimPrefix(v, ServiceContextPrefix)
 		case strings.HasPrefix(v, "docker-image://"):
+			if err := CheckReference(strings.TrimPrefix(v, "docker-image://")); err != nil {
+				return nil, "", fmt.Errorf("%s: %v", name, err)
+			}
 		case IsGitContext(v) || strings.Contains(v, "://"):
 			return nil, "", fmt.Errorf("%s: %q is not supported yet (use a path, docker-image:// or service:)", name, v)
 		default:

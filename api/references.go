@@ -13,10 +13,10 @@ import (
 // that would have to be stored (inline content) is refused.
 func mapReferences(b *BuildSpec, c *types.BuildConfig, secrets types.Secrets, file, field string) error {
 	var err error
-	if b.CacheFrom, err = cacheRefs(c.CacheFrom, file, field+".cache_from"); err != nil {
+	if b.CacheFrom, _, err = cacheRefs(c.CacheFrom, file, field+".cache_from"); err != nil {
 		return err
 	}
-	if b.CacheTo, err = cacheRefs(c.CacheTo, file, field+".cache_to"); err != nil {
+	if b.CacheTo, b.CacheToAttrs, err = cacheRefs(c.CacheTo, file, field+".cache_to"); err != nil {
 		return err
 	}
 	if b.Secrets, err = secretRefs(c.Secrets, secrets, file, field+".secrets"); err != nil {
@@ -38,22 +38,37 @@ func mapReferences(b *BuildSpec, c *types.BuildConfig, secrets types.Secrets, fi
 }
 
 // cacheRefs accepts a bare image name or `type=registry,ref=NAME[,…]`;
-// both name a cache image in the internal registry.
-func cacheRefs(entries []string, file, field string) ([]string, error) {
+// both name a cache image in the internal registry. The export options of
+// cache_to entries are kept by name.
+func cacheRefs(entries []string, file, field string) ([]string, map[string]map[string]string, error) {
 	var out []string
+	var attrs map[string]map[string]string
 	for i, e := range entries {
-		ref, err := cacheRef(e)
+		ref, opts, err := cacheRef(e)
+		if err == nil {
+			err = CheckReference(ref)
+		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: %s[%d]: %v", file, field, i, err)
+			return nil, nil, fmt.Errorf("%s: %s[%d]: %v", file, field, i, err)
 		}
 		out = append(out, ref)
+		if len(opts) > 0 {
+			if attrs == nil {
+				attrs = map[string]map[string]string{}
+			}
+			attrs[ref] = opts
+		}
 	}
-	return out, nil
+	return out, attrs, nil
 }
 
-func cacheRef(entry string) (string, error) {
+// cacheExportAttrs are the registry cache exporter's options that uc passes
+// on; type and ref are uc's own business.
+var cacheExportAttrs = []string{"mode", "compression", "compression-level", "force-compression", "oci-mediatypes", "image-manifest", "ignore-error"}
+
+func cacheRef(entry string) (string, map[string]string, error) {
 	if !strings.Contains(entry, "=") {
-		return entry, nil
+		return entry, nil, nil
 	}
 	attrs := map[string]string{}
 	for _, kv := range strings.Split(entry, ",") {
@@ -61,12 +76,32 @@ func cacheRef(entry string) (string, error) {
 		attrs[k] = v
 	}
 	if t := attrs["type"]; t != "" && t != "registry" {
-		return "", fmt.Errorf("cache type %q is not supported: uc keeps build cache in its internal registry (use a name or type=registry,ref=NAME)", t)
+		return "", nil, fmt.Errorf("cache type %q is not supported: uc keeps build cache in its internal registry (use a name or type=registry,ref=NAME)", t)
 	}
-	if attrs["ref"] == "" {
-		return "", fmt.Errorf("%q has no ref", entry)
+	ref := attrs["ref"]
+	if ref == "" {
+		return "", nil, fmt.Errorf("%q has no ref", entry)
 	}
-	return attrs["ref"], nil
+	if m := attrs["mode"]; m != "" && m != "min" && m != "max" {
+		return "", nil, fmt.Errorf("mode=%s: want mode=min or mode=max", m)
+	}
+	opts := map[string]string{}
+	for _, k := range cacheExportAttrs {
+		if v, ok := attrs[k]; ok {
+			opts[k] = v
+		}
+	}
+	return ref, opts, nil
+}
+
+// checkTags validates each extra name a build pushes.
+func checkTags(tags []string, file, field string) error {
+	for i, t := range tags {
+		if err := CheckReference(t); err != nil {
+			return fmt.Errorf("%s: %s[%d]: %v", file, field, i, err)
+		}
+	}
+	return nil
 }
 
 func secretRefs(uses []types.ServiceSecretConfig, secrets types.Secrets, file, field string) ([]SecretRef, error) {

@@ -65,6 +65,9 @@ type BuildSpec struct {
 	// as registry cache, besides the cluster-wide default cache.
 	CacheFrom []string `json:"cache_from,omitempty" yaml:"cache_from,omitempty"`
 	CacheTo   []string `json:"cache_to,omitempty" yaml:"cache_to,omitempty"`
+	// CacheToAttrs are the export options a cache_to entry set, by its
+	// name (mode=min, compression=zstd, …); uc exports mode=max otherwise.
+	CacheToAttrs map[string]map[string]string `json:"cache_to_attrs,omitempty" yaml:"cache_to_attrs,omitempty"`
 	// Secrets are references, resolved on the builder node; their values
 	// are never stored.
 	Secrets []SecretRef `json:"secrets,omitempty" yaml:"secrets,omitempty"`
@@ -173,6 +176,9 @@ type ImageSpec struct {
 	// resolve its tag again that often; a new digest rolls to every node.
 	// Empty: resolved once per generation (and by `uc refresh images`).
 	RefreshEvery string `json:"refresh_every,omitempty" yaml:"refresh_every,omitempty"`
+	// Platform is the service's platform: (e.g. linux/arm64), which nodes
+	// pull; empty means the engine's own.
+	Platform string `json:"platform,omitempty" yaml:"platform,omitempty"`
 }
 
 // MinRefreshEvery keeps a periodic refresh from hammering a registry.

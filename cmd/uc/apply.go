@@ -65,6 +65,9 @@ func newApplyCmd(g *globals) *cobra.Command {
 			for _, w := range p.Warnings {
 				fmt.Fprintln(cmd.ErrOrStderr(), "warning:", w)
 			}
+			for _, n := range p.Notes {
+				fmt.Fprintln(cmd.ErrOrStderr(), "note:", n)
+			}
 			if dryRun {
 				return printDryRun(cmd.OutOrStdout(), p)
 			}

@@ -56,7 +56,7 @@ func shipOne(cmd *cobra.Command, c *contextstore.Client, b *api.BuildSpec, limit
 	if err := inlineDockerfile(b); err != nil {
 		return err
 	}
-	ref, st, err := c.Push(cmd.Context(), "uc-contexts/"+b.Name, b.Context, ignoreRulesFor, limit)
+	ref, st, err := c.Push(cmd.Context(), b.ContextRepository(), b.Context, ignoreRulesFor, limit)
 	if err != nil {
 		return err
 	}
@@ -66,7 +66,7 @@ func shipOne(cmd *cobra.Command, c *contextstore.Client, b *api.BuildSpec, limit
 		if !api.IsLocalContextPath(v) {
 			continue
 		}
-		ref, st, err := c.Push(cmd.Context(), "uc-contexts/"+b.Name, v, "", limit)
+		ref, st, err := c.Push(cmd.Context(), b.ContextRepository(), v, "", limit)
 		if err != nil {
 			return fmt.Errorf("additional context %s: %w", name, err)
 		}

@@ -3,6 +3,7 @@ package build
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 
@@ -35,23 +36,26 @@ func cacheOptions(registry string, spec api.BuildSpec) (imports, exports []clien
 		}
 		imports = append(imports, registryCache(ref))
 	}
-	to := []string{def}
-	if len(spec.CacheTo) > 0 {
-		to = to[:0]
-		for _, name := range spec.CacheTo {
-			ref, err := imageRef(registry, name)
-			if err != nil {
-				return nil, nil, fmt.Errorf("cache_to %q: %w", name, err)
-			}
-			to = append(to, ref)
-		}
+	if len(spec.CacheTo) == 0 {
+		return imports, []client.CacheOptionsEntry{cacheExport(def, nil)}, nil
 	}
-	for _, ref := range to {
-		e := registryCache(ref)
-		e.Attrs["mode"] = "max" // cache every stage, not just the result's layers
-		exports = append(exports, e)
+	for _, name := range spec.CacheTo {
+		ref, err := imageRef(registry, name)
+		if err != nil {
+			return nil, nil, fmt.Errorf("cache_to %q: %w", name, err)
+		}
+		exports = append(exports, cacheExport(ref, spec.CacheToAttrs[name]))
 	}
 	return imports, exports, nil
+}
+
+// cacheExport exports every stage (mode=max) unless the entry says
+// otherwise: cache_to's own options win.
+func cacheExport(ref string, opts map[string]string) client.CacheOptionsEntry {
+	e := registryCache(ref)
+	e.Attrs["mode"] = "max"
+	maps.Copy(e.Attrs, opts)
+	return e
 }
 
 // CacheRefs are every registry cache reference a build reads or writes:

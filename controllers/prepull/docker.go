@@ -37,7 +37,13 @@ func (d *Docker) Close() error { return d.c.Close() }
 // Pull pulls ref and returns its repository digest, reporting per-layer
 // progress as the engine streams it.
 func (d *Docker) Pull(ctx context.Context, ref, auth string, progress func(Progress)) (string, error) {
-	rc, err := d.c.ImagePull(ctx, ref, image.PullOptions{RegistryAuth: auth})
+	return d.PullPlatform(ctx, ref, auth, "", progress)
+}
+
+// PullPlatform pulls one platform of ref ("" is the engine's own), as
+// docker pull --platform does.
+func (d *Docker) PullPlatform(ctx context.Context, ref, auth, platform string, progress func(Progress)) (string, error) {
+	rc, err := d.c.ImagePull(ctx, ref, image.PullOptions{RegistryAuth: auth, Platform: platform})
 	if err != nil {
 		return "", err
 	}

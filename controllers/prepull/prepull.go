@@ -384,7 +384,7 @@ func (r *Reconciler) pull(ctx context.Context, img state.ImageRecord, row api.Im
 		row.State, row.Error = api.PresenceFailed, err.Error()
 		return reconcile.Result{}, reconcile.Terminal(errors.Join(err, r.store.PutPresence(ctx, row)))
 	}
-	digest, err := r.engine.Pull(ctx, ref, auth, r.reporter(ctx, &row))
+	digest, err := r.pullPlatform(ctx, ref, auth, img.Spec.Platform, r.reporter(ctx, &row))
 	row.Detail.Duration = r.now().Sub(row.Detail.StartedAt)
 	if err != nil {
 		err = explainAuth(err, img.Spec, ref)
@@ -441,4 +441,17 @@ func (r *Reconciler) reporter(ctx context.Context, row *api.ImagePresence) func(
 			r.log.Warn("Writing pull progress failed.", "image", row.Image, "err", err)
 		}
 	}
+}
+
+// platformPuller is an engine that can pull one platform of an image
+// index, for services with a platform: of their own.
+type platformPuller interface {
+	PullPlatform(ctx context.Context, ref, auth, platform string, progress func(Progress)) (string, error)
+}
+
+func (r *Reconciler) pullPlatform(ctx context.Context, ref, auth, platform string, progress func(Progress)) (string, error) {
+	if pp, ok := r.engine.(platformPuller); ok && platform != "" {
+		return pp.PullPlatform(ctx, ref, auth, platform, progress)
+	}
+	return r.engine.Pull(ctx, ref, auth, progress)
 }

@@ -1,0 +1,87 @@
+package api
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/distribution/reference"
+)
+
+// separatorRun is a run of the characters a Compose service name may hold
+// besides letters and digits.
+var separatorRun = regexp.MustCompile(`[._-]+`)
+
+// validSeparator is what a repository path component allows between
+// letters and digits (distribution's reference grammar).
+var validSeparator = regexp.MustCompile(`^(?:[._]|__|-+)$`)
+
+// RepositoryComponent maps a Compose project or service name onto a
+// repository path component, which the registry requires to be lower-case
+// letters and digits joined by ".", "_", "__" or dashes. The mapping is
+// deterministic and documented in the README: letters are lower-cased, a
+// run of separators the registry refuses ("..", "._") becomes one "-", and
+// separators at either end are dropped. "Web" becomes "web", "api..v2"
+// becomes "api-v2".
+func RepositoryComponent(name string) string {
+	lower := strings.Trim(strings.ToLower(name), "._-")
+	return separatorRun.ReplaceAllStringFunc(lower, func(sep string) string {
+		if validSeparator.MatchString(sep) {
+			return sep
+		}
+		return "-"
+	})
+}
+
+// DefaultImage is the repository a build of project/service is stored
+// under when the service names no image.
+func DefaultImage(project, service string) string {
+	return RepositoryComponent(project) + "/" + RepositoryComponent(service)
+}
+
+// ContextRepository is where uc apply ships the build's local contexts in
+// the internal registry.
+func (b BuildSpec) ContextRepository() string {
+	return "uc-contexts/" + DefaultImage(b.Project, b.Service)
+}
+
+// CheckReference refuses what the registry or the engine would refuse, in
+// distribution's grammar, with a hint for the usual cause of an empty tag:
+// an unset variable.
+func CheckReference(ref string) error {
+	if _, err := reference.ParseNormalizedNamed(ref); err != nil {
+		hint := ""
+		if strings.HasSuffix(ref, ":") || strings.HasSuffix(ref, "@") || strings.Contains(ref, "/:") || strings.HasPrefix(ref, ":") {
+			hint = " (an empty tag or name: is a variable unset?)"
+		}
+		if strings.TrimSpace(ref) != ref || strings.ContainsAny(ref, " \t") {
+			hint = " (it holds whitespace)"
+		}
+		return fmt.Errorf("%q is not a valid image reference: %v%s", ref, err, hint)
+	}
+	return nil
+}
+
+// internalName is the name an image gets in the internal registry, where
+// the domain is dropped: path and tag ("latest" when none).
+func internalName(image string) string {
+	named, err := reference.ParseNormalizedNamed(image)
+	if err != nil {
+		return image
+	}
+	tag := "latest"
+	if t, ok := named.(reference.Tagged); ok {
+		tag = t.Tag()
+	}
+	return reference.Path(named) + ":" + tag
+}
+
+// fullName is an external image's name as an engine resolves it, tag
+// included ("docker.io/library/nginx:latest" for "nginx").
+func fullName(image string) string {
+	named, err := reference.ParseNormalizedNamed(image)
+	if err != nil {
+		return image
+	}
+	return reference.TagNameOnly(named).String()
+}
