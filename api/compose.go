@@ -109,6 +109,21 @@ func LoadCompose(ctx context.Context, opts LoadOptions) (*Project, error) {
 	return convertProject(cp, file, opts.MaxContextSize)
 }
 
+// LoadProjectName reads only what names a project, for commands such as
+// uc delete -f that need no build context: nothing is hashed or read
+// beyond the Compose files themselves.
+func LoadProjectName(ctx context.Context, opts LoadOptions) (string, error) {
+	o, err := projectOptions(opts)
+	if err != nil {
+		return "", wrapLoadErr(opts.Files, err)
+	}
+	cp, err := o.LoadProject(ctx)
+	if err != nil {
+		return "", wrapLoadErr(o.ConfigPaths, err)
+	}
+	return cp.Name, nil
+}
+
 func projectOptions(opts LoadOptions) (*cli.ProjectOptions, error) {
 	env := make([]string, 0, len(opts.Env))
 	for k, v := range opts.Env {

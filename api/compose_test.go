@@ -774,3 +774,17 @@ func TestRefresh(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadProjectNameWithoutContexts is what uc delete -f reads: it must
+// not need the build contexts, which may be gone by then.
+func TestLoadProjectNameWithoutContexts(t *testing.T) {
+	t.Parallel()
+	dir := writeFiles(t, map[string]string{"compose.yaml": "name: shop\nservices:\n  web:\n    build: ./gone\n  api:\n    build: {context: ., dockerfile: missing.Dockerfile}\n"})
+	if _, err := load(t, dir, LoadOptions{}); err == nil {
+		t.Fatal("the full load should fail on the missing context")
+	}
+	name, err := LoadProjectName(context.Background(), LoadOptions{WorkingDir: dir})
+	if err != nil || name != "shop" {
+		t.Errorf("LoadProjectName = %q, %v; want shop", name, err)
+	}
+}

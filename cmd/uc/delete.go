@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/ucplane/uc/api"
 )
 
 func newDeleteCmd(g *globals) *cobra.Command {
@@ -42,7 +44,10 @@ func deleteOne(cmd *cobra.Command, g *globals, kind, name string) error {
 }
 
 func deleteProject(cmd *cobra.Command, g *globals, cf *composeFlags) error {
-	p, err := cf.load(cmd)
+	// Only the project's name: its build contexts may be gone already.
+	project, err := api.LoadProjectName(cmd.Context(), api.LoadOptions{
+		Files: cf.files, ProjectName: cf.projectName, Profiles: cf.profiles,
+	})
 	if err != nil {
 		return err
 	}
@@ -50,7 +55,7 @@ func deleteProject(cmd *cobra.Command, g *globals, cf *composeFlags) error {
 	if err != nil {
 		return err
 	}
-	res, err := store.DeleteProject(cmd.Context(), p.Name)
+	res, err := store.DeleteProject(cmd.Context(), project)
 	if err != nil {
 		return err
 	}
