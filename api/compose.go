@@ -44,6 +44,11 @@ type Project struct {
 	Warnings []string
 	// Notes say how names were mapped (uc apply and --dry-run print them).
 	Notes []string
+	// Files are the Compose files read, as absolute paths.
+	Files []string
+	// Origin says where the project is applied from (set by uc apply), so
+	// that one project name used from two places is noticed.
+	Origin string
 }
 
 // machinesKey is the service extension that pins an image to named nodes.
@@ -106,7 +111,12 @@ func LoadCompose(ctx context.Context, opts LoadOptions) (*Project, error) {
 	if len(o.ConfigPaths) > 0 {
 		file = filepath.Base(o.ConfigPaths[0])
 	}
-	return convertProject(cp, file, opts.MaxContextSize)
+	p, err := convertProject(cp, file, opts.MaxContextSize)
+	if err != nil {
+		return nil, err
+	}
+	p.Files = o.ConfigPaths
+	return p, nil
 }
 
 // LoadProjectName reads only what names a project, for commands such as

@@ -598,6 +598,7 @@ func TestHelloExample(t *testing.T) {
 			Context: dir, Dockerfile: "Dockerfile", Args: map[string]string{"GREETING": "hello"}}},
 		Images: []ImageSpec{{Name: "hello/web", Project: "hello", Service: "web", Build: "hello/web",
 			Placement: Placement{Nodes: []string{"node1", "node2"}}}},
+		Files: []string{filepath.Join(dir, "compose.yaml")},
 	}
 	if !reflect.DeepEqual(p, want) {
 		t.Errorf("got %+v\nwant %+v", p, want)

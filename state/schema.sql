@@ -32,7 +32,10 @@ CREATE TABLE IF NOT EXISTS build_specs (
     uid        TEXT NOT NULL DEFAULT '',
     generation INTEGER NOT NULL DEFAULT 1,
     spec       TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(spec)),
-    updated_at INTEGER NOT NULL DEFAULT 0
+    updated_at INTEGER NOT NULL DEFAULT 0,
+    -- Where the project was applied from (api.Project.Origin), so that an
+    -- apply from elsewhere under the same project name does not prune it.
+    origin     TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS build_specs_project ON build_specs (project);
 
@@ -58,7 +61,10 @@ CREATE TABLE IF NOT EXISTS image_specs (
     uid        TEXT NOT NULL DEFAULT '',
     generation INTEGER NOT NULL DEFAULT 1,
     spec       TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(spec)),
-    updated_at INTEGER NOT NULL DEFAULT 0
+    updated_at INTEGER NOT NULL DEFAULT 0,
+    -- Where the project was applied from (api.Project.Origin), so that an
+    -- apply from elsewhere under the same project name does not prune it.
+    origin     TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS image_specs_project ON image_specs (project);
 

@@ -419,7 +419,7 @@ func TestApplyProject(t *testing.T) {
 	st := statetest.Start(t).Store
 	changes := changeStream(t, st, "SELECT name, generation FROM image_specs")
 
-	res, err := st.ApplyProject(ctx, demoProject("hi", "web", "db"), false)
+	res, err := st.ApplyProject(ctx, demoProject("hi", "web", "db"), state.ApplyOptions{})
 	if err != nil {
 		t.Fatalf("first apply: %v", err)
 	}
@@ -451,7 +451,7 @@ func TestApplyProject(t *testing.T) {
 
 	t.Run("unchanged re-apply writes nothing", func(t *testing.T) {
 		assertNoWrite(t, st, "an unchanged apply", func() {
-			res, err := st.ApplyProject(ctx, demoProject("hi", "web", "db"), false)
+			res, err := st.ApplyProject(ctx, demoProject("hi", "web", "db"), state.ApplyOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -464,7 +464,7 @@ func TestApplyProject(t *testing.T) {
 		// A later write to image_specs must be the very next change the
 		// subscription sees: the no-op apply produced none.
 		marker := &api.Project{Name: "marker", Images: []api.ImageSpec{{Name: "marker/x", Project: "marker", Service: "x", Image: "busybox"}}}
-		if _, err := st.ApplyProject(ctx, marker, false); err != nil {
+		if _, err := st.ApplyProject(ctx, marker, state.ApplyOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		if c := nextChange(t, changes); c != "insert marker/x" {
@@ -480,7 +480,7 @@ func TestApplyProject(t *testing.T) {
 
 	t.Run("dry run writes nothing", func(t *testing.T) {
 		assertNoWrite(t, st, "a dry run", func() {
-			res, err := st.ApplyProject(ctx, demoProject("hello", "web", "cache"), true)
+			res, err := st.ApplyProject(ctx, demoProject("hello", "web", "cache"), state.ApplyOptions{DryRun: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -490,7 +490,7 @@ func TestApplyProject(t *testing.T) {
 	})
 
 	t.Run("changed spec gets a new generation", func(t *testing.T) {
-		res, err := st.ApplyProject(ctx, demoProject("hello", "web", "db"), false)
+		res, err := st.ApplyProject(ctx, demoProject("hello", "web", "db"), state.ApplyOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -506,7 +506,7 @@ func TestApplyProject(t *testing.T) {
 	})
 
 	t.Run("removed service is deleted", func(t *testing.T) {
-		res, err := st.ApplyProject(ctx, demoProject("hello", "web"), false)
+		res, err := st.ApplyProject(ctx, demoProject("hello", "web"), state.ApplyOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -522,10 +522,10 @@ func TestApplyProject(t *testing.T) {
 
 	t.Run("other projects are left alone", func(t *testing.T) {
 		other := &api.Project{Name: "other", Images: []api.ImageSpec{{Name: "other/x", Project: "other", Service: "x", Image: "busybox"}}}
-		if _, err := st.ApplyProject(ctx, other, false); err != nil {
+		if _, err := st.ApplyProject(ctx, other, state.ApplyOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		res, err := st.ApplyProject(ctx, demoProject("hello", "web"), false)
+		res, err := st.ApplyProject(ctx, demoProject("hello", "web"), state.ApplyOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -544,7 +544,7 @@ func TestApplyProject(t *testing.T) {
 		if _, err := st.GetBuild(ctx, "demo/web"); !errors.Is(err, state.ErrNotFound) {
 			t.Errorf("GetBuild after DeleteSpec = %v, want ErrNotFound", err)
 		}
-		res, err := st.ApplyProject(ctx, demoProject("hello", "web"), false)
+		res, err := st.ApplyProject(ctx, demoProject("hello", "web"), state.ApplyOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -634,13 +634,13 @@ func TestApplyIsAtomic(t *testing.T) {
 		schema = schema[:at] + replaceOnce(t, schema[at:], "CHECK (json_valid(spec))", "CHECK (json_valid(spec) AND length(spec) < 120)")
 		st := startServer(t, t.TempDir(), "127.0.0.1:0", schema, nil).store(t)
 		small := &api.Project{Name: "demo", Images: []api.ImageSpec{{Name: "demo/db", Project: "demo", Service: "db", Image: "pg"}}}
-		if _, err := st.ApplyProject(ctx, small, false); err != nil {
+		if _, err := st.ApplyProject(ctx, small, state.ApplyOptions{}); err != nil {
 			t.Fatalf("apply of a small project: %v", err)
 		}
 		p := demoProject("hi", "web", "db")
 		p.Images[0].Image = "postgres:" + strings.Repeat("x", 200) // demo/db
 		before := generations(t, st)
-		_, err := st.ApplyProject(ctx, p, false)
+		_, err := st.ApplyProject(ctx, p, state.ApplyOptions{})
 		if err == nil {
 			t.Fatal("apply succeeded although image_specs refuses one of its rows")
 		}
@@ -658,7 +658,7 @@ func TestStatusSkipsNoOps(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
 	st := statetest.Start(t).Store
-	if _, err := st.ApplyProject(ctx, demoProject("hi", "web"), false); err != nil {
+	if _, err := st.ApplyProject(ctx, demoProject("hi", "web"), state.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	b, err := st.GetBuild(ctx, "demo/web")
@@ -762,10 +762,10 @@ func TestBuildRecordCurrent(t *testing.T) {
 	// Through the store: statuses of several nodes and incarnations.
 	ctx := testCtx(t)
 	store := statetest.Start(t).Store
-	if _, err := store.ApplyProject(ctx, demoProject("a", "web"), false); err != nil {
+	if _, err := store.ApplyProject(ctx, demoProject("a", "web"), state.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := store.ApplyProject(ctx, demoProject("b", "web"), false); err != nil {
+	if _, err := store.ApplyProject(ctx, demoProject("b", "web"), state.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	b, err := store.GetBuild(ctx, "demo/web")
@@ -907,7 +907,7 @@ func TestRefreshImages(t *testing.T) {
 	st := statetest.Start(t).Store
 	p := demoProject("hi", "web", "db")
 	p.Images = append(p.Images, api.ImageSpec{Name: "demo/pinned", Project: "demo", Service: "pinned", Image: "busybox@sha256:" + strings.Repeat("a", 64)})
-	if _, err := st.ApplyProject(ctx, p, false); err != nil {
+	if _, err := st.ApplyProject(ctx, p, state.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	refreshed, skipped, err := st.RefreshImages(ctx, nil)
@@ -920,7 +920,7 @@ func TestRefreshImages(t *testing.T) {
 	want := map[string]int64{"build demo/web": 1, "image demo/db": 2, "image demo/pinned": 1, "image demo/web": 1}
 	wantGenerations(t, st, want)
 
-	if res, err := st.ApplyProject(ctx, p, false); err != nil || res.Wrote() {
+	if res, err := st.ApplyProject(ctx, p, state.ApplyOptions{}); err != nil || res.Wrote() {
 		t.Fatalf("re-apply after a refresh: %v, wrote %v; want nothing written", err, res.Wrote())
 	}
 	wantGenerations(t, st, want)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/ucplane/uc/api"
 	"github.com/ucplane/uc/state"
+	"github.com/ucplane/uc/state/corrosion"
 )
 
 type composeFlags struct {
@@ -51,10 +53,10 @@ func (f *composeFlags) fileName() string {
 
 func newApplyCmd(g *globals) *cobra.Command {
 	var cf composeFlags
-	var dryRun bool
+	var dryRun, force bool
 	var wait waitFlags
 	cmd := &cobra.Command{
-		Use:   "apply -f compose.yaml",
+		Use:   "apply -f compose.yaml [--dry-run] [--wait] [--force]",
 		Short: "Record a Compose project's BuildSpecs and ImageSpecs as desired state",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -68,14 +70,17 @@ func newApplyCmd(g *globals) *cobra.Command {
 			for _, n := range p.Notes {
 				fmt.Fprintln(cmd.ErrOrStderr(), "note:", n)
 			}
+			p.Origin = projectOrigin(cmd.Context(), p.Files)
+			opts := state.ApplyOptions{DryRun: dryRun, Force: force}
 			if dryRun {
-				return printDryRun(cmd.OutOrStdout(), p)
+				return explain(dryRunApply(cmd, g, &cf, p, opts))
 			}
-			return explain(apply(cmd, g, &cf, p, wait))
+			return explain(apply(cmd, g, &cf, p, wait, opts))
 		},
 	}
 	cf.register(cmd)
-	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the specs as YAML and write nothing")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "run every check a real apply runs, print the specs and what would change as YAML, and write nothing")
+	cmd.Flags().BoolVar(&force, "force", false, "take over a project of the same name applied from somewhere else (its specs this file lacks are deleted)")
 	cmd.Flags().BoolVar(&wait.enabled, "wait", false, "wait for the project's builds, one progress line each; non-zero if one fails")
 	cmd.Flags().DurationVar(&wait.timeout, "timeout", 30*time.Minute, "with --wait: give up after this long")
 	return cmd
@@ -102,24 +107,57 @@ func waitForBuilds(cmd *cobra.Command, store *state.Store, p *api.Project, wf wa
 	return w.run(ctx)
 }
 
-func apply(cmd *cobra.Command, g *globals, cf *composeFlags, p *api.Project, wf waitFlags) error {
+func apply(cmd *cobra.Command, g *globals, cf *composeFlags, p *api.Project, wf waitFlags, opts state.ApplyOptions) error {
 	store, err := g.store()
 	if err != nil {
 		return err
 	}
-	if err := checkNodes(cmd, store, cf.fileName(), p); err != nil {
+	if _, err := checkState(cmd, store, cf, p, opts); err != nil {
 		return err
 	}
 	limit, _ := units.RAMInBytes(cf.maxContextSize)
 	if err := shipContexts(cmd, store, cf.fileName(), p, limit); err != nil {
 		return err
 	}
-	res, err := store.ApplyProject(cmd.Context(), p, false)
+	res, err := store.ApplyProject(cmd.Context(), p, opts)
 	if err != nil {
 		return err
 	}
 	printChanges(cmd.OutOrStdout(), res)
 	return waitForBuilds(cmd, store, p, wf)
+}
+
+// checkState runs every check of an apply that needs the state, and
+// returns what the apply would change; it writes nothing. Apply and
+// --dry-run share it, so that a passing dry run predicts the apply.
+func checkState(cmd *cobra.Command, store *state.Store, cf *composeFlags, p *api.Project, opts state.ApplyOptions) (state.ApplyResult, error) {
+	if err := checkNodes(cmd, store, cf.fileName(), p); err != nil {
+		return state.ApplyResult{}, err
+	}
+	opts.DryRun = true
+	return store.ApplyProject(cmd.Context(), p, opts)
+}
+
+// stateChecks are what a dry run cannot check without the state API.
+const stateChecks = "that placement and x-uc-builder nodes exist, and what the apply would change or delete (another origin's specs included)"
+
+// dryRunApply prints the specs, and what the apply would change when the
+// state API answers; unreachable, it says which checks it could not run.
+func dryRunApply(cmd *cobra.Command, g *globals, cf *composeFlags, p *api.Project, opts state.ApplyOptions) error {
+	store, err := g.store()
+	if err != nil {
+		return err
+	}
+	res, err := checkState(cmd, store, cf, p, opts)
+	var unreachable *corrosion.Unreachable
+	if errors.As(err, &unreachable) {
+		fmt.Fprintf(cmd.ErrOrStderr(), "warning: dry run without the state: %v; not checked: %s\n", err, stateChecks)
+		return printDryRun(cmd.OutOrStdout(), p, nil)
+	}
+	if err != nil {
+		return err
+	}
+	return printDryRun(cmd.OutOrStdout(), p, res.Changes)
 }
 
 // checkNodes refuses placements that name nodes the cluster does not know.
@@ -162,16 +200,19 @@ func orNone(names []string) string {
 	return strings.Join(names, ", ")
 }
 
-func printDryRun(w io.Writer, p *api.Project) error {
+func printDryRun(w io.Writer, p *api.Project, changes []state.Change) error {
 	enc := yaml.NewEncoder(w)
 	enc.SetIndent(2)
 	defer enc.Close()
 	// A struct, not a map, so that the project comes first.
 	return enc.Encode(struct {
 		Project string          `yaml:"project"`
+		Origin  string          `yaml:"origin,omitempty"`
+		Notes   []string        `yaml:"notes,omitempty"`
 		Builds  []api.BuildSpec `yaml:"builds"`
 		Images  []api.ImageSpec `yaml:"images"`
-	}{p.Name, p.Builds, p.Images})
+		Changes []state.Change  `yaml:"changes,omitempty"`
+	}{p.Name, p.Origin, p.Notes, p.Builds, p.Images, changes})
 }
 
 func printChanges(w io.Writer, res state.ApplyResult) {
