@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/docker/go-units"
@@ -52,7 +51,12 @@ func shipContexts(cmd *cobra.Command, store *state.Store, file string, p *api.Pr
 }
 
 func shipOne(cmd *cobra.Command, c *contextstore.Client, b *api.BuildSpec, limit int64) error {
-	ignoreRulesFor := dockerfileInContext(*b) // <Dockerfile>.dockerignore applies
+	// <Dockerfile>.dockerignore applies, wherever the Dockerfile lives, as
+	// the context digest has it.
+	ignoreRulesFor := ""
+	if b.DockerfileInline == "" {
+		ignoreRulesFor = b.Dockerfile
+	}
 	if err := inlineDockerfile(b); err != nil {
 		return err
 	}
@@ -101,19 +105,6 @@ func dockerfilePath(b api.BuildSpec) string {
 		return b.Dockerfile
 	}
 	return filepath.Join(b.Context, b.Dockerfile)
-}
-
-// dockerfileInContext is the Dockerfile's path inside the context, or ""
-// when it is inline or outside.
-func dockerfileInContext(b api.BuildSpec) string {
-	if b.DockerfileInline != "" {
-		return ""
-	}
-	rel, err := filepath.Rel(b.Context, dockerfilePath(b))
-	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
-		return ""
-	}
-	return rel
 }
 
 // pinGitContexts resolves every git context's ref to a commit, so that a
