@@ -103,7 +103,7 @@ func LoadCompose(ctx context.Context, opts LoadOptions) (*Project, error) {
 	if err != nil {
 		return nil, wrapLoadErr(opts.Files, err)
 	}
-	cp, err := o.LoadProject(ctx)
+	cp, err := loadProject(ctx, o)
 	if err != nil {
 		return nil, wrapLoadErr(o.ConfigPaths, err)
 	}
@@ -127,11 +127,23 @@ func LoadProjectName(ctx context.Context, opts LoadOptions) (string, error) {
 	if err != nil {
 		return "", wrapLoadErr(opts.Files, err)
 	}
-	cp, err := o.LoadProject(ctx)
+	cp, err := loadProject(ctx, o)
 	if err != nil {
 		return "", wrapLoadErr(o.ConfigPaths, err)
 	}
 	return cp.Name, nil
+}
+
+// loadProject runs compose-go's loader, which panics on some malformed
+// files (`additional_contexts: {A}`, found by FuzzLoadCompose): that is an
+// error in the file, not a crash of uc.
+func loadProject(ctx context.Context, o *cli.ProjectOptions) (cp *types.Project, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("the Compose loader failed on this file: %v (a value that should be a string or a list is empty or of another type)", r)
+		}
+	}()
+	return o.LoadProject(ctx)
 }
 
 func projectOptions(opts LoadOptions) (*cli.ProjectOptions, error) {
