@@ -18,6 +18,7 @@ const defaultAPI = "http://127.0.0.1:51002"
 type globals struct {
 	api   string
 	token string
+	ca    string
 }
 
 // imagesStore checks that a command's kind argument is "images" (the only
@@ -31,7 +32,7 @@ func (g *globals) imagesStore(args []string) (*state.Store, error) {
 
 // store connects to the state API. Nothing is sent until a command runs.
 func (g *globals) store() (*state.Store, error) {
-	var opts []corrosion.Option
+	opts := []corrosion.Option{corrosion.WithCAFile(g.ca)}
 	if g.token != "" {
 		opts = append(opts, corrosion.WithToken(g.token))
 	}
@@ -54,6 +55,8 @@ func newRootCmd() *cobra.Command {
 		"state API URL (env UC_CORROSION_API)")
 	root.PersistentFlags().StringVar(&g.token, "corrosion-token", os.Getenv("UC_CORROSION_TOKEN"),
 		"bearer token for the state API (env UC_CORROSION_TOKEN)")
+	root.PersistentFlags().StringVar(&g.ca, "corrosion-ca", os.Getenv("UC_CORROSION_CA"),
+		"PEM file of CA certificates to trust, besides the system's, for an https:// state API (env UC_CORROSION_CA)")
 	root.AddCommand(newApplyCmd(g), newGetCmd(g), newDescribeCmd(g), newDeleteCmd(g), newWaitCmd(g), newLogsCmd(g), newRegistryCmd(g), newRefreshCmd(g))
 	return root
 }

@@ -62,6 +62,7 @@ func newRunCmd(log *slog.Logger) *cobra.Command {
 	f.StringVar(&cfg.DataDir, "data-dir", "", "directory for this node's data (required)")
 	f.StringVar(&cfg.CorrosionAPI, "corrosion-api", "", "Corrosion agent API URL; empty serves the embedded state")
 	f.StringVar(&cfg.CorrosionToken, "corrosion-token", "", "bearer token for the Corrosion API")
+	f.StringVar(&cfg.CorrosionCA, "corrosion-ca", "", "PEM file of CA certificates to trust, besides the system's, for an https:// --corrosion-api")
 	f.StringVar(&cfg.StateListen, "state-listen", defaultStateListen, "address the embedded state listens on")
 	f.StringVar(&labels, "labels", "", "node labels, k=v,k2=v2")
 	f.StringArrayVar(&cfg.SchemaPaths, "schema", nil, "extra schema file or directory for the embedded state (repeatable)")

@@ -3,27 +3,26 @@ package corrosion
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
-
-	"golang.org/x/net/http2"
 )
 
 // Client talks to a Corrosion agent's HTTP API, or to uc's embedded state,
 // which serves the same API.
 type Client struct {
-	base  string
-	token string
-	http  *http.Client
+	base    string
+	token   string
+	http    *http.Client
+	http1   bool
+	caFile  string
+	timeout time.Duration
 }
 
 // Option configures a Client.
@@ -32,29 +31,53 @@ type Option func(*Client)
 // WithToken sends `Authorization: Bearer <token>` on every request.
 func WithToken(token string) Option { return func(c *Client) { c.token = token } }
 
-// WithHTTP1 uses HTTP/1.1 instead of h2c (HTTP/2 with prior knowledge).
-func WithHTTP1() Option {
-	return func(c *Client) { c.http = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()} }
-}
+// WithHTTP1 uses HTTP/1.1 on http:// addresses, without trying h2c first.
+func WithHTTP1() Option { return func(c *Client) { c.http1 = true } }
 
 // WithHTTPClient uses the given HTTP client as is.
 func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.http = hc } }
 
+// WithCAFile trusts the PEM certificates in path, besides the system's
+// roots, on https:// addresses (a TLS-terminating proxy with a private CA).
+// It has no effect on http:// addresses.
+func WithCAFile(path string) Option { return func(c *Client) { c.caFile = path } }
+
+// WithRequestTimeout bounds each request: a transaction or a query until its
+// whole answer is read, a subscription until its stream starts (the stream
+// then runs as long as it must). A request that runs out fails with a
+// *Timeout. Zero means no bound.
+func WithRequestTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
+
 // New returns a client for the API at baseURL, e.g. http://127.0.0.1:8080.
-// It speaks h2c by default, as corro-client does.
+// On http:// it speaks h2c, as corro-client does, and falls back to
+// HTTP/1.1 when the peer (say, a plain reverse proxy) does not speak h2c.
+// On https:// TLS negotiates h2 or http/1.1 (ALPN).
 func New(baseURL string, opts ...Option) (*Client, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return nil, fmt.Errorf("corrosion API address %q: want http://host:port", baseURL)
+		return nil, fmt.Errorf("corrosion API address %q: want http://host:port or https://host:port", baseURL)
 	}
-	tr := h2cTransport()
-	if u.Scheme == "https" {
-		tr = http.DefaultTransport.(*http.Transport).Clone() // TLS negotiates HTTP/2 by itself
-	}
-	c := &Client{base: strings.TrimRight(u.String(), "/"), http: &http.Client{Transport: tr}}
+	c := &Client{base: strings.TrimRight(u.String(), "/")}
 	for _, o := range opts {
 		o(c)
 	}
+	if c.http != nil {
+		return c, nil
+	}
+	var tr http.RoundTripper
+	switch {
+	case u.Scheme == "https":
+		roots, err := rootsWith(c.caFile)
+		if err != nil {
+			return nil, fmt.Errorf("corrosion API %s: %w", c.base, err)
+		}
+		tr = stdTransport(roots)
+	case c.http1:
+		tr = stdTransport(nil)
+	default:
+		tr = newFallbackTransport()
+	}
+	c.http = &http.Client{Transport: tr}
 	return c, nil
 }
 
@@ -65,21 +88,6 @@ func (c *Client) Addr() string { return c.base }
 // go on. Call it when done with the client: a server that shuts down
 // gracefully waits (up to a second) for idle HTTP/2 clients to hang up.
 func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
-
-// h2cTransport speaks HTTP/2 over plain TCP. Pings on a connection that
-// has been quiet for 30 s notice a peer that vanished without closing it,
-// which would otherwise leave a subscription stream waiting forever.
-func h2cTransport() http.RoundTripper {
-	return &http2.Transport{
-		AllowHTTP:       true,
-		ReadIdleTimeout: 30 * time.Second,
-		PingTimeout:     15 * time.Second,
-		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, addr)
-		},
-	}
-}
 
 // APIError is a non-200 answer from the API.
 type APIError struct {
