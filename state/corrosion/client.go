@@ -127,6 +127,54 @@ func (e *Unreachable) Error() string {
 }
 func (e *Unreachable) Unwrap() error { return e.Err }
 
+// Timeout is a request the state API did not answer within the client's
+// request timeout (WithRequestTimeout).
+type Timeout struct {
+	Addr  string
+	After time.Duration
+}
+
+func (e *Timeout) Error() string {
+	return fmt.Sprintf("state API %s did not answer within %s", e.Addr, e.After)
+}
+
+// bound limits one request to the client's request timeout. stop lifts the
+// limit (on a stream once its headers are in); release ends the request.
+type bound struct {
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	timer  *time.Timer
+}
+
+func (c *Client) bound(ctx context.Context) *bound {
+	b := &bound{}
+	b.ctx, b.cancel = context.WithCancelCause(ctx)
+	if c.timeout > 0 {
+		b.timer = time.AfterFunc(c.timeout, func() { b.cancel(&Timeout{Addr: c.base, After: c.timeout}) })
+	}
+	return b
+}
+
+func (b *bound) stop() {
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+}
+
+func (b *bound) release() {
+	b.stop()
+	b.cancel(nil)
+}
+
+// err names the timeout when it is what ended the request.
+func (b *bound) err(err error) error {
+	var to *Timeout
+	if err != nil && errors.As(context.Cause(b.ctx), &to) {
+		return to
+	}
+	return err
+}
+
 // IsPurged reports a resume whose `from` the server has already deleted.
 func IsPurged(err error) bool {
 	var se *StreamError
@@ -185,17 +233,19 @@ func (c *Client) Exec(ctx context.Context, stmts ...Statement) (*ExecResult, err
 	if stmts == nil {
 		stmts = []Statement{} // `[]`, not `null`, which Corrosion answers with a 422
 	}
-	resp, err := c.do(ctx, http.MethodPost, "/v1/transactions", stmts)
+	b := c.bound(ctx)
+	defer b.release()
+	resp, err := c.do(b.ctx, http.MethodPost, "/v1/transactions", stmts)
 	if err != nil {
-		return nil, err
+		return nil, b.err(err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, apiError(resp)
+		return nil, b.err(apiError(resp))
 	}
 	defer resp.Body.Close()
 	var res ExecResult
 	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
-		return nil, fmt.Errorf("decode transaction response: %w", err)
+		return nil, b.err(fmt.Errorf("decode transaction response: %w", err))
 	}
 	return &res, nil
 }
@@ -211,14 +261,18 @@ type Rows struct {
 
 // Query runs a read-only statement and streams its rows.
 func (c *Client) Query(ctx context.Context, stmt Statement) (*Rows, error) {
-	resp, err := c.do(ctx, http.MethodPost, "/v1/queries", stmt)
+	// The bound covers the whole answer: a query's rows are finite.
+	b := c.bound(ctx)
+	resp, err := c.do(b.ctx, http.MethodPost, "/v1/queries", stmt)
 	if err != nil {
-		return nil, err
+		b.release()
+		return nil, b.err(err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, apiError(resp)
+		defer b.release()
+		return nil, b.err(apiError(resp))
 	}
-	r := &Rows{stream: newStream(resp)}
+	r := &Rows{stream: newStream(resp, b)}
 	ev, err := r.stream.Next()
 	if err != nil {
 		r.stream.Close()
@@ -289,18 +343,20 @@ func (c *Client) QueryAll(ctx context.Context, stmt Statement) ([]string, [][]an
 
 // Stream is an open NDJSON event stream of a query or a subscription.
 type Stream struct {
-	ID   string // corro-query-id
-	Hash string // corro-query-hash
-	body io.ReadCloser
-	dec  *json.Decoder
+	ID    string // corro-query-id
+	Hash  string // corro-query-hash
+	body  io.ReadCloser
+	dec   *json.Decoder
+	bound *bound
 }
 
-func newStream(resp *http.Response) *Stream {
+func newStream(resp *http.Response, b *bound) *Stream {
 	return &Stream{
-		ID:   resp.Header.Get("corro-query-id"),
-		Hash: resp.Header.Get("corro-query-hash"),
-		body: resp.Body,
-		dec:  json.NewDecoder(resp.Body),
+		ID:    resp.Header.Get("corro-query-id"),
+		Hash:  resp.Header.Get("corro-query-hash"),
+		body:  resp.Body,
+		dec:   json.NewDecoder(resp.Body),
+		bound: b,
 	}
 }
 
@@ -309,7 +365,7 @@ func newStream(resp *http.Response) *Stream {
 func (s *Stream) Next() (Event, error) {
 	var ev Event
 	if err := s.dec.Decode(&ev); err != nil {
-		return Event{}, err
+		return Event{}, s.bound.err(err)
 	}
 	if ev.Kind == EventError {
 		return ev, &StreamError{Message: ev.Error}
@@ -318,7 +374,11 @@ func (s *Stream) Next() (Event, error) {
 }
 
 // Close ends the stream.
-func (s *Stream) Close() error { return s.body.Close() }
+func (s *Stream) Close() error {
+	err := s.body.Close()
+	s.bound.release()
+	return err
+}
 
 // SubscribeOptions are the query-string parameters of a subscription.
 type SubscribeOptions struct {
@@ -352,15 +412,21 @@ func (c *Client) Resubscribe(ctx context.Context, id string, opts SubscribeOptio
 }
 
 func (c *Client) openStream(ctx context.Context, method, path string, body any) (*Stream, error) {
-	resp, err := c.do(ctx, method, path, body)
+	// The bound covers the request until the stream starts; a subscription
+	// then runs as long as its caller wants.
+	b := c.bound(ctx)
+	resp, err := c.do(b.ctx, method, path, body)
 	if err != nil {
-		return nil, err
+		b.release()
+		return nil, b.err(err)
 	}
-	switch resp.StatusCode {
-	case http.StatusOK:
-		return newStream(resp), nil
-	case http.StatusNotFound:
+	if resp.StatusCode == http.StatusOK {
+		b.stop()
+		return newStream(resp, b), nil
+	}
+	defer b.release()
+	if resp.StatusCode == http.StatusNotFound {
 		return nil, fmt.Errorf("%w: %w", ErrSubscriptionNotFound, apiError(resp))
 	}
-	return nil, apiError(resp)
+	return nil, b.err(apiError(resp))
 }
