@@ -73,16 +73,7 @@ func TestRequestTimeoutBoundsOnlyStreamStart(t *testing.T) {
 	const limit = 50 * time.Millisecond
 	c := newClient(t, s.url(), corrosion.WithRequestTimeout(limit))
 	ctx := ctxFor(t)
-	sub, err := c.Subscribe(ctx, corrosion.Stmt("SELECT name FROM items"), corrosion.SubscribeOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	for ev, err := sub.Next(); ev.Kind != corrosion.EventEOQ; ev, err = sub.Next() {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	sub := subscribeToEOQ(t, c, corrosion.Stmt("SELECT name FROM items"))
 	time.Sleep(4 * limit) // well past the limit: the stream must still be open
 	if _, err := c.Exec(ctx, corrosion.Stmt("INSERT INTO items (id, name) VALUES (1, 'late')")); err != nil {
 		t.Fatal(err)
