@@ -114,7 +114,7 @@ func newStateCmd(log *slog.Logger) *cobra.Command {
 	var sc daemon.StateConfig
 	var insecure bool
 	serve := &cobra.Command{
-		Use:   "serve --data-dir DIR --listen ADDR [--htpasswd FILE] [--tls-cert F --tls-key F]",
+		Use:   "serve --data-dir DIR [--listen ADDR] [--token T | --insecure] [--schema PATH]",
 		Short: "Serve the embedded state on its own, for several ucd run processes to share",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
