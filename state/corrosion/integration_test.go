@@ -21,6 +21,7 @@ import (
 
 	"github.com/ucplane/uc/state/corrosion"
 	"github.com/ucplane/uc/state/embedded"
+	"github.com/ucplane/uc/state/statetest"
 )
 
 const schema = `
@@ -400,16 +401,7 @@ func sortStrings(s []string) {
 }
 
 // eventually polls cond for up to 15 s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+var eventually = statetest.Eventually
 
 // rowsOf is what a watcher should hold for the items table.
 func rowsOf(t *testing.T, cl *corrosion.Client) []string {
