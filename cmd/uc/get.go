@@ -63,16 +63,25 @@ func (v view) get(kind, name string) error {
 			return err
 		}
 		nodes = slices.DeleteFunc(nodes, func(n api.Node) bool { return name != "" && n.Name != name })
+		if err := missing("node", name, len(nodes)); err != nil {
+			return err
+		}
 		return v.render(nodes, func(w io.Writer) { v.nodesTable(w, nodes) })
 	case "build":
 		builds, err := v.store.ListBuilds(ctx, name)
 		if err != nil {
 			return err
 		}
+		if err := missing("build", name, len(builds)); err != nil {
+			return err
+		}
 		return v.render(builds, func(w io.Writer) { v.buildsTable(w, builds) })
 	case "image":
 		images, err := v.store.ListImages(ctx, name)
 		if err != nil {
+			return err
+		}
+		if err := missing("image", name, len(images)); err != nil {
 			return err
 		}
 		nodes, err := v.store.ListNodes(ctx)
@@ -82,6 +91,15 @@ func (v view) get(kind, name string) error {
 		return v.render(images, func(w io.Writer) { v.imagesTable(w, images, nodes) })
 	}
 	return fmt.Errorf("unknown kind %q: want nodes, builds or images", kind)
+}
+
+// missing fails `uc get KIND NAME` when there is no such NAME, as kubectl
+// does, rather than print an empty table.
+func missing(kind, name string, found int) error {
+	if name != "" && found == 0 {
+		return notFound(state.ErrNotFound, kind, name)
+	}
+	return nil
 }
 
 func (v view) render(data any, table func(io.Writer)) error {

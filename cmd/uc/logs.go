@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -28,7 +29,7 @@ func newLogsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return explain(streamBuildLog(cmd, store, args[1], generation, follow))
+			return explain(streamBuildLog(cmd, g, store, args[1], generation, follow))
 		},
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep streaming until the build finishes")
@@ -37,7 +38,7 @@ func newLogsCmd(g *globals) *cobra.Command {
 }
 
 // streamBuildLog finds the node that ran the build and copies its log.
-func streamBuildLog(cmd *cobra.Command, store *state.Store, name string, generation int64, follow bool) error {
+func streamBuildLog(cmd *cobra.Command, g *globals, store *state.Store, name string, generation int64, follow bool) error {
 	ctx := cmd.Context()
 	b, err := store.GetBuild(ctx, name)
 	if err != nil {
@@ -62,8 +63,12 @@ func streamBuildLog(cmd *cobra.Command, store *state.Store, name string, generat
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := g.nodeClient().Do(req)
 	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil {
+			return fmt.Errorf("node %s at %s did not answer within %s (--request-timeout)", node, n.Capacity.API, g.timeout)
+		}
 		return fmt.Errorf("node %s at %s: %w", node, n.Capacity.API, err)
 	}
 	defer resp.Body.Close()

@@ -4,7 +4,9 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -12,12 +14,19 @@ import (
 	"github.com/ucplane/uc/state/corrosion"
 )
 
-const defaultAPI = "http://127.0.0.1:51002"
+const (
+	defaultAPI            = "http://127.0.0.1:51002"
+	defaultRequestTimeout = 30 * time.Second
+)
 
 // globals are the flags every command shares.
 type globals struct {
 	api   string
 	token string
+	ca    string
+	// timeout bounds each request to the state API (and to a node's
+	// API): a whole answer, or the start of a stream.
+	timeout time.Duration
 }
 
 // imagesStore checks that a command's kind argument is "images" (the only
@@ -31,7 +40,7 @@ func (g *globals) imagesStore(args []string) (*state.Store, error) {
 
 // store connects to the state API. Nothing is sent until a command runs.
 func (g *globals) store() (*state.Store, error) {
-	var opts []corrosion.Option
+	opts := []corrosion.Option{corrosion.WithCAFile(g.ca), corrosion.WithRequestTimeout(g.timeout)}
 	if g.token != "" {
 		opts = append(opts, corrosion.WithToken(g.token))
 	}
@@ -54,6 +63,10 @@ func newRootCmd() *cobra.Command {
 		"state API URL (env UC_CORROSION_API)")
 	root.PersistentFlags().StringVar(&g.token, "corrosion-token", os.Getenv("UC_CORROSION_TOKEN"),
 		"bearer token for the state API (env UC_CORROSION_TOKEN)")
+	root.PersistentFlags().StringVar(&g.ca, "corrosion-ca", os.Getenv("UC_CORROSION_CA"),
+		"PEM file of CA certificates to trust, besides the system's, for an https:// state API (env UC_CORROSION_CA)")
+	root.PersistentFlags().DurationVar(&g.timeout, "request-timeout", defaultRequestTimeout,
+		"give up on a request the state API has not answered within this long (0: never); a stream, as in `uc wait` or `uc logs -f`, is bounded until it starts")
 	root.AddCommand(newApplyCmd(g), newGetCmd(g), newDescribeCmd(g), newDeleteCmd(g), newWaitCmd(g), newLogsCmd(g), newRegistryCmd(g), newRefreshCmd(g))
 	return root
 }
@@ -64,5 +77,17 @@ func explain(err error) error {
 	if errors.As(err, &unreachable) {
 		return fmt.Errorf("%w (is `ucd run` or `ucd state serve` running? set --corrosion-api or UC_CORROSION_API)", err)
 	}
+	var timeout *corrosion.Timeout
+	if errors.As(err, &timeout) {
+		return fmt.Errorf("%w (--request-timeout)", err)
+	}
 	return err
+}
+
+// nodeClient is the HTTP client for a node's API (build logs): like the
+// state API, a node must start answering within the request timeout.
+func (g *globals) nodeClient() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.ResponseHeaderTimeout = g.timeout
+	return &http.Client{Transport: tr}
 }

@@ -49,6 +49,9 @@ type waiter struct {
 	// images (uc apply --wait).
 	builds []string
 	seen   map[string]string // progress line per subject, to print changes only
+	// missing names, as of the last check, that are not in state yet: a
+	// spec applied through another agent may not have reached this one.
+	missing []string
 	// lagging names, as of the last check, each needed node that does not
 	// hold its image yet and why, for the timeout's message.
 	lagging []string
@@ -102,9 +105,12 @@ func (w *waiter) check(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	allDone := true
+	allDone := len(w.missing) == 0
 	var failures []string
 	w.lagging = nil
+	for _, n := range w.missing {
+		w.lagging = append(w.lagging, fmt.Sprintf("image %q not found (see `uc get images`)", n))
+	}
 	for _, img := range imgs {
 		done, failed := w.progress(ctx, img, nodes)
 		allDone = allDone && done
@@ -121,9 +127,11 @@ func (w *waiter) load(ctx context.Context) ([]state.ImageRecord, []api.Node, err
 	if err != nil {
 		return nil, nil, err
 	}
+	w.missing = nil
 	for _, n := range w.names {
 		if !slices.ContainsFunc(imgs, func(r state.ImageRecord) bool { return r.Spec.Name == n }) {
-			return nil, nil, fmt.Errorf("image %q not found (see `uc get images`)", n)
+			w.missing = append(w.missing, n)
+			w.say(n+"/spec", fmt.Sprintf("waiting for image %s to appear in state", n))
 		}
 	}
 	if len(w.names) > 0 {

@@ -37,6 +37,7 @@ func newRootCmd(log *slog.Logger) *cobra.Command {
 func newRunCmd(log *slog.Logger) *cobra.Command {
 	cfg := daemon.Config{Version: version, Logger: log}
 	var labels string
+	var insecure bool
 	cmd := &cobra.Command{
 		Use:   "run --node NAME --data-dir DIR",
 		Short: "Run this node's controllers",
@@ -53,6 +54,13 @@ func newRunCmd(log *slog.Logger) *cobra.Command {
 				return err
 			}
 			slices.Sort(cfg.Entitlements)
+			if cfg.CorrosionAPI == "" {
+				e := exposure{listen: cfg.StateListen, token: cfg.CorrosionToken, insecure: insecure,
+					listenFlag: "--state-listen", tokenFlag: "--corrosion-token"}
+				if err := e.check(log); err != nil {
+					return err
+				}
+			}
 			cfg.Logger = log.With("node", cfg.Node)
 			return daemon.Run(cmd.Context(), cfg)
 		},
@@ -62,7 +70,9 @@ func newRunCmd(log *slog.Logger) *cobra.Command {
 	f.StringVar(&cfg.DataDir, "data-dir", "", "directory for this node's data (required)")
 	f.StringVar(&cfg.CorrosionAPI, "corrosion-api", "", "Corrosion agent API URL; empty serves the embedded state")
 	f.StringVar(&cfg.CorrosionToken, "corrosion-token", "", "bearer token for the Corrosion API")
+	f.StringVar(&cfg.CorrosionCA, "corrosion-ca", "", "PEM file of CA certificates to trust, besides the system's, for an https:// --corrosion-api")
 	f.StringVar(&cfg.StateListen, "state-listen", defaultStateListen, "address the embedded state listens on")
+	f.BoolVar(&insecure, "insecure", false, "serve the embedded state beyond loopback without --corrosion-token (logged as a warning)")
 	f.StringVar(&labels, "labels", "", "node labels, k=v,k2=v2")
 	f.StringArrayVar(&cfg.SchemaPaths, "schema", nil, "extra schema file or directory for the embedded state (repeatable)")
 	f.DurationVar(&cfg.Heartbeat, "heartbeat", 5*time.Second, "how often the node heartbeats")
@@ -102,13 +112,18 @@ func parseLabels(s string) (map[string]string, error) {
 func newStateCmd(log *slog.Logger) *cobra.Command {
 	state := &cobra.Command{Use: "state", Short: "The embedded single-node state"}
 	var sc daemon.StateConfig
+	var insecure bool
 	serve := &cobra.Command{
-		Use:   "serve --data-dir DIR --listen ADDR [--htpasswd FILE] [--tls-cert F --tls-key F]",
+		Use:   "serve --data-dir DIR [--listen ADDR] [--token T | --insecure] [--schema PATH]",
 		Short: "Serve the embedded state on its own, for several ucd run processes to share",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if sc.DataDir == "" {
 				return errors.New("--data-dir is required")
+			}
+			e := exposure{listen: sc.Listen, token: sc.Token, insecure: insecure, listenFlag: "--listen", tokenFlag: "--token"}
+			if err := e.check(log); err != nil {
+				return err
 			}
 			return serveState(cmd, sc, log)
 		},
@@ -116,6 +131,7 @@ func newStateCmd(log *slog.Logger) *cobra.Command {
 	serve.Flags().StringVar(&sc.DataDir, "data-dir", "", "directory for the state database (required)")
 	serve.Flags().StringVar(&sc.Listen, "listen", defaultStateListen, "address to listen on")
 	serve.Flags().StringVar(&sc.Token, "token", "", "require this bearer token")
+	serve.Flags().BoolVar(&insecure, "insecure", false, "serve beyond loopback without --token (logged as a warning)")
 	serve.Flags().StringArrayVar(&sc.SchemaPaths, "schema", nil, "extra schema file or directory of *.sql (repeatable), as Corrosion's db.schema_paths")
 	state.AddCommand(serve)
 	return state

@@ -75,7 +75,10 @@ type Config struct {
 	// StartTimeout is how long to wait for an unreachable state API at
 	// start before giving up; default 30 s.
 	StartTimeout time.Duration
-	Logger       *slog.Logger
+	// CorrosionCA is a PEM file of CA certificates to trust for an
+	// https:// CorrosionAPI, besides the system's.
+	CorrosionCA string
+	Logger      *slog.Logger
 }
 
 // DefaultStartTimeout is how long Run waits for the state API at start.
@@ -131,7 +134,7 @@ func startEmbedded(ctx context.Context, sc StateConfig, log *slog.Logger) (strin
 }
 
 func runNode(ctx context.Context, cfg Config, api string, log *slog.Logger) error {
-	opts := []corrosion.Option{}
+	opts := []corrosion.Option{corrosion.WithCAFile(cfg.CorrosionCA)}
 	if cfg.CorrosionToken != "" {
 		opts = append(opts, corrosion.WithToken(cfg.CorrosionToken))
 	}

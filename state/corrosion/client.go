@@ -3,27 +3,26 @@ package corrosion
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
-
-	"golang.org/x/net/http2"
 )
 
 // Client talks to a Corrosion agent's HTTP API, or to uc's embedded state,
 // which serves the same API.
 type Client struct {
-	base  string
-	token string
-	http  *http.Client
+	base    string
+	token   string
+	http    *http.Client
+	http1   bool
+	caFile  string
+	timeout time.Duration
 }
 
 // Option configures a Client.
@@ -32,29 +31,53 @@ type Option func(*Client)
 // WithToken sends `Authorization: Bearer <token>` on every request.
 func WithToken(token string) Option { return func(c *Client) { c.token = token } }
 
-// WithHTTP1 uses HTTP/1.1 instead of h2c (HTTP/2 with prior knowledge).
-func WithHTTP1() Option {
-	return func(c *Client) { c.http = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()} }
-}
+// WithHTTP1 uses HTTP/1.1 on http:// addresses, without trying h2c first.
+func WithHTTP1() Option { return func(c *Client) { c.http1 = true } }
 
 // WithHTTPClient uses the given HTTP client as is.
 func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.http = hc } }
 
+// WithCAFile trusts the PEM certificates in path, besides the system's
+// roots, on https:// addresses (a TLS-terminating proxy with a private CA).
+// It has no effect on http:// addresses.
+func WithCAFile(path string) Option { return func(c *Client) { c.caFile = path } }
+
+// WithRequestTimeout bounds each request: a transaction or a query until its
+// whole answer is read, a subscription until its stream starts (the stream
+// then runs as long as it must). A request that runs out fails with a
+// *Timeout. Zero means no bound.
+func WithRequestTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
+
 // New returns a client for the API at baseURL, e.g. http://127.0.0.1:8080.
-// It speaks h2c by default, as corro-client does.
+// On http:// it speaks h2c, as corro-client does, and falls back to
+// HTTP/1.1 when the peer (say, a plain reverse proxy) does not speak h2c.
+// On https:// TLS negotiates h2 or http/1.1 (ALPN).
 func New(baseURL string, opts ...Option) (*Client, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return nil, fmt.Errorf("corrosion API address %q: want http://host:port", baseURL)
+		return nil, fmt.Errorf("corrosion API address %q: want http://host:port or https://host:port", baseURL)
 	}
-	tr := h2cTransport()
-	if u.Scheme == "https" {
-		tr = http.DefaultTransport.(*http.Transport).Clone() // TLS negotiates HTTP/2 by itself
-	}
-	c := &Client{base: strings.TrimRight(u.String(), "/"), http: &http.Client{Transport: tr}}
+	c := &Client{base: strings.TrimRight(u.String(), "/")}
 	for _, o := range opts {
 		o(c)
 	}
+	if c.http != nil {
+		return c, nil
+	}
+	var tr http.RoundTripper
+	switch {
+	case u.Scheme == "https":
+		roots, err := rootsWith(c.caFile)
+		if err != nil {
+			return nil, fmt.Errorf("corrosion API %s: %w", c.base, err)
+		}
+		tr = stdTransport(roots)
+	case c.http1:
+		tr = stdTransport(nil)
+	default:
+		tr = newFallbackTransport()
+	}
+	c.http = &http.Client{Transport: tr}
 	return c, nil
 }
 
@@ -65,21 +88,6 @@ func (c *Client) Addr() string { return c.base }
 // go on. Call it when done with the client: a server that shuts down
 // gracefully waits (up to a second) for idle HTTP/2 clients to hang up.
 func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
-
-// h2cTransport speaks HTTP/2 over plain TCP. Pings on a connection that
-// has been quiet for 30 s notice a peer that vanished without closing it,
-// which would otherwise leave a subscription stream waiting forever.
-func h2cTransport() http.RoundTripper {
-	return &http2.Transport{
-		AllowHTTP:       true,
-		ReadIdleTimeout: 30 * time.Second,
-		PingTimeout:     15 * time.Second,
-		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, addr)
-		},
-	}
-}
 
 // APIError is a non-200 answer from the API.
 type APIError struct {
@@ -118,6 +126,54 @@ func (e *Unreachable) Error() string {
 	return fmt.Sprintf("state API %s is unreachable: %v", e.Addr, e.Err)
 }
 func (e *Unreachable) Unwrap() error { return e.Err }
+
+// Timeout is a request the state API did not answer within the client's
+// request timeout (WithRequestTimeout).
+type Timeout struct {
+	Addr  string
+	After time.Duration
+}
+
+func (e *Timeout) Error() string {
+	return fmt.Sprintf("state API %s did not answer within %s", e.Addr, e.After)
+}
+
+// bound limits one request to the client's request timeout. stop lifts the
+// limit (on a stream once its headers are in); release ends the request.
+type bound struct {
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	timer  *time.Timer
+}
+
+func (c *Client) bound(ctx context.Context) *bound {
+	b := &bound{}
+	b.ctx, b.cancel = context.WithCancelCause(ctx)
+	if c.timeout > 0 {
+		b.timer = time.AfterFunc(c.timeout, func() { b.cancel(&Timeout{Addr: c.base, After: c.timeout}) })
+	}
+	return b
+}
+
+func (b *bound) stop() {
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+}
+
+func (b *bound) release() {
+	b.stop()
+	b.cancel(nil)
+}
+
+// err names the timeout when it is what ended the request.
+func (b *bound) err(err error) error {
+	var to *Timeout
+	if err != nil && errors.As(context.Cause(b.ctx), &to) {
+		return to
+	}
+	return err
+}
 
 // IsPurged reports a resume whose `from` the server has already deleted.
 func IsPurged(err error) bool {
@@ -177,17 +233,19 @@ func (c *Client) Exec(ctx context.Context, stmts ...Statement) (*ExecResult, err
 	if stmts == nil {
 		stmts = []Statement{} // `[]`, not `null`, which Corrosion answers with a 422
 	}
-	resp, err := c.do(ctx, http.MethodPost, "/v1/transactions", stmts)
+	b := c.bound(ctx)
+	defer b.release()
+	resp, err := c.do(b.ctx, http.MethodPost, "/v1/transactions", stmts)
 	if err != nil {
-		return nil, err
+		return nil, b.err(err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, apiError(resp)
+		return nil, b.err(apiError(resp))
 	}
 	defer resp.Body.Close()
 	var res ExecResult
 	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
-		return nil, fmt.Errorf("decode transaction response: %w", err)
+		return nil, b.err(fmt.Errorf("decode transaction response: %w", err))
 	}
 	return &res, nil
 }
@@ -203,14 +261,18 @@ type Rows struct {
 
 // Query runs a read-only statement and streams its rows.
 func (c *Client) Query(ctx context.Context, stmt Statement) (*Rows, error) {
-	resp, err := c.do(ctx, http.MethodPost, "/v1/queries", stmt)
+	// The bound covers the whole answer: a query's rows are finite.
+	b := c.bound(ctx)
+	resp, err := c.do(b.ctx, http.MethodPost, "/v1/queries", stmt)
 	if err != nil {
-		return nil, err
+		b.release()
+		return nil, b.err(err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, apiError(resp)
+		defer b.release()
+		return nil, b.err(apiError(resp))
 	}
-	r := &Rows{stream: newStream(resp)}
+	r := &Rows{stream: newStream(resp, b)}
 	ev, err := r.stream.Next()
 	if err != nil {
 		r.stream.Close()
@@ -281,18 +343,20 @@ func (c *Client) QueryAll(ctx context.Context, stmt Statement) ([]string, [][]an
 
 // Stream is an open NDJSON event stream of a query or a subscription.
 type Stream struct {
-	ID   string // corro-query-id
-	Hash string // corro-query-hash
-	body io.ReadCloser
-	dec  *json.Decoder
+	ID    string // corro-query-id
+	Hash  string // corro-query-hash
+	body  io.ReadCloser
+	dec   *json.Decoder
+	bound *bound
 }
 
-func newStream(resp *http.Response) *Stream {
+func newStream(resp *http.Response, b *bound) *Stream {
 	return &Stream{
-		ID:   resp.Header.Get("corro-query-id"),
-		Hash: resp.Header.Get("corro-query-hash"),
-		body: resp.Body,
-		dec:  json.NewDecoder(resp.Body),
+		ID:    resp.Header.Get("corro-query-id"),
+		Hash:  resp.Header.Get("corro-query-hash"),
+		body:  resp.Body,
+		dec:   json.NewDecoder(resp.Body),
+		bound: b,
 	}
 }
 
@@ -301,7 +365,7 @@ func newStream(resp *http.Response) *Stream {
 func (s *Stream) Next() (Event, error) {
 	var ev Event
 	if err := s.dec.Decode(&ev); err != nil {
-		return Event{}, err
+		return Event{}, s.bound.err(err)
 	}
 	if ev.Kind == EventError {
 		return ev, &StreamError{Message: ev.Error}
@@ -310,7 +374,11 @@ func (s *Stream) Next() (Event, error) {
 }
 
 // Close ends the stream.
-func (s *Stream) Close() error { return s.body.Close() }
+func (s *Stream) Close() error {
+	err := s.body.Close()
+	s.bound.release()
+	return err
+}
 
 // SubscribeOptions are the query-string parameters of a subscription.
 type SubscribeOptions struct {
@@ -344,15 +412,21 @@ func (c *Client) Resubscribe(ctx context.Context, id string, opts SubscribeOptio
 }
 
 func (c *Client) openStream(ctx context.Context, method, path string, body any) (*Stream, error) {
-	resp, err := c.do(ctx, method, path, body)
+	// The bound covers the request until the stream starts; a subscription
+	// then runs as long as its caller wants.
+	b := c.bound(ctx)
+	resp, err := c.do(b.ctx, method, path, body)
 	if err != nil {
-		return nil, err
+		b.release()
+		return nil, b.err(err)
 	}
-	switch resp.StatusCode {
-	case http.StatusOK:
-		return newStream(resp), nil
-	case http.StatusNotFound:
+	if resp.StatusCode == http.StatusOK {
+		b.stop()
+		return newStream(resp, b), nil
+	}
+	defer b.release()
+	if resp.StatusCode == http.StatusNotFound {
 		return nil, fmt.Errorf("%w: %w", ErrSubscriptionNotFound, apiError(resp))
 	}
-	return nil, apiError(resp)
+	return nil, b.err(apiError(resp))
 }

@@ -13,8 +13,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/net/http2"
 )
 
 // fake is a scripted Corrosion API: each request takes the next step of its
@@ -145,14 +143,14 @@ func TestNew(t *testing.T) {
 	if err != nil || c.Addr() != "http://127.0.0.1:8080" {
 		t.Errorf("New: %v %v", c, err)
 	}
-	if _, ok := c.http.Transport.(*http2.Transport); !ok {
-		t.Errorf("http:// uses %T, want h2c", c.http.Transport)
+	if _, ok := c.http.Transport.(*fallbackTransport); !ok {
+		t.Errorf("http:// uses %T, want h2c with an HTTP/1.1 fallback", c.http.Transport)
 	}
 	// There is no TLS on Corrosion's API, but a proxy in front may add it:
-	// then HTTP/2 comes from TLS, not from h2c over plain TCP.
+	// then ALPN picks h2 or http/1.1.
 	c, _ = New("https://corrosion.example:8443")
-	if _, ok := c.http.Transport.(*http.Transport); !ok {
-		t.Errorf("https:// uses %T, want a TLS transport", c.http.Transport)
+	if tr, ok := c.http.Transport.(*http.Transport); !ok || !tr.ForceAttemptHTTP2 {
+		t.Errorf("https:// uses %T, want a TLS transport that offers h2", c.http.Transport)
 	}
 	c, _ = New("http://127.0.0.1:8080", WithHTTP1())
 	if tr, ok := c.http.Transport.(*http.Transport); !ok || tr.Protocols != nil && tr.Protocols.UnencryptedHTTP2() {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/ucplane/uc/state/corrosion"
 	"github.com/ucplane/uc/state/embedded"
+	"github.com/ucplane/uc/state/statetest"
 )
 
 const schema = `
@@ -157,6 +158,23 @@ func newClient(t *testing.T, base string, opts ...corrosion.Option) *corrosion.C
 	return cl
 }
 
+// subscribeToEOQ subscribes and reads the snapshot, up to its eoq; the
+// stream closes when the test ends.
+func subscribeToEOQ(t *testing.T, cl *corrosion.Client, stmt corrosion.Statement) *corrosion.Stream {
+	t.Helper()
+	sub, err := cl.Subscribe(ctxFor(t), stmt, corrosion.SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sub.Close() })
+	for ev, err := sub.Next(); ev.Kind != corrosion.EventEOQ; ev, err = sub.Next() {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return sub
+}
+
 func ctxFor(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	t.Cleanup(cancel)
@@ -193,16 +211,7 @@ func TestClientProtocols(t *testing.T) {
 			if err != nil || len(rows) != 1 || rows[0][0] != c.name {
 				t.Fatalf("QueryAll: %v %v", rows, err)
 			}
-			sub, err := cl.Subscribe(ctx, corrosion.Stmt("SELECT name FROM items WHERE id = ?", id+100), corrosion.SubscribeOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer sub.Close()
-			for ev, err := sub.Next(); ev.Kind != corrosion.EventEOQ; ev, err = sub.Next() {
-				if err != nil {
-					t.Fatal(err)
-				}
-			}
+			sub := subscribeToEOQ(t, cl, corrosion.Stmt("SELECT name FROM items WHERE id = ?", id+100))
 			if _, err := cl.Exec(ctx, corrosion.Stmt("INSERT INTO items (id, name) VALUES (?, 'sub')", id+100)); err != nil {
 				t.Fatal(err)
 			}
@@ -392,16 +401,7 @@ func sortStrings(s []string) {
 }
 
 // eventually polls cond for up to 15 s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+var eventually = statetest.Eventually
 
 // rowsOf is what a watcher should hold for the items table.
 func rowsOf(t *testing.T, cl *corrosion.Client) []string {

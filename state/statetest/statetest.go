@@ -5,6 +5,7 @@ import (
 	"context"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/ucplane/uc/state"
 	"github.com/ucplane/uc/state/corrosion"
@@ -52,4 +53,17 @@ func StartIn(t testing.TB, dir string) *Server {
 		t.Fatal(err)
 	}
 	return &Server{Addr: addr, DataDir: dir, Store: state.NewStore(c)}
+}
+
+// Eventually polls cond every 10 ms, for up to 15 s, and fails the test
+// naming what it waited for.
+func Eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

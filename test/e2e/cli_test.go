@@ -169,6 +169,16 @@ func startCluster(t *testing.T, stateOnly bool) *cluster {
 func startClusterWith(t *testing.T, stateOnly bool, nodeArgs func(string) []string) *cluster {
 	t.Helper()
 	c := &cluster{dir: t.TempDir(), procs: map[string]*proc{}, nodeArgs: nodeArgs}
+	c.stopAtEnd(t)
+	if err := c.start(stateOnly); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// stopAtEnd stops the cluster when the test ends, and logs what its
+// processes said if the test failed.
+func (c *cluster) stopAtEnd(t *testing.T) {
 	t.Cleanup(func() {
 		c.stop()
 		if t.Failed() {
@@ -179,10 +189,6 @@ func startClusterWith(t *testing.T, stateOnly bool, nodeArgs func(string) []stri
 			}
 		}
 	})
-	if err := c.start(stateOnly); err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
 
 func (c *cluster) start(stateOnly bool) error {

@@ -1,0 +1,16 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/ucplane/uc/cmd/internal/usagecheck"
+)
+
+// TestUsageMatchesFlags: every flag a usage line names exists on its
+// command, and every required flag is in the usage line.
+func TestUsageMatchesFlags(t *testing.T) {
+	t.Parallel()
+	for _, m := range usagecheck.Mismatches(newRootCmd()) {
+		t.Error(m)
+	}
+}
