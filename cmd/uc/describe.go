@@ -148,7 +148,8 @@ func (v view) describeImage(w io.Writer, img state.ImageRecord, nodes []api.Node
 	field(w, "Source", imageSource(img.Spec))
 	field(w, "Placement", placementString(img.Spec.Placement))
 	field(w, "Generation", fmt.Sprintf("%d (uid %s, updated %s ago)", img.Meta.Generation, img.Meta.UID, v.ago(img.Meta.UpdatedAt)))
-	needed := neededNodes(img.Spec.Placement, nodes, v.now)
+	need := needOf(img.Spec, nodes, v.now, false)
+	needed := api.Waited(need)
 	present := 0
 	if want, ready, err := v.wanted(img); err == nil && ready {
 		present, _ = presentOn(img, needed, want)
@@ -174,6 +175,11 @@ func (v view) describeImage(w io.Writer, img state.ImageRecord, nodes []api.Node
 	for _, p := range img.Presence {
 		if p.SpecUID == img.Meta.UID && !slices.Contains(needed, p.Node) {
 			v.presenceRow(w, p, nodes)
+		}
+	}
+	for _, n := range need {
+		if n.Note != "" {
+			fmt.Fprintf(w, "  note:\t%s\n", n.Note)
 		}
 	}
 }

@@ -20,8 +20,9 @@ import (
 
 func newWaitCmd(g *globals) *cobra.Command {
 	var timeout time.Duration
+	var skipUnready bool
 	cmd := &cobra.Command{
-		Use:   "wait images [NAME...] [--timeout D]",
+		Use:   "wait images [NAME...] [--timeout D] [--skip-unready]",
 		Short: "Wait until every needed node has the images, printing progress",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -31,11 +32,13 @@ func newWaitCmd(g *globals) *cobra.Command {
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			w := waiter{store: store, out: cmd.OutOrStdout(), names: args[1:], seen: map[string]string{}}
+			w := waiter{store: store, out: cmd.OutOrStdout(), names: args[1:], seen: map[string]string{}, skipUnready: skipUnready}
 			return explain(w.run(ctx))
 		},
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "give up after this long")
+	cmd.Flags().BoolVar(&skipUnready, "skip-unready", false,
+		"do not wait for NotReady nodes that a spec names (x-machines, node.hostname ==); others are never waited for")
 	return cmd
 }
 
@@ -52,6 +55,8 @@ type waiter struct {
 	// lagging names, as of the last check, each needed node that does not
 	// hold its image yet and why, for the timeout's message.
 	lagging []string
+	// skipUnready leaves out unready nodes a spec names (see api.NeedOptions).
+	skipUnready bool
 }
 
 func (w *waiter) run(ctx context.Context) error {
@@ -144,7 +149,13 @@ func (w *waiter) progress(ctx context.Context, img state.ImageRecord, nodes []ap
 			}
 		}
 	}
-	needed := neededNodes(img.Spec.Placement, nodes, time.Now())
+	need := needOf(img.Spec, nodes, time.Now(), w.skipUnready)
+	needed := api.Waited(need)
+	for _, n := range need {
+		if n.Note != "" { // every time: a node left out must never pass silently
+			w.say(name+"/"+n.Node+"/need", fmt.Sprintf("%s  %s", name, n.Note))
+		}
+	}
 	for _, n := range needed {
 		p, ok := findPresence(img, n)
 		if !ok {
@@ -161,11 +172,11 @@ func (w *waiter) progress(ctx context.Context, img state.ImageRecord, nodes []ap
 	want, ready, err := w.store.WantedDigest(ctx, img)
 	if err != nil || !ready {
 		w.lagging = append(w.lagging, name+": "+cmp.Or(errString(err), "digest not known yet"))
-		w.noteLagging(img, needed, "")
+		w.noteLagging(img, need, "")
 		return false, failed
 	}
 	present, _ := presentOn(img, needed, want)
-	w.noteLagging(img, needed, want)
+	w.noteLagging(img, need, want)
 	done = len(needed) > 0 && present == len(needed)
 	if done {
 		w.say(name, fmt.Sprintf("%s  present on %d/%d nodes (%s)", name, present, len(needed), strings.Join(needed, ", ")))
@@ -217,21 +228,41 @@ func (w *waiter) say(subject, line string) {
 	fmt.Fprintln(w.out, line)
 }
 
-// noteLagging records each needed node that lacks the wanted digest (any
-// node whose row is not present, while want is not known).
-func (w *waiter) noteLagging(img state.ImageRecord, needed []string, want string) {
-	if len(needed) == 0 {
-		w.lagging = append(w.lagging, img.Spec.Name+": no node matches its placement")
+// noteLagging records each waited-for node that lacks the wanted digest
+// (any node whose row is not present, while want is not known), and why
+// an unready one may not come.
+func (w *waiter) noteLagging(img state.ImageRecord, need []api.NodeNeed, want string) {
+	if len(api.Waited(need)) == 0 {
+		w.lagging = append(w.lagging, img.Spec.Name+": no node to wait for: "+cmp.Or(notes(need), "no node matches its placement"))
 	}
-	for _, n := range needed {
-		p, ok := findPresence(img, n)
+	for _, n := range need {
+		p, ok := findPresence(img, n.Node)
 		switch {
+		case !n.Wait:
 		case !ok:
-			w.lagging = append(w.lagging, fmt.Sprintf("%s on %s: no status yet", img.Spec.Name, n))
+			w.lagging = append(w.lagging, fmt.Sprintf("%s on %s: no status yet%s", img.Spec.Name, n.Node, noteSuffix(n)))
 		case p.State != api.PresencePresent || want != "" && p.Digest != want:
-			w.lagging = append(w.lagging, fmt.Sprintf("%s on %s: %s%s", img.Spec.Name, n, p.State, suffix(p)))
+			w.lagging = append(w.lagging, fmt.Sprintf("%s on %s: %s%s%s", img.Spec.Name, n.Node, p.State, suffix(p), noteSuffix(n)))
 		}
 	}
+}
+
+// notes joins the notes on the nodes an image is placed on.
+func notes(need []api.NodeNeed) string {
+	var out []string
+	for _, n := range need {
+		if n.Note != "" {
+			out = append(out, n.Note)
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+func noteSuffix(n api.NodeNeed) string {
+	if n.Note == "" {
+		return ""
+	}
+	return " (" + n.Note + ")"
 }
 
 func errString(err error) string {
