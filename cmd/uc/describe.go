@@ -11,7 +11,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
 	"github.com/ucplane/uc/api"
@@ -186,8 +185,8 @@ func (v view) describeImage(w io.Writer, img state.ImageRecord, nodes []api.Node
 
 func (v view) presenceRow(w io.Writer, p api.ImagePresence, nodes []api.Node) {
 	d := p.Detail
-	fmt.Fprintf(w, "  %s\t%s\t%s\t%d/%d\t%s/%s\t%d\t%s\t%s\t%s\n", p.Node, v.presenceState(p, nodes), orDash(p.Digest),
-		d.LayersDone, d.LayersTotal, units.BytesSize(float64(d.Bytes)), units.BytesSize(float64(d.BytesTotal)),
+	fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", p.Node, v.presenceState(p, nodes), orDash(p.Digest),
+		orDash(strings.TrimSuffix(layerProgress(d), " layers")), orDash(byteProgress(d)),
 		d.Attempts, d.Duration.Round(time.Millisecond), v.ago(p.UpdatedAt), p.Error)
 }
 

@@ -206,15 +206,35 @@ func suffix(p api.ImagePresence) string {
 	switch {
 	case p.Error != "":
 		return " (" + p.Error + ")"
-	case p.State == api.PresencePulling && d.LayersTotal > 0:
+	case p.State == api.PresencePulling && (d.LayersTotal > 0 || d.Bytes > 0):
 		// The node writes progress at most once a second, so this prints
 		// a line per second per pulling node at most.
-		return fmt.Sprintf(" %d/%d layers, %s/%s", d.LayersDone, d.LayersTotal,
-			units.BytesSize(float64(d.Bytes)), units.BytesSize(float64(d.BytesTotal)))
+		return " " + strings.Join(slices.DeleteFunc([]string{layerProgress(d), byteProgress(d)}, func(s string) bool { return s == "" }), ", ")
 	case p.Digest != "" && d.Duration > 0:
 		return fmt.Sprintf(" %s in %s", shortDigest(p.Digest), d.Duration.Round(time.Millisecond))
 	case p.Digest != "": // found on the engine, not pulled
 		return " " + shortDigest(p.Digest)
+	}
+	return ""
+}
+
+// layerProgress is "1/3 layers", "" when the engine reported no layers.
+func layerProgress(d api.PresenceDetail) string {
+	if d.LayersTotal == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d/%d layers", d.LayersDone, d.LayersTotal)
+}
+
+// byteProgress says what is known of a pull's bytes: "12MiB/40MiB",
+// "12MiB downloaded" while the total is unknown, "" when the engine
+// reported no sizes (it may report none for small or cached layers).
+func byteProgress(d api.PresenceDetail) string {
+	switch {
+	case d.BytesTotal > 0:
+		return units.BytesSize(float64(d.Bytes)) + "/" + units.BytesSize(float64(d.BytesTotal))
+	case d.Bytes > 0:
+		return units.BytesSize(float64(d.Bytes)) + " downloaded"
 	}
 	return ""
 }

@@ -126,3 +126,25 @@ func TestWaitNeed(t *testing.T) {
 		})
 	}
 }
+
+// TestPullProgress prints what the engine reported, and nothing it did not.
+func TestPullProgress(t *testing.T) {
+	t.Parallel()
+	pulling := func(d api.PresenceDetail) api.ImagePresence {
+		return api.ImagePresence{State: api.PresencePulling, Detail: d}
+	}
+	for _, tt := range []struct {
+		name string
+		p    api.ImagePresence
+		want string
+	}{
+		{"no sizes reported", pulling(api.PresenceDetail{LayersDone: 1, LayersTotal: 1}), " 1/1 layers"},
+		{"bytes without a total", pulling(api.PresenceDetail{LayersDone: 1, LayersTotal: 3, Bytes: 12 << 20}), " 1/3 layers, 12MiB downloaded"},
+		{"bytes of a total", pulling(api.PresenceDetail{LayersDone: 1, LayersTotal: 3, Bytes: 12 << 20, BytesTotal: 40 << 20}), " 1/3 layers, 12MiB/40MiB"},
+		{"nothing known yet", pulling(api.PresenceDetail{}), ""},
+	} {
+		if got := suffix(tt.p); got != tt.want {
+			t.Errorf("%s: suffix = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
