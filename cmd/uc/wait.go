@@ -192,7 +192,7 @@ func (w *waiter) buildProgress(ctx context.Context, build string) (msg string, f
 	st, ok := b.Current()
 	switch {
 	case !ok:
-		return "pending", false
+		return "pending: no node has reported on it yet", false
 	case st.Phase == api.BuildBuilding:
 		return fmt.Sprintf("building on %s, %d/%d steps", st.Node, st.Detail.StepsDone, st.Detail.StepsTotal), false
 	case st.Phase == api.BuildFailed:
@@ -296,10 +296,14 @@ func (w *waiter) timedOut(ctx context.Context) error {
 	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return ctx.Err()
 	}
-	if len(w.lagging) == 0 {
-		return errors.New("timed out waiting for images; see `uc get images` and `uc describe image NAME`")
+	kind := "images"
+	if w.builds != nil {
+		kind = "builds"
 	}
-	return fmt.Errorf("timed out waiting for images: %s", strings.Join(w.lagging, "; "))
+	if len(w.lagging) == 0 {
+		return fmt.Errorf("timed out waiting for %s; see `uc get %s` and `uc describe %s NAME`", kind, kind, strings.TrimSuffix(kind, "s"))
+	}
+	return fmt.Errorf("timed out waiting for %s: %s", kind, strings.Join(w.lagging, "; "))
 }
 
 // checkBuilds prints one progress line per build and reports whether all
@@ -307,6 +311,7 @@ func (w *waiter) timedOut(ctx context.Context) error {
 func (w *waiter) checkBuilds(ctx context.Context) (bool, error) {
 	allDone := true
 	var failures []string
+	w.lagging = nil
 	for _, name := range w.builds {
 		msg, failed := w.buildProgress(ctx, name)
 		w.say(name, fmt.Sprintf("%s  %s", name, msg))
@@ -316,6 +321,9 @@ func (w *waiter) checkBuilds(ctx context.Context) (bool, error) {
 		_, ready, err := w.store.BuildResult(ctx, name)
 		if err != nil {
 			return false, err
+		}
+		if !ready {
+			w.lagging = append(w.lagging, name+": "+msg)
 		}
 		allDone = allDone && ready
 	}
