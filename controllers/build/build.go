@@ -150,11 +150,6 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string) (reconcile.Resu
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	inputs, waiting, err := r.inputs(ctx, rec.Spec)
-	if err != nil {
-		return reconcile.Result{}, err
-	}
-	done := handled(rec, inputs)
 	nodes, err := r.store.ListNodes(ctx)
 	if err != nil {
 		return reconcile.Result{}, err
@@ -163,6 +158,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string) (reconcile.Resu
 	if !ok || builder != r.cfg.Node {
 		return reconcile.Result{}, r.dropRefusal(ctx, rec)
 	}
+	// Only the owner reads its inputs: most nodes own few builds.
+	inputs, waiting, err := r.inputs(ctx, rec.Spec)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	done := handled(rec, inputs)
 	if r.cfg.Driver == nil { // reports why nothing builds, never builds
 		if done || refusal == nil {
 			return reconcile.Result{}, nil
