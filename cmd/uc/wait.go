@@ -152,8 +152,8 @@ func (w *waiter) progress(ctx context.Context, img state.ImageRecord, nodes []ap
 	need := needOf(img.Spec, nodes, time.Now(), w.skipUnready)
 	needed := api.Waited(need)
 	for _, n := range need {
-		if n.Note != "" { // every time: a node left out must never pass silently
-			w.say(name+"/"+n.Node+"/need", fmt.Sprintf("%s  %s", name, n.Note))
+		if n.Note != "" { // a node left out never passes silently; printed again when its state changes
+			w.sayOn(name+"/"+n.Node+"/need", n.State+fmt.Sprint(n.Wait), fmt.Sprintf("%s  %s", name, n.Note))
 		}
 	}
 	for _, n := range needed {
@@ -240,11 +240,15 @@ func byteProgress(d api.PresenceDetail) string {
 }
 
 // say prints line when the subject's line changed.
-func (w *waiter) say(subject, line string) {
-	if w.seen[subject] == line {
+func (w *waiter) say(subject, line string) { w.sayOn(subject, line, line) }
+
+// sayOn prints line when the subject's key changed: a line that counts
+// seconds is not printed again every second.
+func (w *waiter) sayOn(subject, key, line string) {
+	if w.seen[subject] == key {
 		return
 	}
-	w.seen[subject] = line
+	w.seen[subject] = key
 	fmt.Fprintln(w.out, line)
 }
 
