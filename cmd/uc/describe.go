@@ -81,7 +81,8 @@ func (v view) describeBuild(w io.Writer, b state.BuildRecord) {
 	v.buildOptions(w, s)
 	field(w, "Generation", fmt.Sprintf("%d (uid %s, updated %s ago)", b.Meta.Generation, b.Meta.UID, v.ago(b.Meta.UpdatedAt)))
 	if len(b.Status) == 0 {
-		field(w, "Status", "no node has reported yet")
+		nodes, _ := v.store.ListNodes(v.cmd.Context())
+		field(w, "Status", "no node has reported yet"+noLiveNode(nodes, v.now))
 		return
 	}
 	fmt.Fprintln(w, "Status:")

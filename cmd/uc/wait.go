@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/controllers/owner"
 	"github.com/ucplane/uc/state"
 	"github.com/ucplane/uc/state/corrosion"
 )
@@ -192,7 +193,7 @@ func (w *waiter) buildProgress(ctx context.Context, build string) (msg string, f
 	st, ok := b.Current()
 	switch {
 	case !ok:
-		return "pending: no node has reported on it yet", false
+		return "pending: no node has reported on it yet" + w.noLiveNode(ctx), false
 	case st.Phase == api.BuildBuilding:
 		return fmt.Sprintf("building on %s, %d/%d steps", st.Node, st.Detail.StepsDone, st.Detail.StepsTotal), false
 	case st.Phase == api.BuildFailed:
@@ -216,6 +217,27 @@ func suffix(p api.ImagePresence) string {
 		return " " + shortDigest(p.Digest)
 	}
 	return ""
+}
+
+// noLiveNode says why no node reports when none is live, e.g. " (no live
+// node: node1 is NotReady since 17:02:11 (last heartbeat 40s ago))".
+func (w *waiter) noLiveNode(ctx context.Context) string {
+	nodes, err := w.store.ListNodes(ctx)
+	if err != nil {
+		return ""
+	}
+	return noLiveNode(nodes, time.Now())
+}
+
+func noLiveNode(nodes []api.Node, now time.Time) string {
+	var why []string
+	for _, n := range nodes {
+		if n.Live(now, owner.LiveTimeout) {
+			return ""
+		}
+		why = append(why, n.Unready(now, owner.LiveTimeout))
+	}
+	return " (no live node: " + cmp.Or(strings.Join(why, "; "), "none has joined; start `ucd run`") + ")"
 }
 
 // layerProgress is "1/3 layers", "" when the engine reported no layers.

@@ -148,3 +148,24 @@ func TestPullProgress(t *testing.T) {
 		}
 	}
 }
+
+// TestWaitBuildsNobodyLive: uc apply --wait on a build no node reports on
+// says why nobody does.
+func TestWaitBuildsNobodyLive(t *testing.T) {
+	t.Parallel()
+	srv := statetest.Start(t)
+	node(t, srv.Store, "n3", false, false)
+	p := &api.Project{Name: "w", Builds: []api.BuildSpec{{Name: "w/web", Project: "w", Service: "web", Image: "w/web", Context: "/src"}}}
+	if _, err := srv.Store.ApplyProject(testCtx(t), p, false); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	w := waiter{store: srv.Store, out: &out, seen: map[string]string{}, builds: []string{"w/web"}}
+	if done, err := w.check(testCtx(t)); done || err != nil {
+		t.Fatalf("check = %v, %v; want waiting", done, err)
+	}
+	const want = "w/web: pending: no node has reported on it yet (no live node: n3 is NotReady since "
+	if lag := strings.Join(w.lagging, "; "); !strings.Contains(lag, want) || !strings.Contains(out.String(), "w/web  pending") {
+		t.Errorf("printed %q, timeout reasons %q; want %q", out.String(), lag, want)
+	}
+}
