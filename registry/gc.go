@@ -30,8 +30,17 @@ type KeepSet struct {
 	// Tags keep whatever they point at when the sweep runs (cache refs).
 	Tags []RepoTag `json:"tags,omitempty"`
 	// Grace keeps anything uploaded, re-tagged or relied on by a client
-	// within this long; it covers pushes in flight. Zero: DefaultGrace.
-	Grace time.Duration `json:"grace,omitempty"`
+	// within this long; it covers pushes in flight. Unset (nil):
+	// DefaultGrace; a zero that is set means zero (uc registry gc --grace 0s).
+	Grace *time.Duration `json:"grace,omitempty"`
+}
+
+// GraceOrDefault is the grace period a collection with this keep set uses.
+func (k KeepSet) GraceOrDefault() time.Duration {
+	if k.Grace == nil || *k.Grace < 0 {
+		return DefaultGrace
+	}
+	return *k.Grace
 }
 
 // RepoTag names a tag in a repository of this registry.
@@ -84,11 +93,7 @@ func (c *collector) Collect(ctx context.Context, keep KeepSet, dryRun bool) (GCR
 	c.running.Lock()
 	defer c.running.Unlock()
 	rep := GCReport{DryRun: dryRun, StartedAt: time.Now()}
-	grace := keep.Grace
-	if grace <= 0 {
-		grace = DefaultGrace
-	}
-	cutoff := rep.StartedAt.Add(-grace)
+	cutoff := rep.StartedAt.Add(-keep.GraceOrDefault())
 	m, err := c.mark(ctx, keep, cutoff)
 	if err != nil {
 		return rep, fmt.Errorf("gc mark: %w", err)

@@ -148,6 +148,8 @@ func (c gcClient) pushManifest(repo, ref, mediaType string, m any) (digest.Diges
 	return digest.FromBytes(body), nil
 }
 
+func ptr[T any](v T) *T { return &v }
+
 func randomBytes(n int) []byte {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
@@ -189,7 +191,7 @@ func TestGCKeepsReferencedAndSweepsTheRest(t *testing.T) {
 	orphan := must(c.pushImage("junk/thing", "x", randomBytes(40_000)))
 
 	keep := KeepSet{Digests: []string{built.String(), index.String()}, Tags: []RepoTag{{"uc-cache/app/web", "buildcache"}},
-		Grace: time.Nanosecond}
+		Grace: new(time.Duration)}
 
 	dry, err := srv.Collect(context.Background(), keep, true)
 	if err != nil {
@@ -303,7 +305,7 @@ func TestGCConcurrentPushes(t *testing.T) {
 	}
 	sweeps, spared, removed := 0, 0, 0
 	for ctx.Err() == nil {
-		rep, err := srv.Collect(context.Background(), KeepSet{Grace: grace}, false)
+		rep, err := srv.Collect(context.Background(), KeepSet{Grace: ptr(grace)}, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -314,5 +316,33 @@ func TestGCConcurrentPushes(t *testing.T) {
 		pushes.Load(), sweeps, failures.Load(), removed, spared, reuploads.Load())
 	if pushes.Load() < 20 || removed == 0 || reuploads.Load()+int64(spared) == 0 {
 		t.Errorf("the race was not exercised: %d pushes, %d swept, %d spared, %d re-uploads", pushes.Load(), removed, spared, reuploads.Load())
+	}
+}
+
+// TestGCGrace collects through the HTTP API, as uc registry gc does: an
+// explicit zero grace sweeps what was just pushed, an unset one keeps it
+// for DefaultGrace.
+func TestGCGrace(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		grace *time.Duration
+		swept bool
+	}{
+		{"unset: the default hour", nil, false},
+		{"explicit zero means zero", ptr(time.Duration(0)), true},
+		{"explicit hour", ptr(time.Hour), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, base := gcRegistry(t)
+			c := gcClient{base: base, http: http.DefaultClient}
+			orphan := mustDigest(t)(c.pushImage("junk/thing", "x", randomBytes(4000)))
+			rep, err := RequestGC(context.Background(), http.DefaultClient, base, KeepSet{Grace: tt.grace}, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if swept := !c.exists("junk/thing", "manifests", orphan); swept != tt.swept {
+				t.Errorf("grace %v: swept = %v, want %v (report %+v)", tt.grace, swept, tt.swept, rep)
+			}
+		})
 	}
 }

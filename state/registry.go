@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,6 +15,13 @@ import (
 
 // ErrNoRegistry means no live node serves the internal registry.
 var ErrNoRegistry = errors.New("no node serves the internal registry")
+
+// NoRegistryError says why no live node serves the internal registry,
+// e.g. that its node stopped heartbeating; it matches ErrNoRegistry.
+type NoRegistryError struct{ Reason string }
+
+func (e *NoRegistryError) Error() string        { return e.Reason }
+func (e *NoRegistryError) Is(target error) bool { return target == ErrNoRegistry }
 
 // PutRegistryStatus writes a node's record of the registry it serves,
 // skipping no-op writes.
@@ -73,20 +81,50 @@ func (s *Store) RegistryAddress(ctx context.Context, now time.Time, liveTimeout 
 	if err != nil {
 		return "", err
 	}
-	live := map[string]bool{}
+	byName := map[string]api.Node{}
 	for _, n := range nodes {
-		live[n.Name] = n.Live(now, liveTimeout)
+		byName[n.Name] = n
 	}
 	var best api.RegistryStatus
 	for _, st := range statuses {
-		if live[st.Node] && api.IsTrue(st.Conditions, api.ConditionReady) && st.UpdatedAt.After(best.UpdatedAt) {
+		n, known := byName[st.Node]
+		if known && n.Live(now, liveTimeout) && api.IsTrue(st.Conditions, api.ConditionReady) && st.UpdatedAt.After(best.UpdatedAt) {
 			best = st
 		}
 	}
 	if best.Address == "" {
-		return "", ErrNoRegistry
+		return "", noRegistry(statuses, byName, now, liveTimeout)
 	}
 	return best.Address, nil
+}
+
+// noRegistry names the real cause when no registry is usable: the node
+// of the registry that served last stopped heartbeating, or no registry
+// is ready, or none ever ran.
+func noRegistry(statuses []api.RegistryStatus, nodes map[string]api.Node, now time.Time, liveTimeout time.Duration) error {
+	var last api.RegistryStatus // the newest that was serving, else the newest
+	for _, st := range statuses {
+		ready, lastReady := api.IsTrue(st.Conditions, api.ConditionReady), api.IsTrue(last.Conditions, api.ConditionReady)
+		if ready && !lastReady || ready == lastReady && st.UpdatedAt.After(last.UpdatedAt) {
+			last = st
+		}
+	}
+	n, known := nodes[last.Node]
+	switch {
+	case last.Node == "":
+		return &NoRegistryError{"no node serves the internal registry yet (none has started it; see `uc registry status`)"}
+	case !known:
+		return &NoRegistryError{fmt.Sprintf("the internal registry's node %s is not a registered node", last.Node)}
+	case !n.Live(now, liveTimeout):
+		return &NoRegistryError{fmt.Sprintf("the internal registry's node %s", n.Unready(now, liveTimeout))}
+	}
+	why := "no Ready condition"
+	for _, c := range last.Conditions {
+		if c.Type == api.ConditionReady {
+			why = strings.TrimSpace(c.Reason + ": " + c.Message)
+		}
+	}
+	return &NoRegistryError{fmt.Sprintf("the internal registry on %s (%s) is not ready: %s", last.Node, last.Address, why)}
 }
 
 // registrySpecName is the one row of registry_spec.

@@ -11,7 +11,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
 	"github.com/ucplane/uc/api"
@@ -82,7 +81,8 @@ func (v view) describeBuild(w io.Writer, b state.BuildRecord) {
 	v.buildOptions(w, s)
 	field(w, "Generation", fmt.Sprintf("%d (uid %s, updated %s ago)", b.Meta.Generation, b.Meta.UID, v.ago(b.Meta.UpdatedAt)))
 	if len(b.Status) == 0 {
-		field(w, "Status", "no node has reported yet")
+		nodes, _ := v.store.ListNodes(v.cmd.Context())
+		field(w, "Status", "no node has reported yet"+noLiveNode(nodes, v.now))
 		return
 	}
 	fmt.Fprintln(w, "Status:")
@@ -148,7 +148,8 @@ func (v view) describeImage(w io.Writer, img state.ImageRecord, nodes []api.Node
 	field(w, "Source", imageSource(img.Spec))
 	field(w, "Placement", placementString(img.Spec.Placement))
 	field(w, "Generation", fmt.Sprintf("%d (uid %s, updated %s ago)", img.Meta.Generation, img.Meta.UID, v.ago(img.Meta.UpdatedAt)))
-	needed := neededNodes(img.Spec.Placement, nodes, v.now)
+	need := needOf(img.Spec, nodes, v.now, false)
+	needed := api.Waited(need)
 	present := 0
 	if want, ready, err := v.wanted(img); err == nil && ready {
 		present, _ = presentOn(img, needed, want)
@@ -176,12 +177,17 @@ func (v view) describeImage(w io.Writer, img state.ImageRecord, nodes []api.Node
 			v.presenceRow(w, p, nodes)
 		}
 	}
+	for _, n := range need {
+		if n.Note != "" {
+			fmt.Fprintf(w, "  note:\t%s\n", n.Note)
+		}
+	}
 }
 
 func (v view) presenceRow(w io.Writer, p api.ImagePresence, nodes []api.Node) {
 	d := p.Detail
-	fmt.Fprintf(w, "  %s\t%s\t%s\t%d/%d\t%s/%s\t%d\t%s\t%s\t%s\n", p.Node, v.presenceState(p, nodes), orDash(p.Digest),
-		d.LayersDone, d.LayersTotal, units.BytesSize(float64(d.Bytes)), units.BytesSize(float64(d.BytesTotal)),
+	fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", p.Node, v.presenceState(p, nodes), orDash(p.Digest),
+		orDash(strings.TrimSuffix(layerProgress(d), " layers")), orDash(byteProgress(d)),
 		d.Attempts, d.Duration.Round(time.Millisecond), v.ago(p.UpdatedAt), p.Error)
 }
 

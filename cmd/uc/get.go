@@ -133,15 +133,7 @@ func builderString(c api.NodeCapacity) string {
 	return strings.Join(c.Builders, ",") + "(" + cmp.Or(strings.Join(c.Platforms, ","), "platforms-unknown") + ")"
 }
 
-func (v view) nodeStatus(n api.Node) string {
-	switch {
-	case n.State == api.NodeGone:
-		return "Gone"
-	case n.Live(v.now, owner.LiveTimeout):
-		return "Ready"
-	}
-	return "NotReady"
-}
+func (v view) nodeStatus(n api.Node) string { return n.Status(v.now, owner.LiveTimeout) }
 
 func (v view) buildsTable(w io.Writer, builds []state.BuildRecord) {
 	fmt.Fprintln(w, "NAME\tIMAGE\tGEN\tPHASE\tDIGEST\tBUILT ON\tAGE\tMESSAGE")
@@ -161,29 +153,38 @@ func (v view) buildsTable(w io.Writer, builds []state.BuildRecord) {
 func (v view) imagesTable(w io.Writer, images []state.ImageRecord, nodes []api.Node) {
 	fmt.Fprintln(w, "NAME\tSOURCE\tDIGEST\tPRESENT\tSTATUS\tPLACEMENT\tAGE")
 	for _, img := range images {
-		needed := neededNodes(img.Spec.Placement, nodes, v.now)
+		need := needOf(img.Spec, nodes, v.now, false)
+		needed := api.Waited(need)
 		present, digest, want := 0, "-", ""
 		if d, ready, err := v.wanted(img); err == nil && ready {
 			want = d
-			present, digest = presentOn(img, needed, want)
+			present, _ = presentOn(img, needed, want)
+			digest = shortDigest(want) // known even while no node holds it
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\n", img.Spec.Name, imageSource(img.Spec), digest,
-			present, len(needed), lagStatus(img, needed, want), placementString(img.Spec.Placement), v.ago(img.Meta.UpdatedAt))
+			present, len(needed), lagStatus(img, need, want), placementString(img.Spec.Placement), v.ago(img.Meta.UpdatedAt))
 	}
 }
 
-// lagStatus counts the needed nodes without the wanted digest by their
-// row's state, e.g. "pulling:1,retrying:1"; "-" when none lags.
-func lagStatus(img state.ImageRecord, needed []string, want string) string {
+// lagStatus counts the waited-for nodes without the wanted digest by their
+// row's state, e.g. "pulling:1,retrying:1", an unready one by its node's
+// state ("NotReady:1"), and the placed nodes not waited for, e.g.
+// "skipped(NotReady):1"; "-" when none lags and none is skipped.
+func lagStatus(img state.ImageRecord, need []api.NodeNeed, want string) string {
 	counts := map[string]int{}
-	for _, n := range needed {
-		p, ok := findPresence(img, n)
+	for _, n := range need {
+		p, ok := findPresence(img, n.Node)
 		switch {
+		case !n.Wait:
+			counts["skipped("+n.State+")"]++
+		case ok && p.State == api.PresencePresent && want != "" && p.Digest == want:
+		case n.State != api.StatusReady:
+			counts[n.State]++
 		case !ok:
 			counts["unreported"]++
 		case p.State != api.PresencePresent:
 			counts[p.State]++
-		case want == "" || p.Digest != want:
+		default:
 			counts["outdated"]++ // holds an older digest, the new one is not known or not pulled yet
 		}
 	}
@@ -194,17 +195,10 @@ func lagStatus(img state.ImageRecord, needed []string, want string) string {
 	return cmp.Or(strings.Join(parts, ","), "-")
 }
 
-// neededNodes are the live nodes the placement selects. A node that went
-// silent or left is not waited for: it could not run the image anyway, and
-// its rows, which only it may change, show as stale.
-func neededNodes(p api.Placement, nodes []api.Node, now time.Time) []string {
-	var out []string
-	for _, n := range nodes {
-		if n.Live(now, owner.LiveTimeout) && p.Matches(n) {
-			out = append(out, n.Name)
-		}
-	}
-	return out
+// needOf is which nodes need an image, by the one rule
+// (api.ImageSpec.Need) at the live timeout every controller uses.
+func needOf(spec api.ImageSpec, nodes []api.Node, now time.Time, skipUnready bool) []api.NodeNeed {
+	return spec.Need(nodes, api.NeedOptions{Now: now, LiveTimeout: owner.LiveTimeout, SkipUnready: skipUnready})
 }
 
 // presentOn counts needed nodes whose presence row for this incarnation of

@@ -166,7 +166,7 @@ func newRegistryGCCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return explain(err)
 			}
-			keep.Grace = grace
+			keep.Grace = &grace // set, so that --grace 0s means zero
 			client := &http.Client{Timeout: 30 * time.Minute, Transport: regserver.BasicAuth(nil, store.CredentialSource(time.Minute))}
 			rep, err := regserver.RequestGC(ctx, client, addr, keep, dryRun)
 			if err != nil {

@@ -14,14 +14,16 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/controllers/owner"
 	"github.com/ucplane/uc/state"
 	"github.com/ucplane/uc/state/corrosion"
 )
 
 func newWaitCmd(g *globals) *cobra.Command {
 	var timeout time.Duration
+	var skipUnready bool
 	cmd := &cobra.Command{
-		Use:   "wait images [NAME...] [--timeout D]",
+		Use:   "wait images [NAME...] [--timeout D] [--skip-unready]",
 		Short: "Wait until every needed node has the images, printing progress",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -31,11 +33,13 @@ func newWaitCmd(g *globals) *cobra.Command {
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			w := waiter{store: store, out: cmd.OutOrStdout(), names: args[1:], seen: map[string]string{}}
+			w := waiter{store: store, out: cmd.OutOrStdout(), names: args[1:], seen: map[string]string{}, skipUnready: skipUnready}
 			return explain(w.run(ctx))
 		},
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "give up after this long")
+	cmd.Flags().BoolVar(&skipUnready, "skip-unready", false,
+		"do not wait for NotReady nodes that a spec names (x-machines, node.hostname ==); others are never waited for")
 	return cmd
 }
 
@@ -55,6 +59,8 @@ type waiter struct {
 	// lagging names, as of the last check, each needed node that does not
 	// hold its image yet and why, for the timeout's message.
 	lagging []string
+	// skipUnready leaves out unready nodes a spec names (see api.NeedOptions).
+	skipUnready bool
 }
 
 func (w *waiter) run(ctx context.Context) error {
@@ -152,7 +158,13 @@ func (w *waiter) progress(ctx context.Context, img state.ImageRecord, nodes []ap
 			}
 		}
 	}
-	needed := neededNodes(img.Spec.Placement, nodes, time.Now())
+	need := needOf(img.Spec, nodes, time.Now(), w.skipUnready)
+	needed := api.Waited(need)
+	for _, n := range need {
+		if n.Note != "" { // a node left out never passes silently; printed again when its state changes
+			w.sayOn(name+"/"+n.Node+"/need", n.State+fmt.Sprint(n.Wait), fmt.Sprintf("%s  %s", name, n.Note))
+		}
+	}
 	for _, n := range needed {
 		p, ok := findPresence(img, n)
 		if !ok {
@@ -169,11 +181,11 @@ func (w *waiter) progress(ctx context.Context, img state.ImageRecord, nodes []ap
 	want, ready, err := w.store.WantedDigest(ctx, img)
 	if err != nil || !ready {
 		w.lagging = append(w.lagging, name+": "+cmp.Or(errString(err), "digest not known yet"))
-		w.noteLagging(img, needed, "")
+		w.noteLagging(img, need, "")
 		return false, failed
 	}
 	present, _ := presentOn(img, needed, want)
-	w.noteLagging(img, needed, want)
+	w.noteLagging(img, need, want)
 	done = len(needed) > 0 && present == len(needed)
 	if done {
 		w.say(name, fmt.Sprintf("%s  present on %d/%d nodes (%s)", name, present, len(needed), strings.Join(needed, ", ")))
@@ -189,7 +201,7 @@ func (w *waiter) buildProgress(ctx context.Context, build string) (msg string, f
 	st, ok := b.Current()
 	switch {
 	case !ok:
-		return "pending", false
+		return "pending: no node has reported on it yet" + w.noLiveNode(ctx), false
 	case st.Phase == api.BuildBuilding:
 		return fmt.Sprintf("building on %s, %d/%d steps", st.Node, st.Detail.StepsDone, st.Detail.StepsTotal), false
 	case st.Phase == api.BuildFailed:
@@ -203,11 +215,10 @@ func suffix(p api.ImagePresence) string {
 	switch {
 	case p.Error != "":
 		return " (" + p.Error + ")"
-	case p.State == api.PresencePulling && d.LayersTotal > 0:
+	case p.State == api.PresencePulling && (d.LayersTotal > 0 || d.Bytes > 0):
 		// The node writes progress at most once a second, so this prints
 		// a line per second per pulling node at most.
-		return fmt.Sprintf(" %d/%d layers, %s/%s", d.LayersDone, d.LayersTotal,
-			units.BytesSize(float64(d.Bytes)), units.BytesSize(float64(d.BytesTotal)))
+		return " " + strings.Join(slices.DeleteFunc([]string{layerProgress(d), byteProgress(d)}, func(s string) bool { return s == "" }), ", ")
 	case p.Digest != "" && d.Duration > 0:
 		return fmt.Sprintf(" %s in %s", shortDigest(p.Digest), d.Duration.Round(time.Millisecond))
 	case p.Digest != "": // found on the engine, not pulled
@@ -216,30 +227,96 @@ func suffix(p api.ImagePresence) string {
 	return ""
 }
 
+// noLiveNode says why no node reports when none is live, e.g. " (no live
+// node: node1 is NotReady since 17:02:11 (last heartbeat 40s ago))".
+func (w *waiter) noLiveNode(ctx context.Context) string {
+	nodes, err := w.store.ListNodes(ctx)
+	if err != nil {
+		return ""
+	}
+	return noLiveNode(nodes, time.Now())
+}
+
+func noLiveNode(nodes []api.Node, now time.Time) string {
+	var why []string
+	for _, n := range nodes {
+		if n.Live(now, owner.LiveTimeout) {
+			return ""
+		}
+		why = append(why, n.Unready(now, owner.LiveTimeout))
+	}
+	return " (no live node: " + cmp.Or(strings.Join(why, "; "), "none has joined; start `ucd run`") + ")"
+}
+
+// layerProgress is "1/3 layers", "" when the engine reported no layers.
+func layerProgress(d api.PresenceDetail) string {
+	if d.LayersTotal == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d/%d layers", d.LayersDone, d.LayersTotal)
+}
+
+// byteProgress says what is known of a pull's bytes: "12MiB/40MiB",
+// "12MiB downloaded" while the total is unknown, "" when the engine
+// reported no sizes (it may report none for small or cached layers).
+func byteProgress(d api.PresenceDetail) string {
+	switch {
+	case d.BytesTotal > 0:
+		return units.BytesSize(float64(d.Bytes)) + "/" + units.BytesSize(float64(d.BytesTotal))
+	case d.Bytes > 0:
+		return units.BytesSize(float64(d.Bytes)) + " downloaded"
+	}
+	return ""
+}
+
 // say prints line when the subject's line changed.
-func (w *waiter) say(subject, line string) {
-	if w.seen[subject] == line {
+func (w *waiter) say(subject, line string) { w.sayOn(subject, line, line) }
+
+// sayOn prints line when the subject's key changed: a line that counts
+// seconds is not printed again every second.
+func (w *waiter) sayOn(subject, key, line string) {
+	if w.seen[subject] == key {
 		return
 	}
-	w.seen[subject] = line
+	w.seen[subject] = key
 	fmt.Fprintln(w.out, line)
 }
 
-// noteLagging records each needed node that lacks the wanted digest (any
-// node whose row is not present, while want is not known).
-func (w *waiter) noteLagging(img state.ImageRecord, needed []string, want string) {
-	if len(needed) == 0 {
-		w.lagging = append(w.lagging, img.Spec.Name+": no node matches its placement")
+// noteLagging records each waited-for node that lacks the wanted digest
+// (any node whose row is not present, while want is not known), and why
+// an unready one may not come.
+func (w *waiter) noteLagging(img state.ImageRecord, need []api.NodeNeed, want string) {
+	if len(api.Waited(need)) == 0 {
+		w.lagging = append(w.lagging, img.Spec.Name+": no node to wait for: "+cmp.Or(notes(need), "no node matches its placement"))
 	}
-	for _, n := range needed {
-		p, ok := findPresence(img, n)
+	for _, n := range need {
+		p, ok := findPresence(img, n.Node)
 		switch {
+		case !n.Wait:
 		case !ok:
-			w.lagging = append(w.lagging, fmt.Sprintf("%s on %s: no status yet", img.Spec.Name, n))
+			w.lagging = append(w.lagging, fmt.Sprintf("%s on %s: no status yet%s", img.Spec.Name, n.Node, noteSuffix(n)))
 		case p.State != api.PresencePresent || want != "" && p.Digest != want:
-			w.lagging = append(w.lagging, fmt.Sprintf("%s on %s: %s%s", img.Spec.Name, n, p.State, suffix(p)))
+			w.lagging = append(w.lagging, fmt.Sprintf("%s on %s: %s%s%s", img.Spec.Name, n.Node, p.State, suffix(p), noteSuffix(n)))
 		}
 	}
+}
+
+// notes joins the notes on the nodes an image is placed on.
+func notes(need []api.NodeNeed) string {
+	var out []string
+	for _, n := range need {
+		if n.Note != "" {
+			out = append(out, n.Note)
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+func noteSuffix(n api.NodeNeed) string {
+	if n.Note == "" {
+		return ""
+	}
+	return " (" + n.Note + ")"
 }
 
 func errString(err error) string {
@@ -253,10 +330,14 @@ func (w *waiter) timedOut(ctx context.Context) error {
 	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return ctx.Err()
 	}
-	if len(w.lagging) == 0 {
-		return errors.New("timed out waiting for images; see `uc get images` and `uc describe image NAME`")
+	kind := "images"
+	if w.builds != nil {
+		kind = "builds"
 	}
-	return fmt.Errorf("timed out waiting for images: %s", strings.Join(w.lagging, "; "))
+	if len(w.lagging) == 0 {
+		return fmt.Errorf("timed out waiting for %s; see `uc get %s` and `uc describe %s NAME`", kind, kind, strings.TrimSuffix(kind, "s"))
+	}
+	return fmt.Errorf("timed out waiting for %s: %s", kind, strings.Join(w.lagging, "; "))
 }
 
 // checkBuilds prints one progress line per build and reports whether all
@@ -264,6 +345,7 @@ func (w *waiter) timedOut(ctx context.Context) error {
 func (w *waiter) checkBuilds(ctx context.Context) (bool, error) {
 	allDone := true
 	var failures []string
+	w.lagging = nil
 	for _, name := range w.builds {
 		msg, failed := w.buildProgress(ctx, name)
 		w.say(name, fmt.Sprintf("%s  %s", name, msg))
@@ -273,6 +355,9 @@ func (w *waiter) checkBuilds(ctx context.Context) (bool, error) {
 		_, ready, err := w.store.BuildResult(ctx, name)
 		if err != nil {
 			return false, err
+		}
+		if !ready {
+			w.lagging = append(w.lagging, name+": "+msg)
 		}
 		allDone = allDone && ready
 	}

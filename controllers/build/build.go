@@ -34,7 +34,9 @@ import (
 // Config says how this node builds.
 type Config struct {
 	Node string
-	// Driver is how this node reaches its BuildKit.
+	// Driver is how this node reaches its BuildKit. Nil: the node does not
+	// build, and only records why a build cannot run when no live node
+	// builds at all and it is that build's owner among the live nodes.
 	Driver Driver
 	// MaxBuilds limits concurrent builds on this node; more wait, visibly,
 	// as "queued". Default DefaultMaxBuilds.
@@ -80,11 +82,15 @@ func New(store *state.Store, cfg Config, log *slog.Logger) *reconcile.Controller
 	results := store.KeySource(corrosion.Stmt("SELECT name, digest FROM build_status"), log)
 	// A registry that moves may lack images: every build checks.
 	registries := store.KeySource(corrosion.Stmt("SELECT node, address, conditions FROM registry_status"), log)
+	sources := []reconcile.Source{specs, r.allOnNodeChange(nodes)}
+	if cfg.Driver != nil { // a node that only reports refusals needs no more
+		sources = append(sources, r.allOnNodeChange(registries), r.dependentsOf(results))
+	}
 	return reconcile.New(reconcile.Options{
 		// More workers than slots, so that builds past the limit show as queued.
 		Name: "build", Workers: cfg.MaxBuilds + 2, Timeout: 30 * time.Minute, Resync: 30 * time.Second,
 		Lister: r.listBuilds, Logger: log,
-	}, r, specs, r.allOnNodeChange(nodes), r.allOnNodeChange(registries), r.dependentsOf(results))
+	}, r, sources...)
 }
 
 // dependentsOf turns a build's new result into a check of the builds that
@@ -144,18 +150,25 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string) (reconcile.Resu
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	inputs, waiting, err := r.inputs(ctx, rec.Spec)
-	if err != nil {
-		return reconcile.Result{}, err
-	}
-	done := handled(rec, inputs)
 	nodes, err := r.store.ListNodes(ctx)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
 	builder, refusal, ok := pickBuilder(name, nodes, r.now(), rec.Spec)
 	if !ok || builder != r.cfg.Node {
-		return reconcile.Result{}, nil
+		return reconcile.Result{}, r.dropRefusal(ctx, rec)
+	}
+	// Only the owner reads its inputs: most nodes own few builds.
+	inputs, waiting, err := r.inputs(ctx, rec.Spec)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	done := handled(rec, inputs)
+	if r.cfg.Driver == nil { // reports why nothing builds, never builds
+		if done || refusal == nil {
+			return reconcile.Result{}, nil
+		}
+		return reconcile.Result{}, r.unschedulable(ctx, rec, refusal)
 	}
 	if done {
 		return reconcile.Result{}, r.restoreIfLost(ctx, rec, inputs)

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -48,8 +50,9 @@ func (r *Reconciler) cancelSuperseded(specs reconcile.Source) reconcile.Source {
 
 // pickBuilder owns a build on a builder that matches its x-uc-builder
 // selector, builds its platforms and allows its entitlements. When none
-// does, one builder still owns it to record why (refusal), so that the
-// failure is visible instead of nobody acting.
+// does, one node still owns it to record why (refusal), so that the
+// failure is visible instead of nobody acting: a builder, or, when no live
+// node builds at all, any live node (every node runs this controller).
 func pickBuilder(name string, nodes []api.Node, now time.Time, spec api.BuildSpec) (node string, refusal error, ok bool) {
 	need := RequiredEntitlements(spec)
 	matching := func(n api.Node) bool { return n.CanBuild() && spec.Builder.Matches(n) }
@@ -59,10 +62,15 @@ func pickBuilder(name string, nodes []api.Node, now time.Time, spec api.BuildSpe
 		return node, nil, true
 	}
 	if node, ok = owner.Pick(name, nodes, now, api.Node.CanBuild); !ok {
-		return "", nil, false
+		if node, ok = owner.Pick(name, nodes, now, nil); !ok {
+			return "", nil, false // no live node at all: nobody can say anything
+		}
+		return node, fmt.Errorf("no live node runs a builder (%s); start ucd run with --buildkit-addr, or --build-driver docker, on a node",
+			offers(nodes, now, nil)), true
 	}
 	if _, any := owner.Pick(name, nodes, now, matching); !any {
-		return node, fmt.Errorf("no live builder node matches x-uc-builder %q", spec.Builder.String()), true
+		return node, fmt.Errorf("no live builder node matches x-uc-builder %q (%s)", spec.Builder.String(),
+			offers(nodes, now, api.Node.CanBuild)), true
 	}
 	if _, any := owner.Pick(name, nodes, now, building); !any {
 		hint := ""
@@ -70,22 +78,42 @@ func pickBuilder(name string, nodes []api.Node, now time.Time, spec api.BuildSpe
 			hint = "; a multi-platform build needs the buildkit driver"
 		}
 		return node, fmt.Errorf("no live builder node builds platforms %s (%s%s)", strings.Join(spec.Platforms, ","),
-			builderPlatforms(nodes, now, matching), hint), true
+			offers(nodes, now, matching), hint), true
 	}
-	return node, fmt.Errorf("no live builder node allows entitlement %s; start ucd on a builder with --allow-entitlement %s",
-		strings.Join(need, ", "), strings.Join(need, ",")), true
+	return node, fmt.Errorf("no live builder node allows entitlement %s (%s); start ucd on a builder with --allow-entitlement %s",
+		strings.Join(need, ", "), offers(nodes, now, building), strings.Join(need, ",")), true
 }
 
-// builderPlatforms says what the candidate builders offer, for a refusal.
-func builderPlatforms(nodes []api.Node, now time.Time, candidate func(api.Node) bool) string {
-	var offers []string
+// offers says what each candidate node (every node, when candidate is
+// nil) offers, for a refusal: "node2: docker driver, linux/amd64, labels
+// zone=b, allows network.host"; an unready node says only that.
+func offers(nodes []api.Node, now time.Time, candidate func(api.Node) bool) string {
+	var out []string
 	for _, n := range nodes {
-		if n.Live(now, owner.LiveTimeout) && candidate(n) {
-			offers = append(offers, fmt.Sprintf("%s: %s driver, %s", n.Name, strings.Join(n.Capacity.Builders, ","),
-				cmp.Or(strings.Join(n.Capacity.Platforms, ","), "platforms unknown")))
+		switch {
+		case candidate != nil && !candidate(n):
+		case !n.Live(now, owner.LiveTimeout):
+			out = append(out, n.Name+": "+n.Status(now, owner.LiveTimeout))
+		case !n.CanBuild():
+			out = append(out, n.Name+": no builder")
+		default:
+			out = append(out, n.Name+": "+builderOffer(n))
 		}
 	}
-	return strings.Join(offers, "; ")
+	return cmp.Or(strings.Join(out, "; "), "no node")
+}
+
+func builderOffer(n api.Node) string {
+	parts := []string{strings.Join(n.Capacity.Builders, ",") + " driver", cmp.Or(strings.Join(n.Capacity.Platforms, ","), "platforms unknown")}
+	if len(n.Labels) > 0 {
+		var labels []string
+		for _, k := range slices.Sorted(maps.Keys(n.Labels)) {
+			labels = append(labels, k+"="+n.Labels[k])
+		}
+		parts = append(parts, "labels "+strings.Join(labels, ","))
+	}
+	parts = append(parts, "allows "+cmp.Or(strings.Join(n.Capacity.Entitlements, ","), "no entitlements"))
+	return strings.Join(parts, ", ")
 }
 
 // acquireSlot waits for one of the node's build slots, recording "queued"

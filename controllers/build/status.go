@@ -52,6 +52,18 @@ func (r *Reconciler) unschedulable(ctx context.Context, rec state.BuildRecord, w
 	return r.store.PutBuildStatus(ctx, st)
 }
 
+// dropRefusal deletes this node's refusal once another node owns the
+// build: left behind, it would stay the newest word on the generation and
+// fail waiters while the new owner builds.
+func (r *Reconciler) dropRefusal(ctx context.Context, rec state.BuildRecord) error {
+	for _, old := range rec.Status {
+		if old.Node == r.cfg.Node && isUnschedulable(old) {
+			return r.store.DeleteBuildStatus(ctx, rec.Spec.Name, r.cfg.Node)
+		}
+	}
+	return nil
+}
+
 func isUnschedulable(st api.BuildStatus) bool {
 	return slices.ContainsFunc(st.Conditions, func(c api.Condition) bool { return c.Reason == reasonUnschedulable })
 }

@@ -167,8 +167,8 @@ func runNode(ctx context.Context, cfg Config, api string, log *slog.Logger) erro
 type runnable func(context.Context) error
 
 // assemble builds this node's controllers from its configuration: every
-// node heartbeats; builders build; nodes with an engine pre-pull; one node
-// may serve the registry.
+// node heartbeats; builders build (the others only report builds nobody
+// can run); nodes with an engine pre-pull; one node may serve the registry.
 func assemble(store *state.Store, cfg Config, log *slog.Logger) ([]runnable, func(), error) {
 	capacity := apitypes.NodeCapacity{}
 	runs := []runnable{}
@@ -198,6 +198,9 @@ func assemble(store *state.Store, cfg Config, log *slog.Logger) ([]runnable, fun
 			buildCfg.Engine = engine
 		}
 		runs = append(runs, serve, build.New(store, buildCfg, log).Run)
+	} else {
+		// Says why a build cannot run when no live node builds at all.
+		runs = append(runs, build.New(store, build.Config{Node: cfg.Node}, log).Run)
 	}
 	capacity.Address = cmp.Or(cfg.AdvertiseAddr, "127.0.0.1")
 	if cfg.DockerHost != "" {

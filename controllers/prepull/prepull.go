@@ -137,7 +137,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string) (reconcile.Resu
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	if !img.Spec.Placement.Matches(self) {
+	if !img.Spec.Places(self) { // the placement rule every node and uc wait use (api.ImageSpec.Need)
 		return reconcile.Result{}, r.dropOwnRow(ctx, img)
 	}
 	return r.ensurePresent(ctx, img)
@@ -270,9 +270,8 @@ func (r *Reconciler) resolveTag(ctx context.Context, img state.ImageRecord, refr
 	if err != nil {
 		return res, false, "", err
 	}
-	// Only a node the image is placed on looks at it at all.
-	placedHere := func(n api.Node) bool { return n.Capacity.Engine && img.Spec.Placement.Matches(n) }
-	resolver, found := owner.Pick(img.Spec.Name, nodes, r.now(), placedHere)
+	// Only a live node the image is placed on looks at it at all.
+	resolver, found := owner.Pick(img.Spec.Name, nodes, r.now(), img.Spec.Places)
 	if !found || resolver != r.cfg.Node {
 		return res, false, fmt.Sprintf("waiting for %s to resolve %s to a digest", cmpOr(resolver, "a live node"), img.Spec.Image), nil
 	}

@@ -70,7 +70,8 @@ func (k *gcKeeper) collect(ctx context.Context, trigger string) {
 	rec := &api.RegistryGC{Trigger: trigger, StartedAt: k.lastRun}
 	keep, err := KeepSet(ctx, k.store)
 	if err == nil {
-		keep.Grace = k.cfg.GCGrace
+		grace := k.cfg.GCGrace
+		keep.Grace = &grace
 		var rep regserver.GCReport
 		rep, err = k.target.Collect(ctx, keep, false)
 		rec.StartedAt, rec.Duration, rec.ManifestsRemoved, rec.BlobsRemoved, rec.BytesFreed =

@@ -32,7 +32,8 @@ type Config struct {
 	// GCDiskPercent collects when the registry's filesystem is this full
 	// (percent used); zero: never for disk usage.
 	GCDiskPercent int
-	// GCGrace keeps anything newer than this; zero: the registry default.
+	// GCGrace keeps anything newer than this; zero keeps nothing by age
+	// (ucd's --registry-gc-grace defaults to the registry's DefaultGrace).
 	GCGrace time.Duration
 }
 

@@ -208,7 +208,7 @@ func (r *gcResult) ucRound(ctx context.Context, cfg config, srv *registry.Server
 	if err != nil {
 		return err
 	}
-	keep := registry.KeepSet{Grace: cfg.gcGrace}
+	keep := registry.KeepSet{Grace: &cfg.gcGrace}
 	for _, img := range refs {
 		keep.Digests = append(keep.Digests, img.manifest.String())
 	}

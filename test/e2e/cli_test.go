@@ -426,13 +426,21 @@ func TestCLI(t *testing.T) {
 	})
 
 	t.Run("get builds and images", func(t *testing.T) {
-		row := tableRow(t, ok(t, "get", "builds"), "hello/web")
-		if row[1] != "hello/web" || row[2] != "1" || row[3] != "pending" {
-			t.Errorf("build row %q, want image hello/web, generation 1, pending", row)
+		// No node builds: one of them says so, rather than a bare pending.
+		var row []string
+		if err := poll(10*time.Second, func() error {
+			row = tableRow(t, ok(t, "get", "builds"), "hello/web")
+			if row[1] != "hello/web" || row[2] != "1" || row[3] != "failed" || !strings.Contains(strings.Join(row, " "), "no live node runs a builder") {
+				return fmt.Errorf("build row %q, want image hello/web, generation 1, failed: no live node runs a builder", row)
+			}
+			return nil
+		}); err != nil {
+			t.Error(err)
 		}
+		// Neither node has an engine: neither is waited for, and it says so.
 		row = tableRow(t, ok(t, "get", "images"), "hello/web")
-		if row[1] != "build:hello/web" || row[3] != "0/2" || row[4] != "unreported:2" || row[5] != "nodes=node1,node2" {
-			t.Errorf("image row %q, want build:hello/web present 0/2, unreported:2, on nodes=node1,node2", row)
+		if row[1] != "build:hello/web" || row[3] != "0/0" || row[4] != "skipped(NoEngine):2" || row[5] != "nodes=node1,node2" {
+			t.Errorf("image row %q, want build:hello/web present 0/0, skipped(NoEngine):2, on nodes=node1,node2", row)
 		}
 
 		var builds []state.BuildRecord
@@ -461,13 +469,14 @@ func TestCLI(t *testing.T) {
 	t.Run("describe", func(t *testing.T) {
 		out := ok(t, "describe", "build", "hello/web")
 		for _, want := range []string{"Name:", "hello/web", "Context:", filepath.Join(repoRoot, "examples/hello"),
-			"GREETING=hello", "Generation:", "no node has reported yet"} {
+			"GREETING=hello", "Generation:", "Unschedulable", "no live node runs a builder (node1: no builder; node2: no builder)"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("describe build lacks %q:\n%s", want, out)
 			}
 		}
 		out = ok(t, "describe", "image", "hello/web")
-		for _, want := range []string{"Source:", "build:hello/web", "0/2 needed nodes", "node1", "node2", "not reported"} {
+		for _, want := range []string{"Source:", "build:hello/web", "0/0 needed nodes", "node1 has no Docker Engine to pull with: not waited for",
+			"node2 has no Docker Engine"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("describe image lacks %q:\n%s", want, out)
 			}
@@ -541,8 +550,8 @@ func TestCLI(t *testing.T) {
 			t.Errorf("apply with override printed:\n%s", out)
 		}
 		row := tableRow(t, ok(t, "get", "images"), "hello/web")
-		if row[3] != "0/1" || row[5] != "nodes=node1" {
-			t.Errorf("image row %q, want 0/1 on nodes=node1", row)
+		if row[3] != "0/0" || row[4] != "skipped(NoEngine):1" || row[5] != "nodes=node1" {
+			t.Errorf("image row %q, want 0/0, skipped(NoEngine):1 on nodes=node1", row)
 		}
 		if row := tableRow(t, ok(t, "get", "builds"), "hello/web"); row[2] != "2" {
 			t.Errorf("build row %q, want generation 2", row)

@@ -81,4 +81,23 @@ func TestNodeJoin(t *testing.T) {
 			t.Errorf("node3's row was changed or deleted by another node: %q", d)
 		}
 	})
+
+	t.Run("a dead node the spec names is waited for, unless --skip-unready", func(t *testing.T) {
+		named := filepath.Join(t.TempDir(), "compose.yaml")
+		writeFile(t, named, fmt.Sprintf("name: named\nservices:\n  all3:\n    image: %s\n    x-machines: [node1, node2, node3]\n"+
+			"  only3:\n    image: %s\n    x-machines: [node3]\n", env["UC_BASE_IMAGE"], env["UC_BASE_IMAGE"]))
+		c.ok(t, "apply", "-f", named)
+		for _, image := range []string{"named/all3", "named/only3"} {
+			r := c.uc("wait", "images", image, "--timeout", "20s")
+			if r.code != 1 || !strings.Contains(r.stdout, image+"  node3 is NotReady since") ||
+				!strings.Contains(r.stderr, image+" on node3: no status yet (node3 is NotReady since") {
+				t.Errorf("wait %s with node3 dead: %v\nwant a timeout naming node3 as NotReady", image, r)
+			}
+		}
+		r := c.uc("wait", "images", "named/all3", "--timeout", "1m", "--skip-unready")
+		if r.code != 0 || !strings.Contains(r.stdout, "present on 2/2 nodes (node1, node2)") ||
+			!strings.Contains(r.stdout, "(last heartbeat") || !strings.Contains(r.stdout, "): not waited for") {
+			t.Errorf("wait --skip-unready: %v\nwant present on 2/2 nodes, saying node3 is not waited for", r)
+		}
+	})
 }
