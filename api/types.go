@@ -514,6 +514,14 @@ type RegistryGC struct {
 	BlobsRemoved     int           `json:"blobs_removed" yaml:"blobs_removed"`
 	BytesFreed       int64         `json:"bytes_freed" yaml:"bytes_freed"`
 	Error            string        `json:"error,omitempty" yaml:"error,omitempty"`
+	// What could not be freed, and why: needed by specs, builds or nodes,
+	// or younger than the grace the collection ran with (it shrinks under
+	// disk pressure). UploadsPurged counts abandoned partial uploads.
+	Grace               time.Duration `json:"grace,omitempty" yaml:"grace,omitempty"`
+	KeptReferencedBytes int64         `json:"kept_referenced_bytes,omitempty" yaml:"kept_referenced_bytes,omitempty"`
+	KeptYoungBytes      int64         `json:"kept_young_bytes,omitempty" yaml:"kept_young_bytes,omitempty"`
+	UploadsPurged       int           `json:"uploads_purged,omitempty" yaml:"uploads_purged,omitempty"`
+	UploadBytesFreed    int64         `json:"upload_bytes_freed,omitempty" yaml:"upload_bytes_freed,omitempty"`
 }
 
 // Condition types.

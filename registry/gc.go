@@ -64,6 +64,17 @@ type GCReport struct {
 	BytesFreed       int64         `json:"bytes_freed"`
 	// Spared counts what the mark chose but a client touched meanwhile.
 	Spared int `json:"spared"`
+	// Grace is the grace this collection kept new content for.
+	Grace time.Duration `json:"grace"`
+	// KeptReferencedBytes is what stayed because the keep set (specs,
+	// builds, nodes) needs it; KeptYoungBytes what stayed only because it
+	// is younger than the grace or a client used it meanwhile.
+	KeptReferencedBytes int64 `json:"kept_referenced_bytes"`
+	KeptYoungBytes      int64 `json:"kept_young_bytes"`
+	// UploadsPurged counts abandoned partial uploads removed (their bytes
+	// are in BytesFreed too, and in UploadBytesFreed).
+	UploadsPurged    int   `json:"uploads_purged"`
+	UploadBytesFreed int64 `json:"upload_bytes_freed"`
 }
 
 // collector holds one registry's storage as GC sees it.
@@ -72,7 +83,14 @@ type collector struct {
 	ns      distribution.Namespace
 	touches *touches
 	running sync.Mutex // one collection at a time
+	// uploadIdle is how long a client may pause between the requests of
+	// one upload before a purge counts it abandoned, however short the
+	// grace.
+	uploadIdle time.Duration
 }
+
+// DefaultUploadIdle is the collector's uploadIdle.
+const DefaultUploadIdle = time.Minute
 
 // manifestRef is one manifest in one repository.
 type manifestRef struct {
@@ -85,7 +103,7 @@ func newCollector(ctx context.Context, d driver.StorageDriver, t *touches) (*col
 	if err != nil {
 		return nil, err
 	}
-	return &collector{driver: d, ns: ns, touches: t}, nil
+	return &collector{driver: d, ns: ns, touches: t, uploadIdle: DefaultUploadIdle}, nil
 }
 
 // Collect marks from keep and sweeps the rest.
@@ -93,7 +111,8 @@ func (c *collector) Collect(ctx context.Context, keep KeepSet, dryRun bool) (GCR
 	c.running.Lock()
 	defer c.running.Unlock()
 	rep := GCReport{DryRun: dryRun, StartedAt: time.Now()}
-	cutoff := rep.StartedAt.Add(-keep.GraceOrDefault())
+	rep.Grace = keep.GraceOrDefault()
+	cutoff := rep.StartedAt.Add(-rep.Grace)
 	m, err := c.mark(ctx, keep, cutoff)
 	if err != nil {
 		return rep, fmt.Errorf("gc mark: %w", err)
@@ -105,6 +124,7 @@ func (c *collector) Collect(ctx context.Context, keep KeepSet, dryRun bool) (GCR
 	if err := c.sweepBlobs(ctx, m, cutoff, dryRun, &rep); err != nil {
 		return rep, fmt.Errorf("gc sweep blobs: %w", err)
 	}
+	c.purgeUploads(ctx, cutoff, dryRun, &rep)
 	c.touches.forget(cutoff)
 	rep.Duration = time.Since(rep.StartedAt)
 	return rep, nil
@@ -117,6 +137,10 @@ type marked struct {
 	keptManifests map[manifestRef]bool       //
 	keptBlobs     map[digest.Digest]bool     // blobs any kept manifest needs
 	bodies        map[manifestRef]manifestJS // parsed manifests
+	// young are the manifests kept only for being younger than the
+	// grace; referencedBlobs the blobs the rest (the keep set) needs.
+	young           map[manifestRef]bool
+	referencedBlobs map[digest.Digest]bool
 }
 
 // manifestJS is the part of a manifest GC reads.
@@ -147,7 +171,7 @@ func (m manifestJS) references() []digest.Digest {
 // kept, and blobs.
 func (c *collector) mark(ctx context.Context, keep KeepSet, cutoff time.Time) (*marked, error) {
 	m := &marked{tags: map[manifestRef][]string{}, keptManifests: map[manifestRef]bool{},
-		keptBlobs: map[digest.Digest]bool{}, bodies: map[manifestRef]manifestJS{}}
+		keptBlobs: map[digest.Digest]bool{}, bodies: map[manifestRef]manifestJS{}, young: map[manifestRef]bool{}}
 	keepDigests := map[digest.Digest]bool{}
 	for _, d := range keep.Digests {
 		keepDigests[digest.Digest(d)] = true
@@ -157,6 +181,17 @@ func (c *collector) mark(ctx context.Context, keep KeepSet, cutoff time.Time) (*
 	})
 	if err != nil {
 		return nil, err
+	}
+	// Once from the keep set alone, to tell what it needs, then with the
+	// young manifests as well.
+	m.close()
+	m.referencedBlobs, m.keptBlobs = m.keptBlobs, map[digest.Digest]bool{}
+	for ref := range m.young {
+		if !m.keptManifests[ref] {
+			m.keptManifests[ref] = true
+		} else {
+			delete(m.young, ref)
+		}
 	}
 	m.close()
 	return m, nil
@@ -182,8 +217,10 @@ func (c *collector) markRepo(ctx context.Context, repo string, keep KeepSet, kee
 			return nil // a revision without content: nothing to follow, sweep it
 		}
 		m.bodies[ref] = body
-		if keepDigests[d] || c.fresh(ctx, revisionLinkPath(repo, d), cutoff) {
+		if keepDigests[d] {
 			m.keptManifests[ref] = true
+		} else if c.fresh(ctx, revisionLinkPath(repo, d), cutoff) {
+			m.young[ref] = true
 		}
 		return nil
 	})
@@ -304,11 +341,20 @@ func (c *collector) removeManifest(ctx context.Context, vacuum storage.Vacuum, r
 
 func (c *collector) sweepBlobs(ctx context.Context, m *marked, cutoff time.Time, dryRun bool, rep *GCReport) error {
 	vacuum := storage.NewVacuum(ctx, c.driver)
-	return c.ns.Blobs().Enumerate(ctx, func(d digest.Digest) error {
-		if m.keptBlobs[d] || c.fresh(ctx, blobDataPath(d), cutoff) {
+	err := c.ns.Blobs().Enumerate(ctx, func(d digest.Digest) error {
+		var size int64
+		var fresh bool
+		if fi, err := c.driver.Stat(ctx, blobDataPath(d)); err == nil {
+			size, fresh = fi.Size(), fi.ModTime().After(cutoff)
+		}
+		switch {
+		case m.referencedBlobs[d]:
+			rep.KeptReferencedBytes += size
+			return nil
+		case m.keptBlobs[d] || fresh:
+			rep.KeptYoungBytes += size
 			return nil
 		}
-		size := c.size(ctx, blobDataPath(d))
 		if dryRun {
 			rep.BlobsRemoved++
 			rep.BytesFreed += size
@@ -320,12 +366,57 @@ func (c *collector) sweepBlobs(ctx context.Context, m *marked, cutoff time.Time,
 		}
 		if !deleted {
 			rep.Spared++
+			rep.KeptYoungBytes += size
 			return nil
 		}
 		rep.BlobsRemoved++
 		rep.BytesFreed += size
 		return nil
 	})
+	if errors.As(err, &driver.PathNotFoundError{}) {
+		return nil // no blob was ever stored
+	}
+	return err
+}
+
+// purgeUploads removes partial uploads started before cutoff, as
+// distribution's upload purging does, except those a client still sends
+// (a request in flight, or one within uploadIdle): the purge date moves
+// back to before the oldest of those began. An upload it fails to remove
+// (a client wrote to it meanwhile) is looked at again next time.
+func (c *collector) purgeUploads(ctx context.Context, cutoff time.Time, dryRun bool, rep *GCReport) {
+	olderThan, idle := cutoff, time.Now().Add(-c.uploadIdle)
+	c.touches.forgetUploads(idle)
+	for _, u := range c.touches.uploadsInUse(idle) {
+		started, err := c.uploadStarted(ctx, u)
+		if err == nil && started.Before(olderThan) {
+			olderThan = started
+		}
+	}
+	// Starts are stored in whole seconds: one begun in this second looks
+	// older than it is.
+	olderThan = olderThan.Truncate(time.Second)
+	// A dry run picks them, so that their sizes can be read before they
+	// go; then they are deleted as PurgeUploads deletes them.
+	stale, _ := storage.PurgeUploads(ctx, c.driver, olderThan, false)
+	for _, dir := range stale {
+		size := c.size(ctx, path.Join(dir, "data"))
+		if !dryRun && c.driver.Delete(ctx, dir) != nil {
+			continue
+		}
+		rep.UploadsPurged++
+		rep.UploadBytesFreed += size
+	}
+	rep.BytesFreed += rep.UploadBytesFreed
+}
+
+// uploadStarted is when an upload began, as distribution recorded it.
+func (c *collector) uploadStarted(ctx context.Context, u upload) (time.Time, error) {
+	b, err := c.driver.GetContent(ctx, path.Join(storageRoot, "repositories", u.repo, "_uploads", u.uuid, "startedat"))
+	if err != nil {
+		return time.Time{}, err
+	}
+	return time.Parse(time.RFC3339, string(b))
 }
 
 func (c *collector) repository(ctx context.Context, repo string) (distribution.Repository, error) {

@@ -24,9 +24,55 @@ import (
 type touches struct {
 	mu sync.Mutex // held by the sweep for one deletion at a time
 	at map[digest.Digest]time.Time
+	// uploads are the blob uploads clients are using, by upload UUID: a
+	// purge of stale uploads spares them.
+	uploads map[string]*uploadUse
 }
 
-func newTouches() *touches { return &touches{at: map[digest.Digest]time.Time{}} }
+// uploadUse is how a client uses one blob upload.
+type uploadUse struct {
+	repo     string
+	inFlight int       // requests being served now
+	last     time.Time // when the last request ended (or began)
+}
+
+// upload names one blob upload of a repository.
+type upload struct{ repo, uuid string }
+
+func newTouches() *touches {
+	return &touches{at: map[digest.Digest]time.Time{}, uploads: map[string]*uploadUse{}}
+}
+
+// useUpload records a request for an upload starting (delta 1) or ending
+// (delta -1).
+func (t *touches) useUpload(repo, uuid string, now time.Time, delta int) {
+	if uuid == "" {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	u := t.uploads[uuid]
+	if u == nil {
+		u = &uploadUse{repo: repo}
+		t.uploads[uuid] = u
+	}
+	u.inFlight += delta
+	u.last = now
+}
+
+// uploadsInUse lists the uploads with a request in flight or used since
+// cutoff: a client is still sending them.
+func (t *touches) uploadsInUse(cutoff time.Time) []upload {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []upload
+	for uuid, u := range t.uploads {
+		if u.inFlight > 0 || u.last.After(cutoff) {
+			out = append(out, upload{u.repo, uuid})
+		}
+	}
+	return out
+}
 
 func (t *touches) touch(now time.Time, dgsts ...digest.Digest) {
 	t.mu.Lock()
@@ -55,6 +101,18 @@ func (t *touches) forget(cutoff time.Time) {
 	for d, at := range t.at {
 		if at.Before(cutoff) {
 			delete(t.at, d)
+		}
+	}
+}
+
+// forgetUploads drops uploads idle since before cutoff: abandoned, or
+// finished.
+func (t *touches) forgetUploads(cutoff time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for uuid, u := range t.uploads {
+		if u.inFlight == 0 && u.last.Before(cutoff) {
+			delete(t.uploads, uuid)
 		}
 	}
 }
@@ -89,20 +147,47 @@ func (t *touches) track(next http.Handler) http.Handler {
 					t.touch(now, d)
 				}
 			}
+			t.trackUpload(w, r, ref, next)
+			return
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
+// trackUpload serves a request for a blob upload while recording that the
+// upload is in use; a POST starts one, named by the answer's
+// Docker-Upload-UUID.
+func (t *touches) trackUpload(w http.ResponseWriter, r *http.Request, uuid string, next http.Handler) {
+	repo := v2Repo(r.URL.Path)
+	t.useUpload(repo, uuid, time.Now(), 1)
+	defer func() {
+		t.useUpload(repo, uuid, time.Now(), -1)
+		if uuid == "" {
+			t.useUpload(repo, w.Header().Get("Docker-Upload-UUID"), time.Now(), 0)
+		}
+	}()
+	next.ServeHTTP(w, r)
+}
+
+// v2Repo is the repository of a /v2/<name>/blobs/uploads/… path.
+func v2Repo(path string) string {
+	rest := strings.TrimPrefix(path, "/v2/")
+	if i := strings.LastIndex(rest, "/blobs/uploads"); i >= 0 {
+		return rest[:i]
+	}
+	return ""
+}
+
 // splitV2Path reads /v2/<name>/{manifests,blobs}/<ref> and
-// /v2/<name>/blobs/uploads/…; kind is "manifests", "blobs" or "uploads".
+// /v2/<name>/blobs/uploads/<uuid>; kind is "manifests", "blobs" or
+// "uploads", whose ref is the upload's UUID ("" for a POST).
 func splitV2Path(path string) (kind, ref string, ok bool) {
 	rest, ok := strings.CutPrefix(path, "/v2/")
 	if !ok {
 		return "", "", false
 	}
 	if i := strings.LastIndex(rest, "/blobs/uploads"); i >= 0 {
-		return "uploads", "", true
+		return "uploads", strings.Trim(rest[i+len("/blobs/uploads"):], "/"), true
 	}
 	for _, k := range []string{"manifests", "blobs"} {
 		if i := strings.LastIndex(rest, "/"+k+"/"); i >= 0 {

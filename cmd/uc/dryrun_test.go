@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -14,16 +13,10 @@ import (
 	"github.com/ucplane/uc/state/statetest"
 )
 
-// runUC runs the uc command tree in-process against the state at addr.
-func runUC(t *testing.T, addr string, args ...string) (string, error) {
+// ucAt runs uc in-process against the state at addr.
+func ucAt(t *testing.T, addr string, args ...string) (string, error) {
 	t.Helper()
-	root := newRootCmd()
-	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&out)
-	root.SetArgs(append([]string{"--corrosion-api", addr}, args...))
-	err := root.ExecuteContext(context.Background())
-	return out.String(), err
+	return runUC(context.Background(), append([]string{"--corrosion-api", addr}, args...)...)
 }
 
 // startCluster is a state with two live nodes and a Ready internal
@@ -120,15 +113,15 @@ func TestDryRunPredictsApply(t *testing.T) {
 			if tt.setup != nil {
 				other := t.TempDir()
 				writeTree(t, other, tt.setup)
-				if out, err := runUC(t, addr, "apply", "-f", filepath.Join(other, "compose.yaml")); err != nil {
+				if out, err := ucAt(t, addr, "apply", "-f", filepath.Join(other, "compose.yaml")); err != nil {
 					t.Fatalf("setup apply: %v\n%s", err, out)
 				}
 			}
 			dir := t.TempDir()
 			writeTree(t, dir, tt.files)
 			args := append([]string{"apply", "-f", filepath.Join(dir, "compose.yaml")}, tt.args...)
-			dryOut, dryErr := runUC(t, addr, append(args, "--dry-run")...)
-			out, err := runUC(t, addr, args...)
+			dryOut, dryErr := ucAt(t, addr, append(args, "--dry-run")...)
+			out, err := ucAt(t, addr, args...)
 			if (dryErr == nil) != (err == nil) || (err != nil && dryErr.Error() != err.Error()) {
 				t.Fatalf("dry run and apply disagree:\ndry run: %v\n%s\napply: %v\n%s", dryErr, dryOut, err, out)
 			}
@@ -147,7 +140,7 @@ func TestDryRunWithoutState(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	writeTree(t, dir, map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    image: busybox\n    x-machines: [node9]\n"})
-	out, err := runUC(t, "http://127.0.0.1:1", "apply", "-f", filepath.Join(dir, "compose.yaml"), "--dry-run")
+	out, err := ucAt(t, "http://127.0.0.1:1", "apply", "-f", filepath.Join(dir, "compose.yaml"), "--dry-run")
 	if err != nil {
 		t.Fatal(err)
 	}

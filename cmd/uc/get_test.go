@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/state"
 	"github.com/ucplane/uc/state/statetest"
 )
 
@@ -23,7 +24,7 @@ func TestGetImagesWhileHeartbeatsFail(t *testing.T) {
 	p := &api.Project{Name: "w",
 		Builds: []api.BuildSpec{{Name: "w/web", Project: "w", Service: "web", Image: "w/web", Context: "/src"}},
 		Images: []api.ImageSpec{{Name: "w/web", Project: "w", Service: "web", Build: "w/web"}}}
-	if _, err := srv.Store.ApplyProject(ctx, p, false); err != nil {
+	if _, err := srv.Store.ApplyProject(ctx, p, state.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	b, err := srv.Store.GetBuild(ctx, "w/web")

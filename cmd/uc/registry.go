@@ -138,8 +138,37 @@ func gcSummary(gc *api.RegistryGC) string {
 	case gc.Error != "":
 		return fmt.Sprintf("%s ago (%s): failed: %s", time.Since(gc.StartedAt).Round(time.Second), gc.Trigger, gc.Error)
 	}
-	return fmt.Sprintf("%s ago (%s): %d manifests, %d blobs, %s freed in %s", time.Since(gc.StartedAt).Round(time.Second),
-		gc.Trigger, gc.ManifestsRemoved, gc.BlobsRemoved, units.BytesSize(float64(gc.BytesFreed)), gc.Duration.Round(time.Millisecond))
+	return fmt.Sprintf("%s ago (%s): %d manifests, %d blobs, %s freed in %s%s", time.Since(gc.StartedAt).Round(time.Second),
+		gc.Trigger, gc.ManifestsRemoved, gc.BlobsRemoved, units.BytesSize(float64(gc.BytesFreed)), gc.Duration.Round(time.Millisecond),
+		keptSummary(gc.Grace, gc.KeptReferencedBytes, gc.KeptYoungBytes, gc.UploadsPurged, gc.UploadBytesFreed))
+}
+
+// keptSummary says what a collection could not free and why, and what
+// abandoned uploads it reclaimed: "; 12MiB kept: referenced by specs".
+func keptSummary(grace time.Duration, referenced, young int64, uploads int, uploadBytes int64) string {
+	var b strings.Builder
+	if referenced > 0 {
+		fmt.Fprintf(&b, "; %s kept: referenced by specs, builds or nodes", units.BytesSize(float64(referenced)))
+	}
+	if young > 0 {
+		fmt.Fprintf(&b, "; %s kept: younger than grace %s", units.BytesSize(float64(young)), shortDuration(grace))
+	}
+	if uploads > 0 {
+		fmt.Fprintf(&b, "; %s of %d abandoned uploads reclaimed", units.BytesSize(float64(uploadBytes)), uploads)
+	}
+	return b.String()
+}
+
+// shortDuration drops a duration's zero tail: 10m, 1h, 7m30s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 func newRegistryGCCmd(g *globals) *cobra.Command {
@@ -194,5 +223,6 @@ func printGCReport(w io.Writer, rep regserver.GCReport) {
 	if rep.Spared > 0 {
 		fmt.Fprintf(w, "; %d spared because a client used them during the sweep", rep.Spared)
 	}
+	fmt.Fprint(w, keptSummary(rep.Grace, rep.KeptReferencedBytes, rep.KeptYoungBytes, rep.UploadsPurged, rep.UploadBytesFreed))
 	fmt.Fprintf(w, " (%s)\n", strings.TrimSpace(rep.Duration.Round(time.Millisecond).String()))
 }

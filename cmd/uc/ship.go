@@ -31,7 +31,7 @@ func shipContexts(cmd *cobra.Command, store *state.Store, file string, p *api.Pr
 	}
 	registry, err := store.RegistryAddress(cmd.Context(), time.Now(), owner.LiveTimeout)
 	if errors.Is(err, state.ErrNoRegistry) {
-		fmt.Fprintln(cmd.OutOrStdout(), "contexts not shipped: no node serves the internal registry yet, so builders read them from this machine's paths")
+		fmt.Fprintf(cmd.OutOrStdout(), "contexts not shipped: %v, so builders read them from this machine's paths\n", err)
 		return nil
 	}
 	if err != nil {

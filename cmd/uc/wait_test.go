@@ -43,7 +43,7 @@ func imageOn(t *testing.T, store *state.Store, p api.Placement, present ...strin
 	t.Helper()
 	ctx := testCtx(t)
 	spec := api.ImageSpec{Name: "w/web", Project: "w", Service: "web", Image: pinned, Placement: p}
-	if _, err := store.ApplyProject(ctx, &api.Project{Name: "w", Images: []api.ImageSpec{spec}}, false); err != nil {
+	if _, err := store.ApplyProject(ctx, &api.Project{Name: "w", Images: []api.ImageSpec{spec}}, state.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	img, err := store.GetImage(ctx, "w/web")
@@ -156,7 +156,7 @@ func TestWaitBuildsNobodyLive(t *testing.T) {
 	srv := statetest.Start(t)
 	node(t, srv.Store, "n3", false, false)
 	p := &api.Project{Name: "w", Builds: []api.BuildSpec{{Name: "w/web", Project: "w", Service: "web", Image: "w/web", Context: "/src"}}}
-	if _, err := srv.Store.ApplyProject(testCtx(t), p, false); err != nil {
+	if _, err := srv.Store.ApplyProject(testCtx(t), p, state.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer

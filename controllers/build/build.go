@@ -45,6 +45,9 @@ type Config struct {
 	LogDir string
 	// ContextCacheDir holds contexts fetched from the registry, by digest.
 	ContextCacheDir string
+	// DataDir is the node's data dir: when its disk is full, a failed
+	// build says so and is retried.
+	DataDir string
 	// Credentials are the internal registry's, when it has auth.
 	Credentials api.CredentialSource
 	// Engine is this node's Docker Engine, if any: a restore copies from it
@@ -63,6 +66,9 @@ type Reconciler struct {
 
 	mu      sync.Mutex
 	running map[string]runningBuild // by build name
+	// unwritten holds outcomes whose status write failed, by build name,
+	// until a retry writes them.
+	unwritten map[string]api.BuildStatus
 }
 
 // DefaultMaxBuilds is how many builds a node runs at once by default.
@@ -72,11 +78,8 @@ const DefaultMaxBuilds = 2
 // membership change can move a build to another owner; the resync catches
 // nodes that go silent without a row changing.
 func New(store *state.Store, cfg Config, log *slog.Logger) *reconcile.Controller {
-	if cfg.MaxBuilds <= 0 {
-		cfg.MaxBuilds = DefaultMaxBuilds
-	}
-	r := &Reconciler{store: store, cfg: cfg, log: log.With("controller", "build"), now: time.Now,
-		registry: newRegistryClient(cfg.Credentials), slots: make(chan struct{}, cfg.MaxBuilds), running: map[string]runningBuild{}}
+	r := newReconciler(store, cfg, log)
+	cfg = r.cfg
 	specs := r.cancelSuperseded(store.KeySource(corrosion.Stmt("SELECT name, uid, generation FROM build_specs"), log))
 	nodes := store.KeySource(corrosion.Stmt("SELECT name, state, capacity FROM nodes"), log)
 	results := store.KeySource(corrosion.Stmt("SELECT name, digest FROM build_status"), log)
@@ -91,6 +94,15 @@ func New(store *state.Store, cfg Config, log *slog.Logger) *reconcile.Controller
 		Name: "build", Workers: cfg.MaxBuilds + 2, Timeout: 30 * time.Minute, Resync: 30 * time.Second,
 		Lister: r.listBuilds, Logger: log,
 	}, r, sources...)
+}
+
+func newReconciler(store *state.Store, cfg Config, log *slog.Logger) *Reconciler {
+	if cfg.MaxBuilds <= 0 {
+		cfg.MaxBuilds = DefaultMaxBuilds
+	}
+	return &Reconciler{store: store, cfg: cfg, log: log.With("controller", "build"), now: time.Now,
+		registry: newRegistryClient(cfg.Credentials), slots: make(chan struct{}, cfg.MaxBuilds), running: map[string]runningBuild{},
+		unwritten: map[string]api.BuildStatus{}}
 }
 
 // dependentsOf turns a build's new result into a check of the builds that
@@ -145,10 +157,18 @@ func (r *Reconciler) allOnNodeChange(nodes reconcile.Source) reconcile.Source {
 func (r *Reconciler) Reconcile(ctx context.Context, name string) (reconcile.Result, error) {
 	rec, err := r.store.GetBuild(ctx, name)
 	if errors.Is(err, state.ErrNotFound) {
+		r.forgetUnwritten(name)
 		return reconcile.Result{}, r.store.DeleteBuildStatus(ctx, name, r.cfg.Node)
 	}
 	if err != nil {
 		return reconcile.Result{}, err
+	}
+	if written, err := r.flushUnwritten(ctx, rec); err != nil {
+		return reconcile.Result{}, err
+	} else if written {
+		if rec, err = r.store.GetBuild(ctx, name); err != nil {
+			return reconcile.Result{}, err
+		}
 	}
 	nodes, err := r.store.ListNodes(ctx)
 	if err != nil {
@@ -237,7 +257,7 @@ func (r *Reconciler) build(ctx context.Context, rec state.BuildRecord, inputs ma
 	}
 	refs, err := imageRefs(registry, rec.Spec)
 	if err != nil {
-		return reconcile.Terminal(r.fail(ctx, rec, newStatus(r.cfg.Node, rec), err, true))
+		return r.fail(ctx, rec, newStatus(r.cfg.Node, rec), err, true)
 	}
 	st := r.startStatus(rec, refs[0])
 	if why != "" {
@@ -398,7 +418,7 @@ func (r *Reconciler) solve(ctx context.Context, rec state.BuildRecord, st api.Bu
 	}
 	spec, err := r.localContext(ctx, rec.Spec)
 	if err != nil {
-		return r.fail(ctx, rec, st, err, false)
+		return r.fail(ctx, rec, st, r.diskFull(err), false)
 	}
 	rec.Spec = spec
 	bctx, cancel := context.WithCancelCause(ctx)
@@ -419,12 +439,8 @@ func (r *Reconciler) solve(ctx context.Context, rec state.BuildRecord, st api.Bu
 		r.log.Info("Build cancelled: its spec changed.", "build", rec.Spec.Name, "generation", rec.Meta.Generation)
 		return nil // the spec's change enqueued the key again
 	case err != nil:
-		terminal := !IsTransient(err)
-		err = r.fail(ctx, rec, st, err, terminal)
-		if terminal {
-			return reconcile.Terminal(err)
-		}
-		return err
+		err = r.diskFull(err)
+		return r.fail(ctx, rec, st, err, !IsTransient(err))
 	}
 	return r.succeed(ctx, rec, st, res.Digest)
 }

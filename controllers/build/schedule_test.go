@@ -93,7 +93,7 @@ func TestNonBuilderReportsRefusal(t *testing.T) {
 	}
 	register(liveNode("n1"))
 	p := &api.Project{Name: "p", Builds: []api.BuildSpec{{Name: "p/web", Project: "p", Service: "web", Image: "p/web", Context: "/src"}}}
-	if _, err := store.ApplyProject(ctx, p, false); err != nil {
+	if _, err := store.ApplyProject(ctx, p, state.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	r := &Reconciler{store: store, cfg: Config{Node: "n1"}, log: slog.New(slog.DiscardHandler), now: func() time.Time { return clock }}

@@ -2,12 +2,12 @@ package build
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/reconcile"
 	"github.com/ucplane/uc/state"
 )
 
@@ -118,7 +118,10 @@ func (r *Reconciler) succeed(ctx context.Context, rec state.BuildRecord, st api.
 	}
 	st.Conditions = []api.Condition{{Type: api.ConditionReady, Status: "True", Reason: "Built", Message: st.Message, LastTransitionTime: now}}
 	r.log.Info("Build succeeded.", "build", rec.Spec.Name, "digest", digest, "duration", now.Sub(st.Detail.StartedAt))
-	return r.store.PutBuildStatus(ctx, st)
+	if err := r.record(ctx, st); err != nil {
+		return fmt.Errorf("build %s succeeded, but %w", rec.Spec.Name, err)
+	}
+	return nil
 }
 
 // history is the digests of the last successful builds, newest first,
@@ -140,7 +143,8 @@ func history(rec state.BuildRecord, digest string) []string {
 }
 
 // fail records a failed build. A terminal failure (the Dockerfile's fault)
-// marks the generation handled; a transient one leaves it to be retried.
+// marks the generation handled and is not retried once recorded; a
+// transient one leaves it to be retried.
 func (r *Reconciler) fail(ctx context.Context, rec state.BuildRecord, st api.BuildStatus, cause error, terminal bool) error {
 	now := r.now()
 	st.Phase, st.Message = api.BuildFailed, cause.Error()
@@ -152,8 +156,59 @@ func (r *Reconciler) fail(ctx context.Context, rec state.BuildRecord, st api.Bui
 		cond = api.Condition{Type: api.ConditionReconciling, Status: "True", Reason: "RetryingBuild", Message: st.Message, LastTransitionTime: now}
 	}
 	st.Conditions = []api.Condition{{Type: api.ConditionReady, Status: "False", Reason: "BuildFailed", Message: st.Message, LastTransitionTime: now}, cond}
-	if err := r.store.PutBuildStatus(ctx, st); err != nil {
-		return errors.Join(cause, err)
+	if err := r.record(ctx, st); err != nil {
+		return fmt.Errorf("build %s failed (%w), and %w", rec.Spec.Name, cause, err)
 	}
-	return fmt.Errorf("build %s: %w", rec.Spec.Name, cause)
+	err := fmt.Errorf("build %s: %w", rec.Spec.Name, cause)
+	if terminal {
+		return reconcile.Terminal(err)
+	}
+	return err
+}
+
+// record writes a build's outcome. A write that fails (the state's disk
+// is full, the API is away) is kept and written first by the key's next
+// reconcile, which the returned error schedules with backoff: an outcome
+// is never dropped, and never left showing "building".
+func (r *Reconciler) record(ctx context.Context, st api.BuildStatus) error {
+	err := r.store.PutBuildStatus(ctx, st)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		r.unwritten[st.Name] = st
+		if IsDiskFull(err) {
+			return fmt.Errorf("writing its status failed, the state's disk is full (retrying): %w", err)
+		}
+		return fmt.Errorf("writing its status failed (retrying): %w", err)
+	}
+	delete(r.unwritten, st.Name)
+	return nil
+}
+
+// flushUnwritten writes an outcome whose write failed before, unless the
+// spec it was for is gone or replaced. written says the build's status
+// changed, so the caller reads it again.
+func (r *Reconciler) flushUnwritten(ctx context.Context, rec state.BuildRecord) (written bool, err error) {
+	r.mu.Lock()
+	st, ok := r.unwritten[rec.Spec.Name]
+	if ok && st.SpecUID != rec.Meta.UID {
+		delete(r.unwritten, rec.Spec.Name)
+		ok = false
+	}
+	r.mu.Unlock()
+	if !ok {
+		return false, nil
+	}
+	if err := r.record(ctx, st); err != nil {
+		return false, fmt.Errorf("build %s: %w", rec.Spec.Name, err)
+	}
+	r.log.Info("Wrote a build outcome whose first write failed.", "build", rec.Spec.Name, "phase", st.Phase)
+	return true, nil
+}
+
+// forgetUnwritten drops an outcome kept for a build that is gone.
+func (r *Reconciler) forgetUnwritten(name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.unwritten, name)
 }

@@ -189,7 +189,7 @@ func assemble(store *state.Store, cfg Config, log *slog.Logger) ([]runnable, fun
 		}
 		capacity.API = api
 		buildCfg := build.Config{Node: cfg.Node, Driver: driver, MaxBuilds: cfg.MaxBuilds, LogDir: logDir,
-			ContextCacheDir: filepath.Join(cfg.DataDir, "contexts"), Credentials: creds}
+			ContextCacheDir: filepath.Join(cfg.DataDir, "contexts"), DataDir: cfg.DataDir, Credentials: creds}
 		if cfg.DockerHost != "" {
 			engine, err := dockerclient.NewClientWithOpts(dockerclient.WithHost(cfg.DockerHost), dockerclient.WithAPIVersionNegotiation())
 			if err != nil {

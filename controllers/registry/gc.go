@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -37,7 +38,15 @@ type gcKeeper struct {
 	target  gcTarget
 	lastRun time.Time       // last collection this keeper started
 	last    *api.RegistryGC // last collection, as published
+	// pressureGrace is the grace of the last disk-triggered collection, 0
+	// when the disk is not full: it shrinks while collections leave the
+	// disk full, so that what nothing references goes first.
+	pressureGrace time.Duration
 }
+
+// MinPressureGrace is the shortest grace under disk pressure: a build's
+// push stays unreferenced for the moments until its status is written.
+const MinPressureGrace = 5 * time.Minute
 
 func newGCKeeper(store *state.Store, cfg Config, log *slog.Logger, target gcTarget) *gcKeeper {
 	return &gcKeeper{store: store, cfg: cfg, log: log, target: target, lastRun: time.Now()}
@@ -59,7 +68,19 @@ func (k *gcKeeper) due() string {
 	if k.cfg.GCDiskPercent > 0 && diskPercentUsed(k.cfg.DataDir) >= k.cfg.GCDiskPercent {
 		return triggerDisk
 	}
+	k.pressureGrace = 0
 	return ""
+}
+
+// grace is what a collection keeps new content for: the configured grace,
+// or under disk pressure half the last one, down to MinPressureGrace.
+func (k *gcKeeper) grace(trigger string) time.Duration {
+	base := k.cfg.GCGrace // a configured zero means zero
+	if trigger != triggerDisk {
+		return base
+	}
+	k.pressureGrace = max(cmp.Or(k.pressureGrace, base)/2, min(base, MinPressureGrace))
+	return k.pressureGrace
 }
 
 // collect runs one collection with the keep set read from state. A
@@ -70,12 +91,12 @@ func (k *gcKeeper) collect(ctx context.Context, trigger string) {
 	rec := &api.RegistryGC{Trigger: trigger, StartedAt: k.lastRun}
 	keep, err := KeepSet(ctx, k.store)
 	if err == nil {
-		grace := k.cfg.GCGrace
+		grace := k.grace(trigger)
 		keep.Grace = &grace
 		var rep regserver.GCReport
-		rep, err = k.target.Collect(ctx, keep, false)
-		rec.StartedAt, rec.Duration, rec.ManifestsRemoved, rec.BlobsRemoved, rec.BytesFreed =
-			rep.StartedAt, rep.Duration, len(rep.ManifestsRemoved), rep.BlobsRemoved, rep.BytesFreed
+		if rep, err = k.target.Collect(ctx, keep, false); err == nil {
+			rec = summary(trigger, rep)
+		}
 	}
 	if err != nil {
 		rec.Error = err.Error()
@@ -94,8 +115,15 @@ func (k *gcKeeper) noteRequested(ctx context.Context) {
 	if last == nil || (k.last != nil && !last.StartedAt.After(k.last.StartedAt)) {
 		return
 	}
-	k.last = &api.RegistryGC{Trigger: triggerRequest, StartedAt: last.StartedAt, Duration: last.Duration,
-		ManifestsRemoved: len(last.ManifestsRemoved), BlobsRemoved: last.BlobsRemoved, BytesFreed: last.BytesFreed}
+	k.last = summary(triggerRequest, *last)
+}
+
+// summary is a collection's report as the registry's status shows it.
+func summary(trigger string, rep regserver.GCReport) *api.RegistryGC {
+	return &api.RegistryGC{Trigger: trigger, StartedAt: rep.StartedAt, Duration: rep.Duration,
+		ManifestsRemoved: len(rep.ManifestsRemoved), BlobsRemoved: rep.BlobsRemoved, BytesFreed: rep.BytesFreed,
+		Grace: rep.Grace, KeptReferencedBytes: rep.KeptReferencedBytes, KeptYoungBytes: rep.KeptYoungBytes,
+		UploadsPurged: rep.UploadsPurged, UploadBytesFreed: rep.UploadBytesFreed}
 }
 
 // diskPercentUsed is how full the filesystem holding dir is, 0 if unknown.

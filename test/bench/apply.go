@@ -43,7 +43,7 @@ func benchApply(ctx context.Context, cfg config, bins binaries, pr peer, dir str
 			return res, fmt.Errorf("repetition %d: %w", rep+1, err)
 		}
 	}
-	if err := d.proc.exited(); err != nil {
+	if err := d.proc.Exited(); err != nil {
 		return res, err
 	}
 	return res, res.timePeer(ctx, projDir, cfg.reps)
@@ -63,7 +63,7 @@ func (r *applyResult) timeOneRound(ctx context.Context, bins binaries, d *daemon
 	}
 	apply := func(want func(string) error, extra ...string) (time.Duration, error) {
 		args := append([]string{"--corrosion-api", d.api, "apply", "-f", "compose.yaml"}, extra...)
-		t, out, err := timed(ctx, projDir, nil, bins.uc, args...)
+		t, out, err := timed(ctx, projDir, nil, bins.UC, args...)
 		if err == nil {
 			err = want(out)
 		}
@@ -205,29 +205,29 @@ func startDaemon(ctx context.Context, bins binaries, dataDir string) (*daemon, e
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return nil, err
 	}
-	p, err := startProc("ucd", filepath.Join(dataDir, "..", "ucd.log"), bins.ucd,
+	p, err := startProc("ucd", filepath.Join(dataDir, "..", "ucd.log"), bins.UCD,
 		"run", "--node", "node1", "--data-dir", dataDir, "--state-listen", addr)
 	if err != nil {
 		return nil, err
 	}
 	c, err := corrosion.New("http://" + addr)
 	if err != nil {
-		p.stop()
+		p.Stop()
 		return nil, err
 	}
 	return &daemon{proc: p, api: "http://" + addr, store: state.NewStore(c)}, nil
 }
 
-func (d *daemon) stop() { d.proc.stop() }
+func (d *daemon) stop() { d.proc.Stop() }
 
 // waitNodeListed polls `uc get nodes` until node1 is Ready, as a user
 // would before the first apply (apply refuses unknown x-machines nodes).
 func (d *daemon) waitNodeListed(ctx context.Context, bins binaries) error {
 	return waitUntilErr(ctx, 30*time.Second, func() error {
-		if err := d.proc.exited(); err != nil {
+		if err := d.proc.Exited(); err != nil {
 			return err
 		}
-		_, out, err := timed(ctx, "", nil, bins.uc, "--corrosion-api", d.api, "get", "nodes")
+		_, out, err := timed(ctx, "", nil, bins.UC, "--corrosion-api", d.api, "get", "nodes")
 		if err == nil && hasReadyNode(out, "node1") {
 			return nil
 		}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/ucplane/uc/api"
 	"github.com/ucplane/uc/state"
+	"github.com/ucplane/uc/test/harness"
 )
 
 // helloDockerfile replaces examples/hello's Dockerfile so the build does
@@ -231,24 +232,7 @@ func bringUpInfra(ctx context.Context, root, logPath string) (buildEnv, string) 
 	return env, ""
 }
 
-// readEnvFile reads KEY=VALUE lines, skipping comments.
-func readEnvFile(path string) (buildEnv, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading hack/up.sh's env file: %w", err)
-	}
-	env := buildEnv{}
-	for _, line := range strings.Split(string(b), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		if k, v, ok := strings.Cut(line, "="); ok {
-			env[k] = strings.Trim(v, `"'`)
-		}
-	}
-	return env, nil
-}
+func readEnvFile(path string) (buildEnv, error) { return harness.ReadEnvFile(path) }
 
 // buildCluster is two `ucd run` nodes on the hack engines: node1 serves the
 // embedded state and the internal registry, node2 uses node1's state; both
@@ -275,7 +259,7 @@ func startBuildCluster(ctx context.Context, bins binaries, env buildEnv, dir, la
 	}
 	start := func(node string, extra ...string) error {
 		args := append([]string{"run", "--node", node, "--data-dir", filepath.Join(dir, node)}, extra...)
-		p, err := startProc("ucd "+node, filepath.Join(dir, node+".log"), bins.ucd, args...)
+		p, err := startProc("ucd "+node, filepath.Join(dir, node+".log"), bins.UCD, args...)
 		if err != nil {
 			return err
 		}
@@ -336,7 +320,7 @@ func (c *buildCluster) waitRegistry(ctx context.Context) error {
 
 func (c *buildCluster) exited() error {
 	for _, p := range c.procs {
-		if err := p.exited(); err != nil {
+		if err := p.Exited(); err != nil {
 			return err
 		}
 	}
@@ -346,7 +330,7 @@ func (c *buildCluster) exited() error {
 // stopNodes stops node2 before node1, whose state node2 reports to.
 func (c *buildCluster) stopNodes() {
 	for i := len(c.procs) - 1; i >= 0; i-- {
-		c.procs[i].stop()
+		c.procs[i].Stop()
 	}
 }
 
@@ -389,7 +373,7 @@ func (c *buildCluster) cleanup() {
 
 // uc runs the CLI against the cluster's state.
 func (c *buildCluster) uc(ctx context.Context, dir string, args ...string) (time.Duration, string, error) {
-	return timed(ctx, dir, nil, c.bins.uc, append([]string{"--corrosion-api", c.api}, args...)...)
+	return timed(ctx, dir, nil, c.bins.UC, append([]string{"--corrosion-api", c.api}, args...)...)
 }
 
 // buildsStarted counts the builds of name the nodes started, from their
@@ -397,7 +381,7 @@ func (c *buildCluster) uc(ctx context.Context, dir string, args ...string) (time
 func (c *buildCluster) buildsStarted(name string) int {
 	n := 0
 	for _, p := range c.procs {
-		b, _ := os.ReadFile(p.log)
+		b, _ := os.ReadFile(p.Log)
 		for _, line := range strings.Split(string(b), "\n") {
 			if strings.Contains(line, "msg=Building. ") && strings.Contains(line, " build="+name+" ") {
 				n++
@@ -416,7 +400,7 @@ type pullLine struct {
 func (c *buildCluster) pulls() []pullLine {
 	var out []pullLine
 	for i, p := range c.procs {
-		b, _ := os.ReadFile(p.log)
+		b, _ := os.ReadFile(p.Log)
 		for _, line := range strings.Split(string(b), "\n") {
 			if !strings.Contains(line, `msg="Image is present."`) {
 				continue
@@ -444,7 +428,7 @@ func (c *buildCluster) pulls() []pullLine {
 func (c *buildCluster) logged(msg string) []int {
 	out := make([]int, len(c.procs))
 	for i, p := range c.procs {
-		b, _ := os.ReadFile(p.log)
+		b, _ := os.ReadFile(p.Log)
 		out[i] = strings.Count(string(b), msg)
 	}
 	return out
@@ -614,7 +598,7 @@ func (c *buildCluster) ucCase(ctx context.Context, proj, name string, ct *caseTi
 func (c *buildCluster) logTails() string {
 	var b strings.Builder
 	for i, p := range c.procs {
-		fmt.Fprintf(&b, "--- %s log (end):\n%s\n", c.nodes[i], p.tail())
+		fmt.Fprintf(&b, "--- %s log (end):\n%s\n", c.nodes[i], p.Tail())
 	}
 	return b.String()
 }

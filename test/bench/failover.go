@@ -68,7 +68,7 @@ func startFailoverCluster(ctx context.Context, bins binaries, env buildEnv, dir 
 	if err != nil {
 		return nil, err
 	}
-	state, err := startProc("ucd state", filepath.Join(dir, "state.log"), bins.ucd, "state", "serve",
+	state, err := startProc("ucd state", filepath.Join(dir, "state.log"), bins.UCD, "state", "serve",
 		"--data-dir", filepath.Join(dir, "state"), "--listen", addr)
 	if err != nil {
 		return nil, err
@@ -76,7 +76,7 @@ func startFailoverCluster(ctx context.Context, bins binaries, env buildEnv, dir 
 	c := &failoverCluster{buildCluster: &buildCluster{label: "failover", env: env, bins: bins, api: "http://" + addr}, state: state}
 	for _, i := range []string{"1", "2"} {
 		node := "node" + i
-		p, err := startProc("ucd "+node, filepath.Join(dir, node+".log"), bins.ucd, "run", "--node", node,
+		p, err := startProc("ucd "+node, filepath.Join(dir, node+".log"), bins.UCD, "run", "--node", node,
 			"--data-dir", filepath.Join(dir, node), "--corrosion-api", c.api, "--heartbeat", "1s",
 			"--docker-host", env["UC_DOCKER_HOST_"+i], "--buildkit-addr", env["UC_BUILDKIT_ADDR"],
 			"--advertise-addr", "127.0.0."+i, "--registry-failover-after", failoverAfter.String())
@@ -97,7 +97,7 @@ func startFailoverCluster(ctx context.Context, bins binaries, env buildEnv, dir 
 // containers, which outlive ucd by design.
 func (c *failoverCluster) cleanup() {
 	c.stopNodes()
-	c.state.stop()
+	c.state.Stop()
 	for _, i := range []string{"1", "2"} {
 		_ = exec.Command("docker", "-H", c.env["UC_DOCKER_HOST_"+i], "rm", "-f", "uc-registry").Run()
 	}
@@ -121,7 +121,7 @@ func (c *failoverCluster) measure(ctx context.Context, dir string) (failoverResu
 	progress("failover: %d images built; killing %s, which serves the registry", len(digests), holder)
 	i := strings.TrimPrefix(holder, "node")
 	start := time.Now()
-	c.procs[map[string]int{"node1": 0, "node2": 1}[holder]].kill()
+	c.procs[map[string]int{"node1": 0, "node2": 1}[holder]].Kill()
 	_ = exec.Command("docker", "-H", c.env["UC_DOCKER_HOST_"+i], "rm", "-f", "uc-registry").Run()
 	_, addr, err := c.registryHolder(ctx, holder)
 	if err != nil {

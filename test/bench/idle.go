@@ -68,7 +68,7 @@ func benchIdle(ctx context.Context, cfg config, bins binaries, dir string) (idle
 		return res, err
 	}
 	res.rows = append(res.rows, full)
-	return res, d.proc.exited()
+	return res, d.proc.Exited()
 }
 
 // insertSpecs writes n image specs in transactions of txRows rows.
@@ -110,7 +110,7 @@ func (r idleResult) sample(ctx context.Context, cfg config, d *daemon, label str
 	if !sleepCtx(ctx, cfg.idleSettle) {
 		return idleRow{}, ctx.Err()
 	}
-	pid := d.proc.pid()
+	pid := d.proc.Pid()
 	progress("sampling ucd (pid %d) for %s: %s", pid, cfg.idleWindow, label)
 	t0, err := cpuTicks(pid)
 	if err != nil {
@@ -127,7 +127,7 @@ func (r idleResult) sample(ctx context.Context, cfg config, d *daemon, label str
 	t1, err1 := cpuTicks(pid)
 	n1, err2 := schedNanos(pid)
 	if err := errors.Join(err1, err2); err != nil {
-		return idleRow{}, fmt.Errorf("%w (%v)", err, d.proc.exited())
+		return idleRow{}, fmt.Errorf("%w (%v)", err, d.proc.Exited())
 	}
 	window := time.Since(start)
 	row := idleRow{label: label, window: window, changes: subs.changes.Load() - c0}

@@ -38,6 +38,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ucplane/uc/test/harness"
 )
 
 // config sizes every measurement; -quick shrinks it for a fast check.
@@ -82,6 +84,7 @@ func main() {
 	quick := flag.Bool("quick", false, "smaller sizes and shorter windows")
 	only := flag.String("only", strings.Join(sectionNames, ","), "comma-separated sections to run: "+strings.Join(sectionNames, ", "))
 	flag.Parse()
+	harness.Progress = progress
 	sections, err := parseSections(*only)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

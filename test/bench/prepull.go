@@ -536,8 +536,8 @@ func (c *prepullCluster) idle(ctx context.Context, cfg config, dir string, res *
 	}
 	var before [prepullNodes]snap
 	for i, p := range c.procs {
-		t, err1 := cpuTicks(p.pid())
-		n, err2 := schedNanos(p.pid())
+		t, err1 := cpuTicks(p.Pid())
+		n, err2 := schedNanos(p.Pid())
 		if err := errors.Join(err1, err2); err != nil {
 			return fmt.Errorf("%w (%v)", err, c.exited())
 		}
@@ -562,9 +562,9 @@ func (c *prepullCluster) idle(ctx context.Context, cfg config, dir string, res *
 	window := time.Since(start)
 	res.window = window
 	for i, p := range c.procs {
-		t, err1 := cpuTicks(p.pid())
-		n, err2 := schedNanos(p.pid())
-		rss, err3 := statusKB(p.pid(), "VmRSS")
+		t, err1 := cpuTicks(p.Pid())
+		n, err2 := schedNanos(p.Pid())
+		rss, err3 := statusKB(p.Pid(), "VmRSS")
 		if err := errors.Join(err1, err2, err3); err != nil {
 			return fmt.Errorf("%w (%v)", err, c.exited())
 		}
@@ -583,7 +583,7 @@ func (c *prepullCluster) idle(ctx context.Context, cfg config, dir string, res *
 	if err := errors.Join(tcpErr, tcpErr2); err != nil {
 		res.tcpNote = err.Error()
 	} else {
-		node1 := func(s ssSocket) bool { return s.pid == c.procs[0].pid() && s.peerPort == statePort }
+		node1 := func(s ssSocket) bool { return s.pid == c.procs[0].Pid() && s.peerPort == statePort }
 		proxies := func(s ssSocket) bool { return s.pid == os.Getpid() && s.peerPort == statePort }
 		res.node1Segs = segsDelta(tcpBefore, tcpAfter, node1)
 		res.proxySegs = segsDelta(tcpBefore, tcpAfter, proxies)
@@ -719,7 +719,7 @@ func startPrepullCluster(ctx context.Context, bins binaries, env buildEnv, dir, 
 	}
 	start := func(node string, extra ...string) error {
 		args := append([]string{"run", "--node", node, "--data-dir", filepath.Join(dir, node)}, extra...)
-		p, err := startProc("ucd "+node, filepath.Join(dir, node+".log"), bins.ucd, args...)
+		p, err := startProc("ucd "+node, filepath.Join(dir, node+".log"), bins.UCD, args...)
 		if err != nil {
 			return err
 		}

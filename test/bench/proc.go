@@ -5,135 +5,29 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/ucplane/uc/test/harness"
 )
 
-// binaries are the uc and ucd built from this checkout.
-type binaries struct{ uc, ucd string }
+// The process helpers are test/harness's, shared with test/chaos.
+type (
+	binaries = harness.Binaries
+	proc     = harness.Proc
+)
 
-// buildBinaries builds cmd/uc and cmd/ucd as `make build` does (static,
-// CGO-free), so the numbers are those of the shipped binaries.
-func buildBinaries(ctx context.Context, dir string) (binaries, error) {
-	root, err := moduleRoot(ctx)
-	if err != nil {
-		return binaries{}, err
-	}
-	b := binaries{uc: filepath.Join(dir, "uc"), ucd: filepath.Join(dir, "ucd")}
-	progress("building uc and ucd into %s", dir)
-	for out, pkg := range map[string]string{b.uc: "./cmd/uc", b.ucd: "./cmd/ucd"} {
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if o, err := cmd.CombinedOutput(); err != nil {
-			return binaries{}, fmt.Errorf("go build %s: %w\n%s", pkg, err, o)
-		}
-	}
-	return b, nil
-}
-
-func moduleRoot(ctx context.Context) (string, error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("run the bench from inside the uc module (go run ./test/bench)")
-	}
-	return filepath.Dir(gomod), nil
-}
-
-// proc is a child process the bench started and must stop.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
-	err  error
-}
-
-// startProc runs bin with its output in logPath.
-func startProc(name, logPath, bin string, args ...string) (*proc, error) {
-	f, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		f.Close()
-		close(p.done)
-	}()
-	return p, nil
-}
-
-func (p *proc) pid() int { return p.cmd.Process.Pid }
-
-// exited reports an early exit, with the end of the log to say why.
-func (p *proc) exited() error {
-	select {
-	case <-p.done:
-		return fmt.Errorf("%s exited early (%v):\n%s", p.name, p.err, p.tail())
-	default:
-		return nil
-	}
-}
-
-// stop sends SIGTERM to this pid only and waits; SIGKILL after 10 s. ucd
-// shuts down cleanly on SIGTERM (marks its node gone, closes the state).
-// kill ends the process at once, as a dying machine would.
-func (p *proc) kill() {
-	_ = p.cmd.Process.Kill()
-	<-p.done
-}
-
-func (p *proc) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		progress("%s (pid %d) ignored SIGTERM; killing it", p.name, p.pid())
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-// tail is the last lines of the process's log.
-func (p *proc) tail() string {
-	b, _ := os.ReadFile(p.log)
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	return strings.Join(lines[max(0, len(lines)-15):], "\n")
-}
-
-// freeAddr picks a free loopback port. The port is released before ucd
-// binds it, so another process could take it in between; on a test
-// machine that is unlikely and shows up as a clear bind error.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
+var (
+	buildBinaries = harness.BuildBinaries
+	moduleRoot    = harness.ModuleRoot
+	startProc     = harness.StartProc
+	freeAddr      = harness.FreeAddr
+	lastLines     = harness.LastLines
+)
 
 // timed runs a command to completion and returns its wall-clock time,
 // which includes process start-up, as a user experiences it.
@@ -150,11 +44,6 @@ func timed(ctx context.Context, dir string, env []string, bin string, args ...st
 		return elapsed, out.String(), fmt.Errorf("%s %s: %w\n%s", filepath.Base(bin), strings.Join(args, " "), err, lastLines(out.String(), 10))
 	}
 	return elapsed, out.String(), nil
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // cpuTicks is utime+stime of a process, in clock ticks (/proc/PID/stat
