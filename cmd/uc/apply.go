@@ -71,6 +71,11 @@ func newApplyCmd(g *globals) *cobra.Command {
 				fmt.Fprintln(cmd.ErrOrStderr(), "note:", n)
 			}
 			p.Origin = projectOrigin(cmd.Context(), p.Files)
+			// A git context's spec names the commit its ref points to now:
+			// pinned before any check compares specs with the stored ones.
+			if err := pinGitContexts(cmd, cf.fileName(), p); err != nil {
+				return err
+			}
 			opts := state.ApplyOptions{DryRun: dryRun, Force: force}
 			if dryRun {
 				return explain(dryRunApply(cmd, g, &cf, p, opts))
@@ -116,7 +121,7 @@ func apply(cmd *cobra.Command, g *globals, cf *composeFlags, p *api.Project, wf 
 		return err
 	}
 	limit, _ := units.RAMInBytes(cf.maxContextSize)
-	if err := shipContexts(cmd, store, cf.fileName(), p, limit); err != nil {
+	if err := shipContexts(cmd, store, p, limit); err != nil {
 		return err
 	}
 	res, err := store.ApplyProject(cmd.Context(), p, opts)

@@ -22,10 +22,7 @@ import (
 // registry, content-addressed, so that any node can build it. Only pieces
 // the registry lacks travel. With no registry yet, builders read the
 // context directories directly, and uc says so.
-func shipContexts(cmd *cobra.Command, store *state.Store, file string, p *api.Project, limit int64) error {
-	if err := pinGitContexts(cmd, file, p); err != nil {
-		return err
-	}
+func shipContexts(cmd *cobra.Command, store *state.Store, p *api.Project, limit int64) error {
 	if !slices.ContainsFunc(p.Builds, func(b api.BuildSpec) bool { return !api.IsGitContext(b.Context) }) {
 		return nil
 	}
