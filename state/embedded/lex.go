@@ -42,11 +42,20 @@ func (t token) ident() string {
 	case tokWord:
 		return t.text
 	case tokQuoted:
-		inner := t.text[1 : len(t.text)-1]
-		if t.text[0] == '[' {
+		closing := t.text[0]
+		if closing == '[' {
+			closing = ']'
+		}
+		// An unterminated quote runs to the end of the source: it has no
+		// closing character to drop (SQLite refuses it later).
+		inner := t.text[1:]
+		if len(inner) > 0 && inner[len(inner)-1] == closing {
+			inner = inner[:len(inner)-1]
+		}
+		if closing == ']' {
 			return inner
 		}
-		q := string(t.text[0])
+		q := string(closing)
 		return strings.ReplaceAll(inner, q+q, q)
 	}
 	return ""
