@@ -72,7 +72,7 @@ func lex(src string) []token {
 		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f':
 			i++
 		case c == '-' && strings.HasPrefix(src[i:], "--"):
-			i = skipTo(src, i, "\n")
+			i = skipTo(src, i+2, "\n")
 		case c == '/' && strings.HasPrefix(src[i:], "/*"):
 			i = skipTo(src, i+2, "*/")
 		case (c == 'x' || c == 'X') && i+1 < len(src) && src[i+1] == '\'':
@@ -88,7 +88,7 @@ func lex(src string) []token {
 			toks = append(toks, token{tokQuoted, src[i:end], i})
 			i = end
 		case c == '[':
-			end := skipTo(src, i, "]")
+			end := skipTo(src, i+1, "]")
 			toks = append(toks, token{tokQuoted, src[i:end], i})
 			i = end
 		case c == '?':
@@ -122,10 +122,11 @@ func lex(src string) []token {
 	return toks
 }
 
-// skipTo returns the offset just past the next occurrence of end, or len(src).
+// skipTo returns the offset just past the first occurrence of end at or
+// after from, or len(src): SQLite ends an unterminated comment at the end.
 func skipTo(src string, from int, end string) int {
-	if j := strings.Index(src[from+1:], end); j >= 0 {
-		return from + 1 + j + len(end)
+	if j := strings.Index(src[from:], end); j >= 0 {
+		return from + j + len(end)
 	}
 	return len(src)
 }

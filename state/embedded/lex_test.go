@@ -3,6 +3,7 @@ package embedded
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -19,6 +20,38 @@ func TestUnterminatedQuotes(t *testing.T) {
 		}
 		if err := s.DB().ApplySchema(context.Background(), "CREATE TABLE "+q[len("SELECT * FROM "):]); err == nil {
 			t.Errorf("schema with %q applied", q)
+		}
+	}
+}
+
+// TestComments: comments end where SQLite ends them. Found by FuzzLex and
+// FuzzExpandSQL: a `/*` at the very end panicked the lexer (any query or
+// subscription ending so dropped its connection), and `/**/` swallowed the
+// rest of the statement.
+func TestComments(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ src, want string }{
+		{"/**/SELECT 1", "SELECT 1"},
+		{"SELECT /**/ 1 /* x */", "SELECT 1"},
+		{"SELECT 1 /*", "SELECT 1"},
+		{"SELECT 1 --", "SELECT 1"},
+		{"SELECT 1 -- x\n, 2", "SELECT 1 , 2"},
+		{"SELECT [a]], 1", "SELECT [a] ] , 1"},
+	}
+	for _, c := range cases {
+		var texts []string
+		for _, tok := range lex(c.src) {
+			texts = append(texts, tok.text)
+		}
+		if got := strings.Join(texts, " "); got != c.want {
+			t.Errorf("lex(%q) = %q, want %q", c.src, got, c.want)
+		}
+	}
+	s := startServer(t, serverOpts{})
+	for q, want := range map[string]int{"SELECT 1 /*": http.StatusBadRequest, "SELECT 1 /* x": http.StatusOK, "/**/SELECT 1": http.StatusOK} {
+		// call fails the test if the server drops the connection.
+		if r := call(t, http.MethodPost, s.URL+"/v1/queries", stmt(q)); r.status != want {
+			t.Errorf("query %q: got %d %s, want %d", q, r.status, r.body, want)
 		}
 	}
 }
