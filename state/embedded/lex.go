@@ -63,13 +63,17 @@ func (t token) ident() string {
 
 func (t token) isIdent() bool { return t.kind == tokWord || t.kind == tokQuoted }
 
+// sqlSpace is what SQLite's tokenizer skips as white space; anything else
+// (a vertical tab, say) is a token, which SQLite refuses as illegal.
+const sqlSpace = " \t\n\r\f"
+
 // lex splits src into tokens, dropping whitespace and comments.
 func lex(src string) []token {
 	var toks []token
 	for i := 0; i < len(src); {
 		c := src[i]
 		switch {
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f':
+		case strings.IndexByte(sqlSpace, c) >= 0:
 			i++
 		case c == '-' && strings.HasPrefix(src[i:], "--"):
 			i = skipTo(src, i+2, "\n")
@@ -193,7 +197,7 @@ func splitStatements(src string) []string {
 	var out []string
 	keep := func(piece string) {
 		if len(lex(piece)) > 0 {
-			out = append(out, strings.TrimSpace(piece))
+			out = append(out, strings.Trim(piece, sqlSpace))
 		}
 	}
 	start := 0

@@ -3,6 +3,7 @@ package embedded
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -53,5 +54,16 @@ func TestComments(t *testing.T) {
 		if r := call(t, http.MethodPost, s.URL+"/v1/queries", stmt(q)); r.status != want {
 			t.Errorf("query %q: got %d %s, want %d", q, r.status, r.body, want)
 		}
+	}
+}
+
+// TestSplitStatementsIllegalByte: a vertical tab is not white space to
+// SQLite: a piece holding one is a statement (which SQLite refuses), not an
+// empty one. Found by FuzzLex.
+func TestSplitStatementsIllegalByte(t *testing.T) {
+	t.Parallel()
+	got := splitStatements("SELECT 1;\v;\n")
+	if want := []string{"SELECT 1", "\v"}; !slices.Equal(got, want) {
+		t.Errorf("splitStatements = %q, want %q", got, want)
 	}
 }
