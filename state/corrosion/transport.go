@@ -51,6 +51,9 @@ func stdTransport(roots *x509.CertPool) *http.Transport {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.DialContext = dialer.DialContext
 	tr.ForceAttemptHTTP2 = true
+	// Over HTTP/1.1 every open subscription holds a connection of its own;
+	// keep enough idle ones that queries between them do not redial.
+	tr.MaxIdleConnsPerHost = 32
 	tr.HTTP2 = &http.HTTP2Config{SendPingTimeout: idleProbe, PingTimeout: probeTimeout}
 	if roots != nil {
 		tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
