@@ -4,7 +4,7 @@ BIN      := bin
 VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build up down demo test vet unit bench clean
+.PHONY: all build up down demo test vet unit bench fuzz clean
 
 all: build
 
@@ -32,6 +32,23 @@ unit:
 
 bench:
 	$(GO) run ./test/bench
+
+# Fuzz targets as package:FuzzName; add yours to the list. Each runs for
+# FUZZTIME with FUZZPARALLEL workers, from its seed corpus in the package's
+# testdata/fuzz/FuzzName/. A crash stops the loop and leaves its input there.
+FUZZ_TARGETS := \
+	./state/corrosion:FuzzStreamDecode \
+	./state/embedded:FuzzLex \
+	./state/embedded:FuzzExpandSQL
+FUZZTIME ?= 20s
+FUZZPARALLEL ?= 1
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
+		$(GO) test $$pkg -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -parallel $(FUZZPARALLEL); \
+	done
 
 clean:
 	rm -rf $(BIN)

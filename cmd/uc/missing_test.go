@@ -36,7 +36,7 @@ func TestWaitForUnseenSpec(t *testing.T) {
 	s := statetest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	out, err := runUC(ctx, "wait", "images", "shop/late", "--timeout", "500ms", "--corrosion-api", s.Addr)
+	out, err := runUC(ctx, "wait", "images", "shop/late", "--timeout", "2s", "--corrosion-api", s.Addr)
 	if want := "waiting for image shop/late to appear in state\n"; out != want {
 		t.Errorf("output: got %q, want %q", out, want)
 	}

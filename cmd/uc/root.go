@@ -45,6 +45,9 @@ func (g *globals) store() (*state.Store, error) {
 		opts = append(opts, corrosion.WithToken(g.token))
 	}
 	c, err := corrosion.New(g.api, opts...)
+	if errors.Is(err, corrosion.ErrCAFile) {
+		return nil, fmt.Errorf("--corrosion-ca: %w", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("--corrosion-api: %w", err)
 	}

@@ -55,3 +55,12 @@ func TestRequestTimeout(t *testing.T) {
 		})
 	}
 }
+
+// TestCAFileNamed: a CA file that cannot be used is named with its flag.
+func TestCAFileNamed(t *testing.T) {
+	t.Parallel()
+	_, err := runUC(context.Background(), "get", "images", "--corrosion-api", "https://127.0.0.1:1", "--corrosion-ca", "/nonexistent/ca.pem")
+	if err == nil || !strings.HasPrefix(err.Error(), "--corrosion-ca: ") || !strings.Contains(err.Error(), "/nonexistent/ca.pem") {
+		t.Errorf("got %v, want an error naming --corrosion-ca and the file", err)
+	}
+}

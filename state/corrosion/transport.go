@@ -51,12 +51,19 @@ func stdTransport(roots *x509.CertPool) *http.Transport {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.DialContext = dialer.DialContext
 	tr.ForceAttemptHTTP2 = true
+	// Over HTTP/1.1 every open subscription holds a connection of its own;
+	// keep enough idle ones that queries between them do not redial.
+	tr.MaxIdleConnsPerHost = 32
 	tr.HTTP2 = &http.HTTP2Config{SendPingTimeout: idleProbe, PingTimeout: probeTimeout}
 	if roots != nil {
 		tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 	}
 	return tr
 }
+
+// ErrCAFile is a CA file (WithCAFile) that cannot be read or holds no
+// certificate.
+var ErrCAFile = errors.New("CA file")
 
 // rootsWith is the system's trusted roots plus the PEM certificates in
 // caFile, for a TLS-terminating proxy signed by a private CA.
@@ -66,14 +73,14 @@ func rootsWith(caFile string) (*x509.CertPool, error) {
 	}
 	pem, err := os.ReadFile(caFile)
 	if err != nil {
-		return nil, fmt.Errorf("read CA file: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrCAFile, err)
 	}
 	pool, err := x509.SystemCertPool()
 	if err != nil {
 		pool = x509.NewCertPool()
 	}
 	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("CA file %s holds no PEM certificate", caFile)
+		return nil, fmt.Errorf("%w %s holds no PEM certificate", ErrCAFile, caFile)
 	}
 	return pool, nil
 }

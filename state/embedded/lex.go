@@ -42,11 +42,20 @@ func (t token) ident() string {
 	case tokWord:
 		return t.text
 	case tokQuoted:
-		inner := t.text[1 : len(t.text)-1]
-		if t.text[0] == '[' {
+		closing := t.text[0]
+		if closing == '[' {
+			closing = ']'
+		}
+		// An unterminated quote runs to the end of the source: it has no
+		// closing character to drop (SQLite refuses it later).
+		inner := t.text[1:]
+		if len(inner) > 0 && inner[len(inner)-1] == closing {
+			inner = inner[:len(inner)-1]
+		}
+		if closing == ']' {
 			return inner
 		}
-		q := string(t.text[0])
+		q := string(closing)
 		return strings.ReplaceAll(inner, q+q, q)
 	}
 	return ""
@@ -54,16 +63,20 @@ func (t token) ident() string {
 
 func (t token) isIdent() bool { return t.kind == tokWord || t.kind == tokQuoted }
 
+// sqlSpace is what SQLite's tokenizer skips as white space; anything else
+// (a vertical tab, say) is a token, which SQLite refuses as illegal.
+const sqlSpace = " \t\n\r\f"
+
 // lex splits src into tokens, dropping whitespace and comments.
 func lex(src string) []token {
 	var toks []token
 	for i := 0; i < len(src); {
 		c := src[i]
 		switch {
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f':
+		case strings.IndexByte(sqlSpace, c) >= 0:
 			i++
 		case c == '-' && strings.HasPrefix(src[i:], "--"):
-			i = skipTo(src, i, "\n")
+			i = skipTo(src, i+2, "\n")
 		case c == '/' && strings.HasPrefix(src[i:], "/*"):
 			i = skipTo(src, i+2, "*/")
 		case (c == 'x' || c == 'X') && i+1 < len(src) && src[i+1] == '\'':
@@ -79,7 +92,7 @@ func lex(src string) []token {
 			toks = append(toks, token{tokQuoted, src[i:end], i})
 			i = end
 		case c == '[':
-			end := skipTo(src, i, "]")
+			end := skipTo(src, i+1, "]")
 			toks = append(toks, token{tokQuoted, src[i:end], i})
 			i = end
 		case c == '?':
@@ -113,10 +126,11 @@ func lex(src string) []token {
 	return toks
 }
 
-// skipTo returns the offset just past the next occurrence of end, or len(src).
+// skipTo returns the offset just past the first occurrence of end at or
+// after from, or len(src): SQLite ends an unterminated comment at the end.
 func skipTo(src string, from int, end string) int {
-	if j := strings.Index(src[from+1:], end); j >= 0 {
-		return from + 1 + j + len(end)
+	if j := strings.Index(src[from:], end); j >= 0 {
+		return from + j + len(end)
 	}
 	return len(src)
 }
@@ -183,7 +197,7 @@ func splitStatements(src string) []string {
 	var out []string
 	keep := func(piece string) {
 		if len(lex(piece)) > 0 {
-			out = append(out, strings.TrimSpace(piece))
+			out = append(out, strings.Trim(piece, sqlSpace))
 		}
 	}
 	start := 0
