@@ -39,7 +39,9 @@ bench:
 FUZZ_TARGETS := \
 	./state/corrosion:FuzzStreamDecode \
 	./state/embedded:FuzzLex \
-	./state/embedded:FuzzExpandSQL
+	./state/embedded:FuzzExpandSQL \
+	./api:FuzzLoadCompose \
+	./api:FuzzWalkContext
 FUZZTIME ?= 20s
 FUZZPARALLEL ?= 1
 
