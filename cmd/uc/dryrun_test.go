@@ -150,3 +150,24 @@ func TestDryRunWithoutState(t *testing.T) {
 		}
 	}
 }
+
+// TestDeleteAfterContextsAreGone: uc delete -f needs only the project's
+// name; it used to hash the contexts and fail when one was gone.
+func TestDeleteAfterContextsAreGone(t *testing.T) {
+	t.Parallel()
+	addr := startCluster(t)
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"app/Dockerfile": "FROM busybox\n",
+		"compose.yaml": "name: gone\nservices:\n  web:\n    build: ./app\n"})
+	compose := filepath.Join(dir, "compose.yaml")
+	if out, err := ucAt(t, addr, "apply", "-f", compose); err != nil {
+		t.Fatalf("apply: %v\n%s", err, out)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "app")); err != nil {
+		t.Fatal(err)
+	}
+	out, err := ucAt(t, addr, "delete", "-f", compose)
+	if err != nil || !strings.Contains(out, "build gone/web deleted") || !strings.Contains(out, "image gone/web deleted") {
+		t.Errorf("delete -f with the context gone: %v\n%s", err, out)
+	}
+}
