@@ -1,10 +1,10 @@
-# uc: make demo (the main job), make test (what CI runs), make bench.
+# uc: make demo (the main job), make test (what CI runs), make bench, make chaos.
 GO       ?= go
 BIN      := bin
 VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build up down demo test vet unit bench clean
+.PHONY: all build up down demo test vet unit bench chaos clean
 
 all: build
 
@@ -32,6 +32,10 @@ unit:
 
 bench:
 	$(GO) run ./test/bench
+
+# Faults on the hack infrastructure, one table; QUICK=1 runs the CI subset.
+chaos:
+	$(GO) run ./test/chaos $(if $(QUICK),-quick)
 
 clean:
 	rm -rf $(BIN)
