@@ -47,7 +47,7 @@ func startCluster(ctx context.Context, bins harness.Binaries, env map[string]str
 		return nil, err
 	}
 	c := &cluster{dir: dir, env: env, bins: bins, stateAddr: addr, nodes: map[string]*harness.Proc{}}
-	if err := c.startState(); err != nil {
+	if err := c.waitState(ctx); err != nil {
 		return nil, err
 	}
 	if c.http, err = newHTTPProxy(addr); err != nil {
@@ -71,7 +71,7 @@ func startCluster(ctx context.Context, bins harness.Binaries, env map[string]str
 			return nil, err
 		}
 	}
-	if err := c.waitHealthy(ctx, 60*time.Second); err != nil {
+	if err := c.waitNodes(ctx, 60*time.Second); err != nil {
 		c.cleanup()
 		return nil, err
 	}
@@ -93,9 +93,9 @@ func (c *cluster) startState() error {
 	return err
 }
 
-// restartState starts the state server again on its data and address,
-// as a supervisor would.
-func (c *cluster) restartState(ctx context.Context) error {
+// waitState starts the state server (again, on its data and address, as a
+// supervisor would) and waits for it to listen.
+func (c *cluster) waitState(ctx context.Context) error {
 	if err := c.startState(); err != nil {
 		return err
 	}
@@ -139,29 +139,40 @@ func (c *cluster) killNode(node string) { c.nodes[node].Kill() }
 // waitHealthy waits until both nodes are Ready and a registry serves.
 func (c *cluster) waitHealthy(ctx context.Context, timeout time.Duration) error {
 	return waitUntil(ctx, timeout, func() error {
-		for name, p := range c.nodes {
-			if err := p.Exited(); err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-		}
-		nodes, err := c.store.ListNodes(ctx)
-		if err != nil {
+		if err := c.nodesLive(ctx); err != nil {
 			return err
 		}
-		live := 0
-		for _, n := range nodes {
-			if n.Live(time.Now(), owner.LiveTimeout) {
-				live++
-			}
-		}
-		if live < len(nodeNames) {
-			return fmt.Errorf("%d of %d nodes live", live, len(nodeNames))
-		}
-		if _, _, err := c.registry(ctx); err != nil {
-			return err
-		}
-		return nil
+		_, _, err := c.registry(ctx)
+		return err
 	})
+}
+
+// waitNodes waits until both nodes are Ready.
+func (c *cluster) waitNodes(ctx context.Context, timeout time.Duration) error {
+	return waitUntil(ctx, timeout, func() error { return c.nodesLive(ctx) })
+}
+
+// nodesLive checks that every node's ucd runs and heartbeats.
+func (c *cluster) nodesLive(ctx context.Context) error {
+	for name, p := range c.nodes {
+		if err := p.Exited(); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	nodes, err := c.store.ListNodes(ctx)
+	if err != nil {
+		return err
+	}
+	live := 0
+	for _, n := range nodes {
+		if n.Live(time.Now(), owner.LiveTimeout) {
+			live++
+		}
+	}
+	if live < len(nodeNames) {
+		return fmt.Errorf("%d of %d nodes live", live, len(nodeNames))
+	}
+	return nil
 }
 
 // registry is the node serving the registry and its address.

@@ -217,7 +217,7 @@ func killState(ctx context.Context, c *cluster, p *project) (string, error) {
 	}
 	c.state.Kill()
 	time.Sleep(2 * time.Second)
-	return "state server killed during a build; restarted 2 s later", c.restartState(ctx)
+	return "state server killed during a build; restarted 2 s later", c.waitState(ctx)
 }
 
 func cutStreams(ctx context.Context, c *cluster, p *project) (string, error) {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -182,7 +183,7 @@ func newHTTPProxy(target string) (*httpProxy, error) {
 	rp := httputil.NewSingleHostReverseProxy(u)
 	rp.FlushInterval = -1
 	rp.Transport = &http.Transport{Protocols: h2cOnly(), DialContext: (&net.Dialer{}).DialContext}
-	rp.ErrorLog = nil
+	rp.ErrorLog = log.New(io.Discard, "", 0) // a fault's errors are expected
 	p := &httpProxy{ln: ln, streams: map[*context.CancelFunc]bool{}}
 	p.srv = &http.Server{Handler: p.handler(rp), Protocols: protos, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = p.srv.Serve(ln) }()
