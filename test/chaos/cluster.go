@@ -37,7 +37,12 @@ type cluster struct {
 	http      *httpProxy
 	nodes     map[string]*harness.Proc
 	store     *state.Store // straight to the state server, not through the proxies
+	struck    time.Time    // when the running fault struck
 }
+
+// strike notes that the fault strikes now: its time to converge counts
+// from here.
+func (c *cluster) strike() { c.struck = time.Now() }
 
 var nodeNames = []string{"node1", "node2"}
 

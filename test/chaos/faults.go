@@ -78,6 +78,7 @@ func killDuringBuild(ctx context.Context, c *cluster, p *project) (string, error
 	if err != nil {
 		return "", err
 	}
+	c.strike()
 	c.killNode(node)
 	return "killed " + node + " while it built; restarted 1 s later", c.restart(node)
 }
@@ -105,6 +106,7 @@ func killDuringPull(ctx context.Context, c *cluster, p *project) (string, error)
 	if err != nil {
 		return "", err
 	}
+	c.strike()
 	c.killNode(node)
 	return "killed " + node + " while it pulled a 48 MiB layer; restarted 1 s later", c.restart(node)
 }
@@ -133,6 +135,7 @@ func killDuringGC(ctx context.Context, c *cluster, p *project) (string, error) {
 		gc <- fmt.Sprintf("%v %s", err, strings.TrimSpace(harness.LastLines(out, 1)))
 	}()
 	time.Sleep(400 * time.Millisecond)
+	c.strike()
 	if out, err := c.docker(ctx, holder, "kill", "-s", "KILL", "uc-registry"); err != nil {
 		return "", fmt.Errorf("docker kill uc-registry on %s: %v: %s", holder, err, out)
 	}
@@ -195,12 +198,13 @@ func killDuringUpload(ctx context.Context, c *cluster, p *project) (string, erro
 	first := make(chan error, 1)
 	go func() { first <- c.apply(ctx, p) }()
 	time.Sleep(1500 * time.Millisecond)
+	c.strike()
 	if out, err := c.docker(ctx, holder, "kill", "-s", "KILL", "uc-registry"); err != nil {
 		return "", fmt.Errorf("docker kill uc-registry on %s: %v: %s", holder, err, out)
 	}
 	note := "registry process on " + holder + " killed 1.5 s into uc apply"
 	if err := <-first; err != nil {
-		note += fmt.Sprintf("; that apply failed (%s); applied again", firstLineOf(err.Error()))
+		note += fmt.Sprintf("; that apply failed (%s); applied again", lastLineOf(err.Error()))
 		err = waitUntil(ctx, 2*time.Minute, func() error { return c.apply(ctx, p) })
 		if err != nil {
 			return note, err
@@ -215,6 +219,7 @@ func killState(ctx context.Context, c *cluster, p *project) (string, error) {
 	if _, err := applyThenBuilding(ctx, c, p); err != nil {
 		return "", err
 	}
+	c.strike()
 	c.state.Kill()
 	time.Sleep(2 * time.Second)
 	return "state server killed during a build; restarted 2 s later", c.waitState(ctx)
@@ -224,6 +229,7 @@ func cutStreams(ctx context.Context, c *cluster, p *project) (string, error) {
 	if _, err := applyThenBuilding(ctx, c, p); err != nil {
 		return "", err
 	}
+	c.strike()
 	n := c.tcp.cutAll()
 	return fmt.Sprintf("%d connections silenced for good during a build (never closed); new ones pass", n), nil
 }
@@ -232,6 +238,7 @@ func loseSubscriptions(ctx context.Context, c *cluster, p *project) (string, err
 	if _, err := applyThenBuilding(ctx, c, p); err != nil {
 		return "", err
 	}
+	c.strike()
 	n := c.http.forgetSubscriptions(10 * time.Second)
 	time.Sleep(10 * time.Second)
 	c.http.mu.Lock()
@@ -253,6 +260,7 @@ func killRegistryNode(ctx context.Context, c *cluster, p *project) (string, erro
 	if err != nil {
 		return "", err
 	}
+	c.strike()
 	c.killNode(holder)
 	_, _ = c.docker(ctx, holder, "rm", "-f", "uc-registry")
 	moved := waitUntil(ctx, time.Minute, func() error {
@@ -289,6 +297,7 @@ func fillBuilderDisk(ctx context.Context, c *cluster, p *project) (string, error
 		return "", err
 	}
 	filler := filepath.Join(c.dataDir(holder), "filler")
+	c.strike()
 	if err := fill(filler); err != nil {
 		return "", err
 	}
@@ -336,6 +345,7 @@ func unreachable30s(ctx context.Context, c *cluster, p *project) (string, error)
 	if _, err := applyThenBuilding(ctx, c, p); err != nil {
 		return "", err
 	}
+	c.strike()
 	c.tcp.unreachable(true)
 	time.Sleep(30 * time.Second)
 	c.tcp.unreachable(false)
@@ -353,6 +363,8 @@ func waitUntilFast(ctx context.Context, timeout time.Duration, fn func() error) 
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func lastLineOf(s string) string { return firstLineOf(harness.LastLines(s, 1)) }
 
 func firstLineOf(s string) string {
 	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")

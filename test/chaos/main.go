@@ -30,7 +30,8 @@ import (
 )
 
 // convergeWithin bounds how long a healed fault may take to converge;
-// past it, what has not converged is lost.
+// past it, what has not converged is lost. The time to converge counts
+// from the moment the fault struck.
 const convergeWithin = 4 * time.Minute
 
 type result struct {
@@ -123,7 +124,7 @@ func (c *cluster) runFault(ctx context.Context, f fault, name string) result {
 		return r
 	}
 	progress("%s: project %s", f.name, name)
-	start := time.Now()
+	c.struck = time.Now()
 	r.note, err = f.inject(ctx, c, p)
 	if err != nil {
 		r.note = strings.TrimPrefix(r.note+"; ", "; ") + "fault not injected: " + firstLineOf(err.Error())
@@ -138,7 +139,7 @@ func (c *cluster) runFault(ctx context.Context, f fault, name string) result {
 		}
 		return l.err()
 	})
-	r.converge = time.Since(start)
+	r.converge = time.Since(c.struck)
 	r.buildsLost, r.images = l.builds, l.images
 	r.survived = werr == nil && err == nil
 	if werr != nil {
