@@ -20,7 +20,7 @@ type missingEngine struct{}
 func (missingEngine) Pull(_ context.Context, ref, _ string, _ func(Progress)) (string, error) {
 	return "", errors.New("Error response from daemon: manifest for " + ref + " not found: manifest unknown: manifest unknown")
 }
-func (missingEngine) Has(context.Context, string) (bool, error)              { return false, nil }
+func (missingEngine) Has(context.Context, string) (bool, error)               { return false, nil }
 func (missingEngine) Resolve(context.Context, string, string) (string, error) { return "", nil }
 
 // TestBuiltImageMissingFromRegistryIsRetried: after a registry failover the
