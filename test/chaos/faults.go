@@ -197,12 +197,18 @@ func killDuringUpload(ctx context.Context, c *cluster, p *project) (string, erro
 	}
 	first := make(chan error, 1)
 	go func() { first <- c.apply(ctx, p) }()
-	time.Sleep(1500 * time.Millisecond)
+	// The registry's storage is in its node's data dir: strike once a
+	// partial upload of the project's context holds bytes.
+	uploads := filepath.Join(c.dataDir(holder), "registry-volume", "registry", "docker", "registry", "v2",
+		"repositories", "uc-contexts", p.name, "*", "_uploads", "*", "data")
+	if err := waitUntilFast(ctx, 2*time.Minute, func() error { return uploading(uploads) }); err != nil {
+		return "", err
+	}
 	c.strike()
 	if out, err := c.docker(ctx, holder, "kill", "-s", "KILL", "uc-registry"); err != nil {
 		return "", fmt.Errorf("docker kill uc-registry on %s: %v: %s", holder, err, out)
 	}
-	note := "registry process on " + holder + " killed 1.5 s into uc apply"
+	note := "registry process on " + holder + " killed while uc apply uploaded the context"
 	if err := <-first; err != nil {
 		note += fmt.Sprintf("; that apply failed (%s); applied again", lastLineOf(err.Error()))
 		err = waitUntil(ctx, 2*time.Minute, func() error { return c.apply(ctx, p) })
@@ -213,6 +219,17 @@ func killDuringUpload(ctx context.Context, c *cluster, p *project) (string, erro
 		note += "; that apply succeeded (the upload was done or resumed)"
 	}
 	return note, nil
+}
+
+// uploading reports whether a file matching pattern holds bytes.
+func uploading(pattern string) error {
+	files, _ := filepath.Glob(pattern)
+	for _, f := range files {
+		if fi, err := os.Stat(f); err == nil && fi.Size() > 0 {
+			return nil
+		}
+	}
+	return errors.New("no upload in progress")
 }
 
 func killState(ctx context.Context, c *cluster, p *project) (string, error) {
