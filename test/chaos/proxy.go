@@ -22,10 +22,9 @@ type tcpProxy struct {
 	ln     net.Listener
 	target string
 
-	mu      sync.Mutex
-	conns   map[*proxyConn]bool
-	refuse  bool // reset new connections
-	stopped bool
+	mu     sync.Mutex
+	conns  map[*proxyConn]bool
+	refuse bool // reset new connections
 }
 
 // proxyConn is one forwarded connection; cut stops its bytes for good,
@@ -141,7 +140,6 @@ func (p *tcpProxy) unreachable(on bool) {
 
 func (p *tcpProxy) stop() {
 	p.mu.Lock()
-	p.stopped = true
 	for pc := range p.conns {
 		pc.client.Close()
 		pc.server.Close()
