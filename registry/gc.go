@@ -32,6 +32,10 @@ type KeepSet struct {
 	// Grace keeps anything uploaded, re-tagged or relied on by a client
 	// within this long; it covers pushes in flight. Zero: DefaultGrace.
 	Grace time.Duration `json:"grace,omitempty"`
+	// UploadAge purges partial uploads begun longer ago than this (none a
+	// client still sends). Zero: Grace. Under disk pressure it is short:
+	// an upload a full disk broke holds its bytes until purged.
+	UploadAge time.Duration `json:"upload_age,omitempty"`
 }
 
 // RepoTag names a tag in a repository of this registry.
@@ -119,7 +123,11 @@ func (c *collector) Collect(ctx context.Context, keep KeepSet, dryRun bool) (GCR
 	if err := c.sweepBlobs(ctx, m, cutoff, dryRun, &rep); err != nil {
 		return rep, fmt.Errorf("gc sweep blobs: %w", err)
 	}
-	c.purgeUploads(ctx, cutoff, dryRun, &rep)
+	uploadCutoff := cutoff
+	if keep.UploadAge > 0 {
+		uploadCutoff = rep.StartedAt.Add(-keep.UploadAge)
+	}
+	c.purgeUploads(ctx, uploadCutoff, dryRun, &rep)
 	c.touches.forget(cutoff)
 	rep.Duration = time.Since(rep.StartedAt)
 	return rep, nil

@@ -92,6 +92,10 @@ func (k *gcKeeper) collect(ctx context.Context, trigger string) {
 	keep, err := KeepSet(ctx, k.store)
 	if err == nil {
 		keep.Grace = k.grace(trigger)
+		if trigger == triggerDisk {
+			// Abandoned uploads go first: only those no client sends.
+			keep.UploadAge = regserver.DefaultUploadIdle
+		}
 		var rep regserver.GCReport
 		if rep, err = k.target.Collect(ctx, keep, false); err == nil {
 			rec = summary(trigger, rep)
