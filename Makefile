@@ -1,10 +1,10 @@
-# uc: make demo (the main job), make test (what CI runs), make bench.
+# uc: make demo (the main job), make test (what CI runs), make bench, make chaos.
 GO       ?= go
 BIN      := bin
 VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build up down demo test vet unit bench fuzz clean
+.PHONY: all build up down demo test vet unit bench fuzz chaos clean
 
 all: build
 
@@ -51,6 +51,10 @@ fuzz:
 		echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
 		$(GO) test $$pkg -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -parallel $(FUZZPARALLEL); \
 	done
+
+# Faults on the hack infrastructure, one table; QUICK=1 runs the CI subset.
+chaos:
+	$(GO) run ./test/chaos $(if $(QUICK),-quick)
 
 clean:
 	rm -rf $(BIN)

@@ -33,6 +33,10 @@ type KeepSet struct {
 	// within this long; it covers pushes in flight. Unset (nil):
 	// DefaultGrace; a zero that is set means zero (uc registry gc --grace 0s).
 	Grace *time.Duration `json:"grace,omitempty"`
+	// UploadAge purges partial uploads begun longer ago than this (none a
+	// client still sends). Zero: the grace. Under disk pressure it is short:
+	// an upload a full disk broke holds its bytes until purged.
+	UploadAge time.Duration `json:"upload_age,omitempty"`
 }
 
 // GraceOrDefault is the grace period a collection with this keep set uses.
@@ -124,7 +128,11 @@ func (c *collector) Collect(ctx context.Context, keep KeepSet, dryRun bool) (GCR
 	if err := c.sweepBlobs(ctx, m, cutoff, dryRun, &rep); err != nil {
 		return rep, fmt.Errorf("gc sweep blobs: %w", err)
 	}
-	c.purgeUploads(ctx, cutoff, dryRun, &rep)
+	uploadCutoff := cutoff
+	if keep.UploadAge > 0 {
+		uploadCutoff = rep.StartedAt.Add(-keep.UploadAge)
+	}
+	c.purgeUploads(ctx, uploadCutoff, dryRun, &rep)
 	c.touches.forget(cutoff)
 	rep.Duration = time.Since(rep.StartedAt)
 	return rep, nil

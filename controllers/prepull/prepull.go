@@ -387,7 +387,10 @@ func (r *Reconciler) pull(ctx context.Context, img state.ImageRecord, row api.Im
 	row.Detail.Duration = r.now().Sub(row.Detail.StartedAt)
 	if err != nil {
 		err = explainAuth(err, img.Spec, ref)
-		terminal := IsNotFound(err) || errors.As(err, new(*authError))
+		// A built image the internal registry lacks is not lost: the
+		// registry moved (a failover starts it empty) and the build
+		// controller restores it. Only an external image is missing for good.
+		terminal := (IsNotFound(err) && img.Spec.Build == "") || errors.As(err, new(*authError))
 		row.State, row.Error = api.PresenceFailed, fmt.Sprintf("attempt %d: %v", row.Detail.Attempts, err)
 		if !terminal {
 			row.State, row.Error = api.PresenceRetrying, row.Error+"; retrying with backoff"

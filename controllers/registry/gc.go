@@ -93,6 +93,10 @@ func (k *gcKeeper) collect(ctx context.Context, trigger string) {
 	if err == nil {
 		grace := k.grace(trigger)
 		keep.Grace = &grace
+		if trigger == triggerDisk {
+			// Abandoned uploads go first: only those no client sends.
+			keep.UploadAge = regserver.DefaultUploadIdle
+		}
 		var rep regserver.GCReport
 		if rep, err = k.target.Collect(ctx, keep, false); err == nil {
 			rec = summary(trigger, rep)

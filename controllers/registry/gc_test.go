@@ -11,10 +11,11 @@ import (
 )
 
 // graceRecorder is a registry that records the grace of each collection.
-type graceRecorder struct{ graces []time.Duration }
+type graceRecorder struct{ graces, uploadAges []time.Duration }
 
 func (g *graceRecorder) Collect(_ context.Context, keep regserver.KeepSet, _ bool) (regserver.GCReport, error) {
 	g.graces = append(g.graces, keep.GraceOrDefault())
+	g.uploadAges = append(g.uploadAges, keep.UploadAge)
 	return regserver.GCReport{Grace: keep.GraceOrDefault()}, nil
 }
 
@@ -45,6 +46,9 @@ func TestGracesShrinkUnderDiskPressure(t *testing.T) {
 			t.Errorf("graces %v, want %v", rec.graces, want)
 			break
 		}
+	}
+	if rec.uploadAges[0] != regserver.DefaultUploadIdle {
+		t.Errorf("upload age under pressure %v, want %v: abandoned uploads go first", rec.uploadAges[0], regserver.DefaultUploadIdle)
 	}
 	if k.last == nil || k.last.Grace != 30*time.Minute || k.last.Trigger != triggerDisk {
 		t.Errorf("last collection %+v, want disk-triggered with grace 30m", k.last)

@@ -72,6 +72,10 @@ type managed struct {
 	gc     *gcKeeper
 	conds  []api.Condition
 	image  string // loaded image ref, once known
+	// outageAt is when this node last could not read the state, or saw
+	// its own heartbeat as stale: the holder's silence then is likely the
+	// same outage, not the holder's death.
+	outageAt time.Time
 }
 
 // NewManaged returns the managed-registry controller for this node.
@@ -133,6 +137,7 @@ func (m *managed) Reconcile(ctx context.Context, _ string) (reconcile.Result, er
 		return reconcile.Result{}, m.stop(ctx, "no managed registry is wanted")
 	}
 	if err != nil {
+		m.outageAt = time.Now()
 		return reconcile.Result{}, err
 	}
 	holder, recheck, err := m.holder(ctx, spec)
@@ -169,18 +174,37 @@ func (m *managed) Reconcile(ctx context.Context, _ string) (reconcile.Result, er
 // holder would time out if it stays silent: no watch reports silence.
 func (m *managed) holder(ctx context.Context, spec api.RegistrySpec) (name string, recheck time.Duration, err error) {
 	nodes, err := m.store.ListNodes(ctx)
-	if err != nil {
-		return "", 0, err
+	if err == nil {
+		var statuses []api.RegistryStatus
+		if statuses, err = m.store.ListRegistryStatus(ctx); err == nil {
+			return m.pickHolder(spec, nodes, statuses, time.Now())
+		}
 	}
-	statuses, err := m.store.ListRegistryStatus(ctx)
-	if err != nil {
-		return "", 0, err
+	m.outageAt = time.Now()
+	return "", 0, err
+}
+
+// pickHolder is holder's rule over what the state says. After this node
+// was cut off from the state (or its own heartbeats were late), the
+// serving node keeps the registry for FailoverAfter more although it
+// looks silent: its heartbeats were cut off too. Moving the registry
+// would start it empty, and every image would be restored by rebuilding
+// (found by make chaos: the state API unreachable for 30 s).
+func (m *managed) pickHolder(spec api.RegistrySpec, nodes []api.Node, statuses []api.RegistryStatus, now time.Time) (string, time.Duration, error) {
+	if i := slices.IndexFunc(nodes, func(n api.Node) bool { return n.Name == m.cfg.Node }); i >= 0 && !nodes[i].Live(now, m.cfg.FailoverAfter) {
+		m.outageAt = now
 	}
-	now := time.Now()
+	recovering := now.Sub(m.outageAt) < m.cfg.FailoverAfter
 	for _, st := range statuses {
 		i := slices.IndexFunc(nodes, func(n api.Node) bool { return n.Name == st.Node })
-		if i >= 0 && api.IsTrue(st.Conditions, api.ConditionReady) && nodes[i].Live(now, m.cfg.FailoverAfter) && spec.Eligible(nodes[i]) {
+		if i < 0 || !api.IsTrue(st.Conditions, api.ConditionReady) || !spec.Eligible(nodes[i]) {
+			continue
+		}
+		if nodes[i].Live(now, m.cfg.FailoverAfter) {
 			return st.Node, m.timesOut(nodes[i], now), nil
+		}
+		if recovering {
+			return st.Node, m.outageAt.Add(m.cfg.FailoverAfter).Sub(now) + 100*time.Millisecond, nil
 		}
 	}
 	// A silent node drops out after FailoverAfter, even when that is

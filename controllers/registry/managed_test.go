@@ -68,3 +68,38 @@ func TestHolder(t *testing.T) {
 		t.Errorf("holder %q after b went silent, want a", got)
 	}
 }
+
+// TestHolderKeptAfterStateOutage: after this node was cut off from the
+// state, the serving node's silence is the same outage, so it keeps the
+// registry for FailoverAfter; a node that saw no outage takes over. Before,
+// the first node back after a 30 s outage of the state API moved the
+// registry, empty, and every image was restored by rebuilding.
+func TestHolderKeptAfterStateOutage(t *testing.T) {
+	now := time.Now()
+	silent := now.Add(-30 * time.Second)
+	ready := []api.Condition{{Type: api.ConditionReady, Status: "True", LastTransitionTime: silent}}
+	statuses := []api.RegistryStatus{{Node: "a", Address: "a:5000", Conditions: ready, UpdatedAt: silent}}
+	for _, tt := range []struct {
+		name        string
+		selfBeat    time.Time // node b's last heartbeat
+		outageSince time.Duration
+		want        string
+	}{
+		{"no outage: a, silent, fails over", now, time.Hour, "b"},
+		{"b could not read the state 2 s ago", now, 2 * time.Second, "a"},
+		{"b's own heartbeat is late too", silent, time.Hour, "a"},
+		{"the outage ended longer than FailoverAfter ago", now, 6 * time.Second, "b"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			nodes := []api.Node{
+				{Name: "a", State: api.NodeReady, HeartbeatAt: silent, Capacity: api.NodeCapacity{Engine: true}},
+				{Name: "b", State: api.NodeReady, HeartbeatAt: tt.selfBeat, Capacity: api.NodeCapacity{Engine: true}},
+			}
+			m := &managed{cfg: ManagedConfig{Config: Config{Node: "b"}, FailoverAfter: 5 * time.Second}, outageAt: now.Add(-tt.outageSince)}
+			got, _, err := m.pickHolder(api.RegistrySpec{}, nodes, statuses, now)
+			if err != nil || got != tt.want {
+				t.Errorf("holder %q (%v), want %q", got, err, tt.want)
+			}
+		})
+	}
+}
