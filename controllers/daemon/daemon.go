@@ -333,13 +333,21 @@ func waitForSchema(ctx context.Context, store *state.Store, timeout time.Duratio
 	return backoff.RetryNotify(func() error {
 		err := store.CheckSchema(ctx)
 		var unreachable *corrosion.Unreachable
-		if err != nil && !errors.As(err, &unreachable) {
+		if err != nil && !errors.As(err, &unreachable) && !gatewayError(err) {
 			return backoff.Permanent(err)
 		}
 		return err
 	}, backoff.WithContext(bo, ctx), func(err error, d time.Duration) {
 		log.Warn("State API is not answering yet; retrying.", "err", err, "retry_in", d)
 	})
+}
+
+// gatewayError is a proxy in front of the state API saying that the API
+// behind it is not answering (yet): 502, 503 or 504.
+func gatewayError(err error) bool {
+	var apiErr *corrosion.APIError
+	return errors.As(err, &apiErr) && (apiErr.Status == http.StatusBadGateway ||
+		apiErr.Status == http.StatusServiceUnavailable || apiErr.Status == http.StatusGatewayTimeout)
 }
 
 func markGone(store *state.Store, name string, log *slog.Logger) error {

@@ -129,17 +129,35 @@ func killDuringGC(ctx context.Context, c *cluster, p *project) (string, error) {
 		return "", err
 	}
 	time.Sleep(1500 * time.Millisecond) // older than the sweep's grace
+	// The registry's storage is in its node's data dir: strike once the
+	// sweep has deleted a hundred blobs.
+	blobs := filepath.Join(c.dataDir(holder), "registry-volume", "registry", "docker", "registry", "v2", "blobs", "sha256", "*", "*")
+	before := countFiles(blobs)
 	gc := make(chan string, 1)
 	go func() {
 		out, err := c.uc(ctx, "", "registry", "gc", "--grace", "1s")
-		gc <- fmt.Sprintf("%v %s", err, strings.TrimSpace(harness.LastLines(out, 1)))
+		gc <- strings.TrimSpace(harness.LastLines(out, 1)) + map[bool]string{true: "", false: fmt.Sprintf(" (%v)", err)}[err == nil]
 	}()
-	time.Sleep(400 * time.Millisecond)
+	if err := waitUntilFast(ctx, time.Minute, func() error {
+		if countFiles(blobs) > before-100 {
+			return errors.New("the sweep has not begun")
+		}
+		return nil
+	}); err != nil {
+		return "", err
+	}
 	c.strike()
 	if out, err := c.docker(ctx, holder, "kill", "-s", "KILL", "uc-registry"); err != nil {
 		return "", fmt.Errorf("docker kill uc-registry on %s: %v: %s", holder, err, out)
 	}
-	return fmt.Sprintf("registry process on %s killed 0.4 s into a sweep of 1500 garbage blobs (uc registry gc: %s)", holder, <-gc), nil
+	return fmt.Sprintf("registry process on %s killed with %d of its %d blobs swept (uc registry gc: %s)",
+		holder, before-countFiles(blobs), before, firstLineOf(<-gc)), nil
+}
+
+// countFiles counts the paths matching pattern.
+func countFiles(pattern string) int {
+	files, _ := filepath.Glob(pattern)
+	return len(files)
 }
 
 // pushGarbage uploads n small unreferenced blobs.

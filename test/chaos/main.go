@@ -101,6 +101,9 @@ func run(ctx context.Context, quick bool, only string, keep bool) (bool, error) 
 		}
 	}
 	printTable(results)
+	if out, err := c.uc(ctx, "", "registry", "status"); err == nil {
+		fmt.Printf("\nuc registry status, after the faults:\n%s", out)
+	}
 	fmt.Printf("\n%d faults in %s (logs: %s%s)\n", len(results), time.Since(start).Round(time.Second), work,
 		map[bool]string{true: "", false: ", removed; -keep keeps them"}[keep])
 	for _, r := range results {
