@@ -122,16 +122,17 @@ func LoadCompose(ctx context.Context, opts LoadOptions) (*Project, error) {
 // LoadProjectName reads only what names a project, for commands such as
 // uc delete -f that need no build context: nothing is hashed or read
 // beyond the Compose files themselves.
-func LoadProjectName(ctx context.Context, opts LoadOptions) (string, error) {
+// The project it returns has a name and its files, and no specs.
+func LoadProjectName(ctx context.Context, opts LoadOptions) (*Project, error) {
 	o, err := projectOptions(opts)
 	if err != nil {
-		return "", wrapLoadErr(opts.Files, err)
+		return nil, wrapLoadErr(opts.Files, err)
 	}
 	cp, err := loadProject(ctx, o)
 	if err != nil {
-		return "", wrapLoadErr(o.ConfigPaths, err)
+		return nil, wrapLoadErr(o.ConfigPaths, err)
 	}
-	return cp.Name, nil
+	return &Project{Name: cp.Name, Files: o.ConfigPaths}, nil
 }
 
 // loadProject runs compose-go's loader, which panics on some malformed

@@ -784,8 +784,8 @@ func TestLoadProjectNameWithoutContexts(t *testing.T) {
 	if _, err := load(t, dir, LoadOptions{}); err == nil {
 		t.Fatal("the full load should fail on the missing context")
 	}
-	name, err := LoadProjectName(context.Background(), LoadOptions{WorkingDir: dir})
-	if err != nil || name != "shop" {
-		t.Errorf("LoadProjectName = %q, %v; want shop", name, err)
+	p, err := LoadProjectName(context.Background(), LoadOptions{WorkingDir: dir})
+	if err != nil || p.Name != "shop" || len(p.Builds)+len(p.Images) != 0 {
+		t.Errorf("LoadProjectName = %+v, %v; want shop and no specs", p, err)
 	}
 }

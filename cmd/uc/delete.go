@@ -7,19 +7,21 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/state"
 )
 
 func newDeleteCmd(g *globals) *cobra.Command {
 	var cf composeFlags
+	var force bool
 	cmd := &cobra.Command{
-		Use:   "delete build|image NAME | delete -f compose.yaml",
+		Use:   "delete build|image NAME | delete -f compose.yaml [--force]",
 		Short: "Delete one spec, or every spec of a Compose project",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(cf.files) > 0 {
 				if len(args) > 0 {
 					return errors.New("give either -f or KIND NAME, not both")
 				}
-				return explain(deleteProject(cmd, g, &cf))
+				return explain(deleteProject(cmd, g, &cf, force))
 			}
 			if len(args) != 2 {
 				return errors.New("usage: uc delete build|image NAME, or uc delete -f compose.yaml")
@@ -28,6 +30,7 @@ func newDeleteCmd(g *globals) *cobra.Command {
 		},
 	}
 	cf.register(cmd)
+	cmd.Flags().BoolVar(&force, "force", false, "with -f: delete a project of the same name applied from somewhere else")
 	return cmd
 }
 
@@ -43,19 +46,23 @@ func deleteOne(cmd *cobra.Command, g *globals, kind, name string) error {
 	return nil
 }
 
-func deleteProject(cmd *cobra.Command, g *globals, cf *composeFlags) error {
-	// Only the project's name: its build contexts may be gone already.
-	project, err := api.LoadProjectName(cmd.Context(), api.LoadOptions{
+// deleteProject applies an empty project from this file's origin: every
+// spec goes, and specs another origin applied under the same name are
+// refused without --force, as apply refuses them. Only the project's name
+// is read: its build contexts may be gone already.
+func deleteProject(cmd *cobra.Command, g *globals, cf *composeFlags, force bool) error {
+	p, err := api.LoadProjectName(cmd.Context(), api.LoadOptions{
 		Files: cf.files, ProjectName: cf.projectName, Profiles: cf.profiles,
 	})
 	if err != nil {
 		return err
 	}
+	p.Origin = projectOrigin(cmd.Context(), p.Files)
 	store, err := g.store()
 	if err != nil {
 		return err
 	}
-	res, err := store.DeleteProject(cmd.Context(), project)
+	res, err := store.ApplyProject(cmd.Context(), p, state.ApplyOptions{Force: force})
 	if err != nil {
 		return err
 	}

@@ -171,3 +171,26 @@ func TestDeleteAfterContextsAreGone(t *testing.T) {
 		t.Errorf("delete -f with the context gone: %v\n%s", err, out)
 	}
 }
+
+// TestDeleteFromAnotherOrigin: uc delete -f refuses, as apply does, to
+// delete a project of the same name applied from somewhere else, unless
+// --force.
+func TestDeleteFromAnotherOrigin(t *testing.T) {
+	t.Parallel()
+	addr := startCluster(t)
+	files := map[string]string{"app/Dockerfile": "FROM busybox\n", "compose.yaml": "name: twice\nservices:\n  web:\n    build: ./app\n"}
+	teamA, teamB := t.TempDir(), t.TempDir()
+	writeTree(t, teamA, files)
+	writeTree(t, teamB, files)
+	if out, err := ucAt(t, addr, "apply", "-f", filepath.Join(teamA, "compose.yaml")); err != nil {
+		t.Fatalf("apply: %v\n%s", err, out)
+	}
+	_, err := ucAt(t, addr, "delete", "-f", filepath.Join(teamB, "compose.yaml"))
+	if err == nil || !strings.Contains(err.Error(), "project twice was applied from") || !strings.Contains(err.Error(), "would delete build twice/web, delete image twice/web") {
+		t.Fatalf("delete from another origin: %v, want a refusal naming both places", err)
+	}
+	out, err := ucAt(t, addr, "delete", "-f", filepath.Join(teamB, "compose.yaml"), "--force")
+	if err != nil || !strings.Contains(out, "build twice/web deleted") {
+		t.Errorf("delete --force: %v\n%s", err, out)
+	}
+}
