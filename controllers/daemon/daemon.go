@@ -139,6 +139,9 @@ func runNode(ctx context.Context, cfg Config, api string, log *slog.Logger) erro
 		opts = append(opts, corrosion.WithToken(cfg.CorrosionToken))
 	}
 	client, err := corrosion.New(api, opts...)
+	if errors.Is(err, corrosion.ErrCAFile) {
+		return fmt.Errorf("--corrosion-ca: %w", err)
+	}
 	if err != nil {
 		return err
 	}
