@@ -119,6 +119,15 @@ func LoadCompose(ctx context.Context, opts LoadOptions) (*Project, error) {
 	return p, nil
 }
 
+// contextField names the Compose field an error from ContextDigest is about.
+func contextField(err error) string {
+	var df *DockerfileError
+	if errors.As(err, &df) {
+		return "dockerfile"
+	}
+	return "context"
+}
+
 // LoadProjectName reads only what names a project, for commands such as
 // uc delete -f that need no build context: nothing is hashed or read
 // beyond the Compose files themselves.
@@ -288,7 +297,7 @@ func convertService(project string, s types.ServiceConfig, secrets types.Secrets
 	}
 	d, err := ContextDigest(b.Context, dockerfileToHash(b), limit)
 	if err != nil {
-		return nil, img, fmt.Errorf("%s: %s.build.context: %v", file, field, err)
+		return nil, img, fmt.Errorf("%s: %s.build.%s: %v", file, field, contextField(err), err)
 	}
 	if b.AdditionalContexts, d, err = additionalContexts(project, s.Build.AdditionalContexts, d, limit); err != nil {
 		return nil, img, fmt.Errorf("%s: %s.build.additional_contexts.%v", file, field, err)

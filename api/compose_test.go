@@ -549,6 +549,11 @@ services:
 			want:  []string{"compose.yaml: services.web.build.context: build context ", "Dockerfile is a file: the context must be a directory"},
 		},
 		{
+			name:  "missing Dockerfile names the dockerfile field",
+			files: map[string]string{"compose.yaml": "name: p\nservices:\n  web:\n    build: {context: ., dockerfile: Nope.Dockerfile}\n", "Dockerfile": "FROM busybox\n"},
+			want:  []string{"compose.yaml: services.web.build.dockerfile: read Dockerfile: open ", "Nope.Dockerfile: no such file or directory"},
+		},
+		{
 			name: "field errors name the first -f file",
 			files: map[string]string{
 				"a.yaml": "name: p\nservices:\n  web:\n    image: busybox\n",

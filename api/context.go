@@ -225,10 +225,17 @@ func hashDockerfile(h io.Writer, dir, dockerfile string) error {
 	}
 	fmt.Fprintf(h, "dockerfile\x00")
 	if err := hashFile(h, dockerfile); err != nil {
-		return fmt.Errorf("read Dockerfile: %w", err)
+		return &DockerfileError{Err: err}
 	}
 	return nil
 }
+
+// DockerfileError is a Dockerfile that cannot be read, so that callers
+// name the dockerfile field rather than the context.
+type DockerfileError struct{ Err error }
+
+func (e *DockerfileError) Error() string { return "read Dockerfile: " + e.Err.Error() }
+func (e *DockerfileError) Unwrap() error { return e.Err }
 
 // additionalContexts maps Compose's additional_contexts and folds the
 // digests of local ones into the main context digest, so that editing a
