@@ -74,5 +74,5 @@ func (a apiRows) registryCredential(ctx context.Context) (api.Credential, bool, 
 	if err != nil || len(rows) == 0 {
 		return api.Credential{}, false, err
 	}
-	return rows[0], true, nil
+	return rows[0].Credential, true, nil
 }

@@ -66,13 +66,17 @@ func decodeSpecRow(r row) (SpecRow, error) {
 func decodeBuildSpec(r row) (BuildRecord, error) {
 	s, _ := decodeSpecRow(r)
 	rec := BuildRecord{Meta: s.Meta}
-	return rec, unmarshalColumn(s.Body, &rec.Spec, "build "+s.Name+": decode spec")
+	err := unmarshalColumn(s.Body, &rec.Spec, "build "+s.Name+": decode spec")
+	rec.Spec.Name = s.Name // the key, even in a body not yet replicated
+	return rec, err
 }
 
 func decodeImageSpec(r row) (ImageRecord, error) {
 	s, _ := decodeSpecRow(r)
 	rec := ImageRecord{Meta: s.Meta}
-	return rec, unmarshalColumn(s.Body, &rec.Spec, "image "+s.Name+": decode spec")
+	err := unmarshalColumn(s.Body, &rec.Spec, "image "+s.Name+": decode spec")
+	rec.Spec.Name = s.Name
+	return rec, err
 }
 
 func decodeBuildStatus(r row) (api.BuildStatus, error) {
@@ -98,12 +102,13 @@ func decodeResolution(r row) (api.ImageResolution, error) {
 
 // registrySpecRow is the desired registry with its generation.
 type registrySpecRow struct {
+	Name       string
 	Spec       api.RegistrySpec
 	Generation int64
 }
 
 func decodeRegistrySpec(r row) (registrySpecRow, error) {
-	out := registrySpecRow{Generation: corrosion.AsInt(r[1])}
+	out := registrySpecRow{Name: str(r[0]), Generation: corrosion.AsInt(r[1])}
 	return out, unmarshalColumn(r[2], &out.Spec, "registry spec")
 }
 
@@ -116,6 +121,12 @@ func decodeRegistryStatus(r row) (api.RegistryStatus, error) {
 	return st, unmarshalColumn(r[5], &st.Detail, what+": detail")
 }
 
-func decodeCredential(r row) (api.Credential, error) {
-	return api.Credential{Username: str(r[1]), Password: str(r[2])}, nil
+// credentialRow is the registry's generated credential, by row name.
+type credentialRow struct {
+	Name string
+	api.Credential
+}
+
+func decodeCredential(r row) (credentialRow, error) {
+	return credentialRow{Name: str(r[0]), Credential: api.Credential{Username: str(r[1]), Password: str(r[2])}}, nil
 }
