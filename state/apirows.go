@@ -61,10 +61,10 @@ func (a apiRows) registryStatuses(ctx context.Context) ([]api.RegistryStatus, er
 	return queryRows(ctx, a.c, "registry status", registryStatusSelect, "", "", "node", decodeRegistryStatus)
 }
 
-func (a apiRows) registrySpec(ctx context.Context) (registrySpecRow, bool, error) {
+func (a apiRows) registrySpec(ctx context.Context) (RegistrySpecRow, bool, error) {
 	rows, err := queryRows(ctx, a.c, "registry spec", registrySpecSelect, "name", registrySpecName, "name", decodeRegistrySpec)
 	if err != nil || len(rows) == 0 {
-		return registrySpecRow{}, false, err
+		return RegistrySpecRow{}, false, err
 	}
 	return rows[0], true, nil
 }

@@ -25,7 +25,7 @@ type Cache struct {
 	ImageSpecs          *Informer[ImageRecord]
 	ImagePresence       *Informer[api.ImagePresence]
 	ImageResolutions    *Informer[api.ImageResolution]
-	RegistrySpec        *Informer[registrySpecRow]
+	RegistrySpec        *Informer[RegistrySpecRow]
 	RegistryStatus      *Informer[api.RegistryStatus]
 	RegistryCredentials *Informer[credentialRow]
 }
@@ -52,7 +52,7 @@ func NewCache(store *Store, log *slog.Logger) *Cache {
 			func(r api.ImageResolution) string { return statusKey(r.Image, r.Node) },
 			func(r api.ImageResolution) string { return r.Image }, decodeResolution),
 		RegistrySpec: newInformer("registry_spec", registrySpecSelect,
-			func(r registrySpecRow) string { return r.Name }, nil, decodeRegistrySpec),
+			func(r RegistrySpecRow) string { return r.Name }, nil, decodeRegistrySpec),
 		RegistryStatus: newInformer("registry_status", registryStatusSelect,
 			func(s api.RegistryStatus) string { return s.Node }, nil, decodeRegistryStatus),
 		RegistryCredentials: newInformer("registry_credentials", registryCredentialSelect,
@@ -156,7 +156,7 @@ func (r cacheRows) registryStatuses(context.Context) ([]api.RegistryStatus, erro
 	return r.c.RegistryStatus.List(), nil
 }
 
-func (r cacheRows) registrySpec(context.Context) (registrySpecRow, bool, error) {
+func (r cacheRows) registrySpec(context.Context) (RegistrySpecRow, bool, error) {
 	v, ok := r.c.RegistrySpec.Get(registrySpecName)
 	return v, ok, nil
 }
@@ -164,4 +164,33 @@ func (r cacheRows) registrySpec(context.Context) (registrySpecRow, bool, error) 
 func (r cacheRows) registryCredential(context.Context) (api.Credential, bool, error) {
 	v, ok := r.c.RegistryCredentials.Get(registrySpecName)
 	return v.Credential, ok, nil
+}
+
+// CredentialSource reads the registry credential from the cache.
+func (c *Cache) CredentialSource() api.CredentialSource {
+	return func(ctx context.Context) (api.Credential, bool) {
+		cred, ok, _ := c.RegistryCredential(ctx)
+		return cred, ok
+	}
+}
+
+// OnChange calls fn after any row of any table changes (and once per row
+// at first), until the returned function removes it; fn must be quick.
+func (c *Cache) OnChange(fn func()) (remove func()) {
+	removes := []func(){
+		c.Nodes.AddHandler(func(Event[api.Node]) { fn() }),
+		c.BuildSpecs.AddHandler(func(Event[BuildRecord]) { fn() }),
+		c.BuildStatus.AddHandler(func(Event[api.BuildStatus]) { fn() }),
+		c.ImageSpecs.AddHandler(func(Event[ImageRecord]) { fn() }),
+		c.ImagePresence.AddHandler(func(Event[api.ImagePresence]) { fn() }),
+		c.ImageResolutions.AddHandler(func(Event[api.ImageResolution]) { fn() }),
+		c.RegistrySpec.AddHandler(func(Event[RegistrySpecRow]) { fn() }),
+		c.RegistryStatus.AddHandler(func(Event[api.RegistryStatus]) { fn() }),
+		c.RegistryCredentials.AddHandler(func(Event[credentialRow]) { fn() }),
+	}
+	return func() {
+		for _, r := range removes {
+			r()
+		}
+	}
 }

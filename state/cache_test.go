@@ -2,7 +2,6 @@ package state_test
 
 import (
 	"context"
-	"log/slog"
 	"reflect"
 	"slices"
 	"sync"
@@ -18,14 +17,7 @@ import (
 
 func startCache(t *testing.T, st *state.Store) *state.Cache {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	c := state.NewCache(st, slog.New(slog.DiscardHandler))
-	c.Start(ctx)
-	if err := c.WaitForSync(testCtx(t)); err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return (&statetest.Server{Store: st}).StartCache(t)
 }
 
 // fill writes a row in every table.

@@ -20,7 +20,7 @@ type rowSource interface {
 	resolutions(ctx context.Context, image string) ([]api.ImageResolution, error)
 	nodes(ctx context.Context, name string) ([]api.Node, error)
 	registryStatuses(ctx context.Context) ([]api.RegistryStatus, error)
-	registrySpec(ctx context.Context) (registrySpecRow, bool, error)
+	registrySpec(ctx context.Context) (RegistrySpecRow, bool, error)
 	registryCredential(ctx context.Context) (api.Credential, bool, error)
 }
 

@@ -100,15 +100,15 @@ func decodeResolution(r row) (api.ImageResolution, error) {
 		Ref: str(r[4]), Digest: str(r[5]), Error: str(r[6]), UpdatedAt: fromMillis(r[7])}, nil
 }
 
-// registrySpecRow is the desired registry with its generation.
-type registrySpecRow struct {
+// RegistrySpecRow is the desired registry with its generation.
+type RegistrySpecRow struct {
 	Name       string
 	Spec       api.RegistrySpec
 	Generation int64
 }
 
-func decodeRegistrySpec(r row) (registrySpecRow, error) {
-	out := registrySpecRow{Name: str(r[0]), Generation: corrosion.AsInt(r[1])}
+func decodeRegistrySpec(r row) (RegistrySpecRow, error) {
+	out := RegistrySpecRow{Name: str(r[0]), Generation: corrosion.AsInt(r[1])}
 	return out, unmarshalColumn(r[2], &out.Spec, "registry spec")
 }
 

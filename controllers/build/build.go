@@ -13,6 +13,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -28,7 +29,6 @@ import (
 	"github.com/ucplane/uc/reconcile"
 	"github.com/ucplane/uc/registry/contextstore"
 	"github.com/ucplane/uc/state"
-	"github.com/ucplane/uc/state/corrosion"
 )
 
 // Config says how this node builds.
@@ -57,7 +57,8 @@ type Config struct {
 
 // Reconciler builds the BuildSpecs this node owns.
 type Reconciler struct {
-	store    *state.Store
+	store    *state.Store // writes, and the fresh read before a build starts
+	read     state.Reader // the cache
 	cfg      Config
 	log      *slog.Logger
 	now      func() time.Time
@@ -76,18 +77,18 @@ const DefaultMaxBuilds = 2
 
 // New returns the build controller. It watches specs, and nodes because a
 // membership change can move a build to another owner; the resync catches
-// nodes that go silent without a row changing.
-func New(store *state.Store, cfg Config, log *slog.Logger) *reconcile.Controller {
-	r := newReconciler(store, cfg, log)
+// nodes that go silent without a row changing. It reads through the
+// cache, and reads the state API only to decide to start a build.
+func New(cache *state.Cache, cfg Config, log *slog.Logger) *reconcile.Controller {
+	r := newReconciler(cache.Store(), cache.Reader, cfg, log)
 	cfg = r.cfg
-	specs := r.cancelSuperseded(store.KeySource(corrosion.Stmt("SELECT name, uid, generation FROM build_specs"), log))
-	nodes := store.KeySource(corrosion.Stmt("SELECT name, state, capacity FROM nodes"), log)
-	results := store.KeySource(corrosion.Stmt("SELECT name, digest FROM build_status"), log)
-	// A registry that moves may lack images: every build checks.
-	registries := store.KeySource(corrosion.Stmt("SELECT node, address, conditions FROM registry_status"), log)
-	sources := []reconcile.Source{specs, r.allOnNodeChange(nodes)}
+	specs := r.cancelSuperseded(cache.BuildSpecs.Source(func(ev state.Event[state.BuildRecord]) []string { return []string{ev.Key} }))
+	nodes := cache.Nodes.Source(allBuildsIf(r, nodeMoved))
+	sources := []reconcile.Source{specs, nodes}
 	if cfg.Driver != nil { // a node that only reports refusals needs no more
-		sources = append(sources, r.allOnNodeChange(registries), r.dependentsOf(results))
+		// A registry that moves may lack images: every build checks.
+		registries := cache.RegistryStatus.Source(allBuildsIf(r, registryMoved))
+		sources = append(sources, registries, cache.BuildStatus.Source(r.dependentsOf))
 	}
 	return reconcile.New(reconcile.Options{
 		// More workers than slots, so that builds past the limit show as queued.
@@ -96,36 +97,58 @@ func New(store *state.Store, cfg Config, log *slog.Logger) *reconcile.Controller
 	}, r, sources...)
 }
 
-func newReconciler(store *state.Store, cfg Config, log *slog.Logger) *Reconciler {
+func newReconciler(store *state.Store, read state.Reader, cfg Config, log *slog.Logger) *Reconciler {
 	if cfg.MaxBuilds <= 0 {
 		cfg.MaxBuilds = DefaultMaxBuilds
 	}
-	return &Reconciler{store: store, cfg: cfg, log: log.With("controller", "build"), now: time.Now,
+	return &Reconciler{store: store, read: read, cfg: cfg, log: log.With("controller", "build"), now: time.Now,
 		registry: newRegistryClient(cfg.Credentials), slots: make(chan struct{}, cfg.MaxBuilds), running: map[string]runningBuild{},
 		unwritten: map[string]api.BuildStatus{}}
 }
 
-// dependentsOf turns a build's new result into a check of the builds that
-// read it through a service: context.
-func (r *Reconciler) dependentsOf(results reconcile.Source) reconcile.Source {
-	return func(ctx context.Context, enqueue func(string)) error {
-		return results(ctx, func(parent string) {
-			recs, err := r.store.ListBuilds(ctx, "")
-			if err != nil {
-				r.log.Warn("Listing builds after a build result failed; the resync will catch up.", "err", err)
-				return
-			}
-			for _, b := range recs {
-				if slices.Contains(b.Spec.DependsOn(), parent) {
-					enqueue(b.Spec.Name)
-				}
-			}
-		})
+// nodeMoved is a node change that can move builds: not a heartbeat.
+func nodeMoved(ev state.Event[api.Node]) bool {
+	o, n := ev.Old, ev.New
+	return ev.Type != state.EventUpdated || o.State != n.State || !reflect.DeepEqual(o.Capacity, n.Capacity) ||
+		!maps.Equal(o.Labels, n.Labels) || !o.StartedAt.Equal(n.StartedAt)
+}
+
+// registryMoved is a registry record that changed where or whether it serves.
+func registryMoved(ev state.Event[api.RegistryStatus]) bool {
+	return ev.Type != state.EventUpdated || ev.Old.Address != ev.New.Address ||
+		api.IsTrue(ev.Old.Conditions, api.ConditionReady) != api.IsTrue(ev.New.Conditions, api.ConditionReady)
+}
+
+// allBuildsIf re-checks every build on an event that matters.
+func allBuildsIf[T any](r *Reconciler, matters func(state.Event[T]) bool) func(state.Event[T]) []string {
+	return func(ev state.Event[T]) []string {
+		if !matters(ev) {
+			return nil
+		}
+		names, _ := r.listBuilds(context.Background())
+		return names
 	}
 }
 
+// dependentsOf turns a build's new result into a check of the builds that
+// read it through a service: context.
+func (r *Reconciler) dependentsOf(ev state.Event[api.BuildStatus]) []string {
+	if ev.Type == state.EventUpdated && ev.Old.Digest == ev.New.Digest {
+		return nil
+	}
+	parent := ev.Object().Name
+	recs, _ := r.read.ListBuilds(context.Background(), "")
+	var out []string
+	for _, b := range recs {
+		if slices.Contains(b.Spec.DependsOn(), parent) {
+			out = append(out, b.Spec.Name)
+		}
+	}
+	return out
+}
+
 func (r *Reconciler) listBuilds(ctx context.Context) ([]string, error) {
-	recs, err := r.store.ListBuilds(ctx, "")
+	recs, err := r.read.ListBuilds(ctx, "")
 	if err != nil {
 		return nil, err
 	}
@@ -136,26 +159,9 @@ func (r *Reconciler) listBuilds(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
-// allOnNodeChange turns a node (or registry) event into a re-check of
-// every build.
-func (r *Reconciler) allOnNodeChange(nodes reconcile.Source) reconcile.Source {
-	return func(ctx context.Context, enqueue func(string)) error {
-		return nodes(ctx, func(string) {
-			names, err := r.listBuilds(ctx)
-			if err != nil {
-				r.log.Warn("Listing builds after a node change failed; the resync will catch up.", "err", err)
-				return
-			}
-			for _, n := range names {
-				enqueue(n)
-			}
-		})
-	}
-}
-
 // Reconcile builds name if this node owns it and its generation is not built.
 func (r *Reconciler) Reconcile(ctx context.Context, name string) (reconcile.Result, error) {
-	rec, err := r.store.GetBuild(ctx, name)
+	rec, err := r.read.GetBuild(ctx, name)
 	if errors.Is(err, state.ErrNotFound) {
 		r.forgetUnwritten(name)
 		return reconcile.Result{}, r.store.DeleteBuildStatus(ctx, name, r.cfg.Node)
@@ -170,7 +176,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string) (reconcile.Resu
 			return reconcile.Result{}, err
 		}
 	}
-	nodes, err := r.store.ListNodes(ctx)
+	nodes, err := r.read.ListNodes(ctx)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
@@ -199,7 +205,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string) (reconcile.Resu
 	if waiting != "" {
 		return reconcile.Result{}, r.wait(ctx, rec, waiting)
 	}
+	// The cache may not hold this node's own last status yet, and a build
+	// is costly: the decision to start one reads the state API.
+	if rec, err = r.store.GetBuild(ctx, name); err != nil || handled(rec, inputs) {
+		return reconcile.Result{}, ignoreNotFound(err)
+	}
 	return reconcile.Result{}, r.build(ctx, rec, inputs, "")
+}
+
+// ignoreNotFound: a spec deleted meanwhile needs nothing more; its delete
+// event reconciles it again.
+func ignoreNotFound(err error) error {
+	if errors.Is(err, state.ErrNotFound) {
+		return nil
+	}
+	return err
 }
 
 // inputs are the current results of the builds this one reads, as image
@@ -212,7 +232,7 @@ func (r *Reconciler) inputs(ctx context.Context, spec api.BuildSpec) (map[string
 	}
 	out := make(map[string]string, len(deps))
 	for _, dep := range deps {
-		res, ready, err := r.store.BuildResult(ctx, dep)
+		res, ready, err := r.read.BuildResult(ctx, dep)
 		if err != nil {
 			return nil, "", err
 		}
@@ -251,7 +271,7 @@ func handled(rec state.BuildRecord, inputs map[string]string) bool {
 // build runs one build and records every outcome in status; why, when
 // set, says why in the status message (a restore).
 func (r *Reconciler) build(ctx context.Context, rec state.BuildRecord, inputs map[string]string, why string) error {
-	registry, err := r.store.RegistryAddress(ctx, r.now(), owner.LiveTimeout)
+	registry, err := r.read.RegistryAddress(ctx, r.now(), owner.LiveTimeout)
 	if err != nil {
 		return fmt.Errorf("build %s: %w", rec.Spec.Name, err)
 	}
@@ -288,7 +308,7 @@ func (r *Reconciler) restoreIfLost(ctx context.Context, rec state.BuildRecord, i
 	if !ok || cur.Phase != api.BuildSucceeded || cur.Digest == "" {
 		return nil
 	}
-	registry, err := r.store.RegistryAddress(ctx, r.now(), owner.LiveTimeout)
+	registry, err := r.read.RegistryAddress(ctx, r.now(), owner.LiveTimeout)
 	if err != nil {
 		return nil // no registry now; its return enqueues nothing, the resync will look again
 	}
@@ -387,7 +407,7 @@ func (r *Reconciler) resolveBases(ctx context.Context, spec api.BuildSpec) (map[
 
 // baseAuth lets a base-image lookup authenticate to the internal registry.
 func (r *Reconciler) baseAuth(ctx context.Context) session.Attachable {
-	registry, err := r.store.RegistryAddress(ctx, r.now(), owner.LiveTimeout)
+	registry, err := r.read.RegistryAddress(ctx, r.now(), owner.LiveTimeout)
 	if err != nil {
 		return registryAuth("", r.cfg.Credentials)
 	}
@@ -475,7 +495,7 @@ func (r *Reconciler) localContext(ctx context.Context, spec api.BuildSpec) (api.
 // fetch gets a shipped context from wherever the registry is now: the
 // reference names the registry it was shipped to, which may have moved.
 func (r *Reconciler) fetch(ctx context.Context, ref string) (string, error) {
-	if registry, err := r.store.RegistryAddress(ctx, r.now(), owner.LiveTimeout); err == nil {
+	if registry, err := r.read.RegistryAddress(ctx, r.now(), owner.LiveTimeout); err == nil {
 		ref = rehost(ref, registry)
 	}
 	dir, err := contextstore.Fetch(ctx, r.registry.http, ref, r.cfg.ContextCacheDir)

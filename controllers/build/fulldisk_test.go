@@ -116,7 +116,7 @@ func TestFullDisk(t *testing.T) {
 					fillDisk(t, filler)
 				}
 			}}
-			r := newReconciler(srv.Store, Config{Node: "node1", Driver: drv, DataDir: dataDir,
+			r := newReconciler(srv.Store, srv.Store.Reader, Config{Node: "node1", Driver: drv, DataDir: dataDir,
 				ContextCacheDir: filepath.Join(t.TempDir(), "contexts")}, slog.New(slog.DiscardHandler))
 			current := func() api.BuildStatus {
 				rec, err := srv.Store.GetBuild(ctx, "web")

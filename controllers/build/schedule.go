@@ -38,7 +38,7 @@ func (r *Reconciler) cancelSuperseded(specs reconcile.Source) reconcile.Source {
 			rb, ok := r.running[name]
 			r.mu.Unlock()
 			if ok {
-				rec, err := r.store.GetBuild(ctx, name)
+				rec, err := r.read.GetBuild(ctx, name)
 				if errors.Is(err, state.ErrNotFound) || (err == nil && (rec.Meta.UID != rb.uid || rec.Meta.Generation > rb.generation)) {
 					rb.cancel(errSuperseded)
 				}

@@ -96,7 +96,7 @@ func TestNonBuilderReportsRefusal(t *testing.T) {
 	if _, err := store.ApplyProject(ctx, p, state.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	r := &Reconciler{store: store, cfg: Config{Node: "n1"}, log: slog.New(slog.DiscardHandler), now: func() time.Time { return clock }}
+	r := &Reconciler{store: store, read: store.Reader, cfg: Config{Node: "n1"}, log: slog.New(slog.DiscardHandler), now: func() time.Time { return clock }}
 	reconcileAndGet := func() state.BuildRecord {
 		t.Helper()
 		if _, err := r.Reconcile(ctx, "p/web"); err != nil {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"time"
 
@@ -20,7 +21,6 @@ import (
 	"github.com/ucplane/uc/controllers/owner"
 	"github.com/ucplane/uc/reconcile"
 	"github.com/ucplane/uc/state"
-	"github.com/ucplane/uc/state/corrosion"
 )
 
 // Engine is what the controller needs from a Docker Engine.
@@ -55,7 +55,8 @@ const DefaultMaxPulls = 3
 
 // Reconciler keeps this node's images present.
 type Reconciler struct {
-	store  *state.Store
+	store  *state.Store // writes
+	read   state.Reader // the cache
 	engine Engine
 	cfg    Config
 	log    *slog.Logger
@@ -63,14 +64,14 @@ type Reconciler struct {
 }
 
 // New returns the prepull controller. It follows image specs, build
-// results (a new digest means a new pull) and this node's own row (new
-// labels may place new images here).
-func New(store *state.Store, engine Engine, cfg Config, log *slog.Logger) *reconcile.Controller {
-	r := &Reconciler{store: store, engine: engine, cfg: cfg, log: log.With("controller", "prepull"), now: time.Now}
-	specs := store.KeySource(corrosion.Stmt("SELECT name, uid, generation FROM image_specs"), log)
-	builds := store.KeySource(corrosion.Stmt("SELECT name, digest FROM build_status"), log)
-	self := store.KeySource(corrosion.Stmt("SELECT name, labels, state FROM nodes WHERE name = ?", cfg.Node), log)
-	resolutions := store.KeySource(corrosion.Stmt("SELECT image, node, spec_uid, observed_generation, digest, error FROM image_resolution"), log)
+// results (a new digest means a new pull), resolutions of tags, and this
+// node's own row (new labels may place new images here), all from the cache.
+func New(cache *state.Cache, engine Engine, cfg Config, log *slog.Logger) *reconcile.Controller {
+	r := &Reconciler{store: cache.Store(), read: cache.Reader, engine: engine, cfg: cfg, log: log.With("controller", "prepull"), now: time.Now}
+	specs := cache.ImageSpecs.Source(func(ev state.Event[state.ImageRecord]) []string { return []string{ev.Key} })
+	builds := cache.BuildStatus.Source(r.imagesOfBuild)
+	self := cache.Nodes.Source(r.allImagesIfPlaced)
+	resolutions := cache.ImageResolutions.Source(resolvedImage)
 	return reconcile.New(reconcile.Options{
 		// Watches drive every change; the resync only catches an image
 		// removed from the engine behind uc's back. At 30 s it re-read
@@ -78,7 +79,7 @@ func New(store *state.Store, engine Engine, cfg Config, log *slog.Logger) *recon
 		// bench: ~130 state requests/s per node with 1,000 specs).
 		Name: "prepull", Workers: cmp.Or(cfg.MaxPulls, DefaultMaxPulls), Timeout: 30 * time.Minute, Resync: resyncEvery,
 		Lister: r.listImages, Logger: log, RateLimiter: pullRetries(),
-	}, r, specs, r.imagesOf(builds, byBuild), r.imagesOf(self, all), resolutions)
+	}, r, specs, builds, self, resolutions)
 }
 
 // pullRetries spaces out retries of a failing pull like the kubelet's
@@ -89,7 +90,7 @@ func pullRetries() workqueue.TypedRateLimiter[string] {
 }
 
 func (r *Reconciler) listImages(ctx context.Context) ([]string, error) {
-	imgs, err := r.store.ListImages(ctx, "")
+	imgs, err := r.read.ListImages(ctx, "")
 	if err != nil {
 		return nil, err
 	}
@@ -100,37 +101,56 @@ func (r *Reconciler) listImages(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
-func byBuild(img api.ImageSpec, key string) bool { return img.Build == key }
-func all(api.ImageSpec, string) bool             { return true }
-
-// imagesOf maps another table's keys to the image specs they concern.
-func (r *Reconciler) imagesOf(src reconcile.Source, match func(api.ImageSpec, string) bool) reconcile.Source {
-	return func(ctx context.Context, enqueue func(string)) error {
-		return src(ctx, func(key string) {
-			imgs, err := r.store.ListImages(ctx, "")
-			if err != nil {
-				r.log.Warn("Listing images after a change failed; the resync will catch up.", "err", err)
-				return
-			}
-			for _, img := range imgs {
-				if match(img.Spec, key) {
-					enqueue(img.Spec.Name)
-				}
-			}
-		})
+// imagesOfBuild maps a build's new digest to the images that pull it.
+func (r *Reconciler) imagesOfBuild(ev state.Event[api.BuildStatus]) []string {
+	if ev.Type == state.EventUpdated && ev.Old.Digest == ev.New.Digest {
+		return nil
 	}
+	return r.imagesWhere(func(img api.ImageSpec) bool { return img.Build == ev.Object().Name })
+}
+
+// allImagesIfPlaced re-checks every image when this node's labels or state
+// change: they decide what is placed here. Heartbeats do not.
+func (r *Reconciler) allImagesIfPlaced(ev state.Event[api.Node]) []string {
+	o, n := ev.Old, ev.New
+	if ev.Key != r.cfg.Node || ev.Type == state.EventUpdated && o.State == n.State && maps.Equal(o.Labels, n.Labels) {
+		return nil
+	}
+	return r.imagesWhere(func(api.ImageSpec) bool { return true })
+}
+
+// resolvedImage wakes an image when its tag's resolution changes; a
+// periodic re-check that finds the same digest only moves updated_at.
+func resolvedImage(ev state.Event[api.ImageResolution]) []string {
+	o, n := ev.Old, ev.New
+	if ev.Type == state.EventUpdated && o.SpecUID == n.SpecUID && o.ObservedGeneration == n.ObservedGeneration &&
+		o.Digest == n.Digest && o.Error == n.Error {
+		return nil
+	}
+	return []string{ev.Object().Image}
+}
+
+func (r *Reconciler) imagesWhere(match func(api.ImageSpec) bool) []string {
+	imgs, _ := r.read.ListImages(context.Background(), "")
+	var out []string
+	for _, img := range imgs {
+		if match(img.Spec) {
+			out = append(out, img.Spec.Name)
+		}
+	}
+	return out
 }
 
 // Reconcile makes the image present on this node if it is placed here.
 func (r *Reconciler) Reconcile(ctx context.Context, name string) (reconcile.Result, error) {
-	img, err := r.store.GetImage(ctx, name)
+	img, err := r.read.GetImage(ctx, name)
 	if errors.Is(err, state.ErrNotFound) {
 		return reconcile.Result{}, errors.Join(r.store.DeletePresence(ctx, name, r.cfg.Node), r.store.DeleteResolution(ctx, name, r.cfg.Node))
 	}
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	self, err := r.store.GetNode(ctx, r.cfg.Node)
+	self, err := r.read.GetNode(ctx, r.cfg.Node)
 	if errors.Is(err, state.ErrNotFound) {
 		return reconcile.Result{RequeueAfter: 2 * time.Second}, nil // not registered yet
 	}
@@ -202,7 +222,7 @@ func (r *Reconciler) resolve(ctx context.Context, img state.ImageRecord) (ref, w
 	if strings.Contains(img.Spec.Image, "@") {
 		return img.Spec.Image, "", nil // pinned by the user
 	}
-	res, ok, err := r.store.Resolution(ctx, img.Spec.Name, img.Meta.UID, img.Meta.Generation)
+	res, ok, err := r.read.Resolution(ctx, img.Spec.Name, img.Meta.UID, img.Meta.Generation)
 	if err != nil {
 		return "", "", err
 	}
@@ -254,7 +274,7 @@ func (r *Reconciler) refreshAfter(ctx context.Context, img state.ImageRecord) ti
 	if every == 0 || img.Spec.Build != "" || strings.Contains(img.Spec.Image, "@") {
 		return 0
 	}
-	res, ok, err := r.store.Resolution(ctx, img.Spec.Name, img.Meta.UID, img.Meta.Generation)
+	res, ok, err := r.read.Resolution(ctx, img.Spec.Name, img.Meta.UID, img.Meta.Generation)
 	if err != nil || !ok {
 		return every
 	}
@@ -266,7 +286,7 @@ func (r *Reconciler) refreshAfter(ctx context.Context, img state.ImageRecord) ti
 // node. Other nodes wait for that record. A refresh records only a digest:
 // a tag that vanished upstream leaves the last one in place.
 func (r *Reconciler) resolveTag(ctx context.Context, img state.ImageRecord, refreshing bool) (res api.ImageResolution, ok bool, waiting string, err error) {
-	nodes, err := r.store.ListNodes(ctx)
+	nodes, err := r.read.ListNodes(ctx)
 	if err != nil {
 		return res, false, "", err
 	}
@@ -331,7 +351,7 @@ func pinDigest(ref, digest string) (string, error) {
 
 // builtRef is a built image's registry reference by digest.
 func (r *Reconciler) builtRef(ctx context.Context, spec api.ImageSpec) (ref, waiting string, err error) {
-	b, err := r.store.GetBuild(ctx, spec.Build)
+	b, err := r.read.GetBuild(ctx, spec.Build)
 	if errors.Is(err, state.ErrNotFound) {
 		return "", "waiting for build " + spec.Build + ", which does not exist", nil
 	}
@@ -342,7 +362,7 @@ func (r *Reconciler) builtRef(ctx context.Context, spec api.ImageSpec) (ref, wai
 	if !ok || cur.Digest == "" {
 		return "", "waiting for build " + spec.Build, nil
 	}
-	registry, err := r.store.RegistryAddress(ctx, r.now(), owner.LiveTimeout)
+	registry, err := r.read.RegistryAddress(ctx, r.now(), owner.LiveTimeout)
 	if err != nil {
 		return "", "", err
 	}

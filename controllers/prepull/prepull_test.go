@@ -59,7 +59,7 @@ func TestBuiltImageMissingFromRegistryIsRetried(t *testing.T) {
 		Digest: dg, ObservedGeneration: b.Meta.Generation, Detail: api.BuildDetail{Ref: "127.0.0.1:5004/p/web:latest"}}); err != nil {
 		t.Fatal(err)
 	}
-	r := &Reconciler{store: srv.Store, engine: missingEngine{}, cfg: Config{Node: "node1"}, log: slog.New(slog.DiscardHandler), now: time.Now}
+	r := &Reconciler{store: srv.Store, read: srv.Store.Reader, engine: missingEngine{}, cfg: Config{Node: "node1"}, log: slog.New(slog.DiscardHandler), now: time.Now}
 
 	for _, tt := range []struct {
 		image, wantState string
