@@ -70,7 +70,7 @@ func (w *waiter) run(ctx context.Context) error {
 	// A first check reads the state API itself: it fails at once, naming
 	// the API, when that is unreachable, and needs no cache when done.
 	if done, err := w.check(ctx); done || err != nil {
-		return err
+		return w.unlessTimedOut(ctx, err)
 	}
 	changed := make(chan struct{}, 1)
 	ctx, cancel := context.WithCancel(ctx)
@@ -90,7 +90,7 @@ func (w *waiter) run(ctx context.Context) error {
 	for {
 		done, err := w.check(ctx)
 		if done || err != nil {
-			return err
+			return w.unlessTimedOut(ctx, err)
 		}
 		select {
 		case <-ctx.Done():
@@ -98,6 +98,15 @@ func (w *waiter) run(ctx context.Context) error {
 		case <-changed:
 		}
 	}
+}
+
+// unlessTimedOut reports a read cut short by the deadline as the timeout
+// it is, naming what is still missing, not as a failed read.
+func (w *waiter) unlessTimedOut(ctx context.Context, err error) error {
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return w.timedOut(ctx)
+	}
+	return err
 }
 
 // reader is the cache once run has started it, else the state API.
