@@ -397,7 +397,6 @@ const (
 	PresencePulling = "pulling"
 	PresencePresent = "present"
 	PresenceFailed  = "failed" // terminal: a retry cannot help
-	PresenceStale   = "stale"
 	// PresenceRetrying is a failure that may pass (a registry that is
 	// down): the node retries with backoff, and Error says what failed.
 	PresenceRetrying = "retrying"

@@ -205,6 +205,7 @@ func assemble(cache *state.Cache, cfg Config, log *slog.Logger) ([]runnable, fun
 				return nil, nil, fmt.Errorf("docker engine %s: %w", cfg.DockerHost, err)
 			}
 			buildCfg.Engine = engine
+			closeAll = func() { engine.Close() }
 		}
 		runs = append(runs, serve, build.New(cache, buildCfg, log).Run)
 	} else {
@@ -217,7 +218,8 @@ func assemble(cache *state.Cache, cfg Config, log *slog.Logger) ([]runnable, fun
 		if err != nil {
 			return nil, nil, err
 		}
-		closeAll = func() { engine.Close() }
+		closeBuild := closeAll
+		closeAll = func() { closeBuild(); engine.Close() }
 		capacity.Engine = true
 		pulls, err := prepull.OpenPullLog(filepath.Join(cfg.DataDir, "prepull", "pulls.json"))
 		if err != nil {

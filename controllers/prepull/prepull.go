@@ -293,7 +293,7 @@ func (r *Reconciler) resolveTag(ctx context.Context, img state.ImageRecord, refr
 	// Only a live node the image is placed on looks at it at all.
 	resolver, found := owner.Pick(img.Spec.Name, nodes, r.now(), img.Spec.Places)
 	if !found || resolver != r.cfg.Node {
-		return res, false, fmt.Sprintf("waiting for %s to resolve %s to a digest", cmpOr(resolver, "a live node"), img.Spec.Image), nil
+		return res, false, fmt.Sprintf("waiting for %s to resolve %s to a digest", cmp.Or(resolver, "a live node"), img.Spec.Image), nil
 	}
 	res = api.ImageResolution{Image: img.Spec.Name, Node: r.cfg.Node, SpecUID: img.Meta.UID,
 		ObservedGeneration: img.Meta.Generation, Ref: img.Spec.Image}
@@ -322,13 +322,6 @@ func (r *Reconciler) resolveTag(ctx context.Context, img state.ImageRecord, refr
 		return res, false, "", errors.New(res.Error)
 	}
 	return res, true, "", r.store.PutResolution(ctx, res)
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // pinDigest names ref's repository at digest, e.g. nginx:1.27 →
