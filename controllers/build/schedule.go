@@ -128,9 +128,7 @@ func (r *Reconciler) acquireSlot(ctx context.Context, st api.BuildStatus) (func(
 	queued := st
 	queued.Phase = api.BuildQueued
 	queued.Message = fmt.Sprintf("queued: %s runs %d builds at once", r.cfg.Node, cap(r.slots))
-	if err := r.store.PutBuildStatus(ctx, queued); err != nil {
-		return nil, err
-	}
+	r.progress(ctx, queued)
 	select {
 	case r.slots <- struct{}{}:
 		return release, nil

@@ -18,8 +18,6 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/tonistiigi/fsutil"
 	"golang.org/x/sync/errgroup"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/ucplane/uc/api"
 )
@@ -67,7 +65,7 @@ func solve(ctx context.Context, d Driver, registry string, auth session.Attachab
 	resp, err := runSolve(ctx, c, opt, t, report)
 	res := solveResult{progress: t.snapshot()}
 	if err != nil {
-		return res, classify(err)
+		return res, err
 	}
 	res.Digest, err = d.finish(ctx, resp, refs, logw)
 	return res, err
@@ -255,23 +253,6 @@ func transient(err error) error { return &transientError{err} }
 func IsTransient(err error) bool {
 	var t *transientError
 	return errors.As(err, &t)
-}
-
-// classify tells infrastructure failures from build failures. A Dockerfile
-// error, a failing RUN or a missing base image will fail the same way again.
-func classify(err error) error {
-	switch status.Code(err) {
-	case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted, codes.ResourceExhausted:
-		return transient(err)
-	}
-	msg := err.Error()
-	for _, s := range []string{"connection refused", "connection reset", "i/o timeout", "no route to host",
-		"TLS handshake timeout", "server misbehaving", "502 Bad Gateway", "503 Service Unavailable"} {
-		if strings.Contains(msg, s) {
-			return transient(err)
-		}
-	}
-	return err
 }
 
 // tracker folds BuildKit's status stream into step counts, a log tail,

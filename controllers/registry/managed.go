@@ -72,7 +72,6 @@ type managed struct {
 	log    *slog.Logger
 	http   *http.Client
 	gc     *gcKeeper
-	conds  []api.Condition
 	image  string // loaded image ref, once known
 	// outageAt is when this node last could not read the state, or saw
 	// its own heartbeat as stale: the holder's silence then is likely the
@@ -392,13 +391,24 @@ func (m *managed) remove(ctx context.Context) error {
 }
 
 func (m *managed) publish(ctx context.Context, gen int64, addr, status, reason, msg string) error {
-	m.conds = api.SetCondition(slices.Clone(m.conds), api.Condition{Type: api.ConditionReady, Status: status,
-		Reason: reason, Message: msg, LastTransitionTime: time.Now()})
-	st := api.RegistryStatus{Node: m.cfg.Node, ObservedGeneration: gen, Address: addr, Conditions: m.conds}
+	st := api.RegistryStatus{Node: m.cfg.Node, ObservedGeneration: gen, Address: addr,
+		Conditions: api.SetConditions(m.ownConditions(ctx), time.Now(), api.Condition{Type: api.ConditionReady, Status: status,
+			Reason: reason, Message: msg})}
 	if m.gc != nil {
 		st.Detail.GC = m.gc.last
 	}
 	return m.store.PutRegistryStatus(ctx, st)
+}
+
+// ownConditions are the conditions of this node's registry status row.
+func (m *managed) ownConditions(ctx context.Context) []api.Condition {
+	statuses, _ := m.read.ListRegistryStatus(ctx)
+	for _, st := range statuses {
+		if st.Node == m.cfg.Node {
+			return st.Conditions
+		}
+	}
+	return nil
 }
 
 // unpublish marks this node's status row not serving, if it has one.
