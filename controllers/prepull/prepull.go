@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/distribution/reference"
 	godigest "github.com/opencontainers/go-digest"
 	"k8s.io/client-go/util/workqueue"
@@ -142,6 +143,9 @@ func (r *Reconciler) imagesWhere(match func(api.ImageSpec) bool) []string {
 }
 
 // Reconcile makes the image present on this node if it is placed here.
+// It concludes this node's presence row and an outcome, and summarize
+// writes the row once. A pull in progress also reports progress (pulling,
+// layers and bytes), throttled.
 func (r *Reconciler) Reconcile(ctx context.Context, name string) (reconcile.Result, error) {
 	img, err := r.read.GetImage(ctx, name)
 	if errors.Is(err, state.ErrNotFound) {
@@ -160,7 +164,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string) (reconcile.Resu
 	if !img.Spec.Places(self) { // the placement rule every node and uc wait use (api.ImageSpec.Need)
 		return reconcile.Result{}, r.dropOwnRow(ctx, img)
 	}
-	return r.ensurePresent(ctx, img)
+	row, res, err := r.ensurePresent(ctx, img)
+	return res, r.summarize(ctx, img, row, err)
 }
 
 func (r *Reconciler) dropOwnRow(ctx context.Context, img state.ImageRecord) error {
@@ -179,37 +184,59 @@ func (r *Reconciler) ownRow(img state.ImageRecord) (api.ImagePresence, bool) {
 	return api.ImagePresence{}, false
 }
 
-func (r *Reconciler) ensurePresent(ctx context.Context, img state.ImageRecord) (reconcile.Result, error) {
+// summarize writes the row a reconcile concluded, its state set from the
+// outcome, and returns the outcome. ObservedGeneration moves only when
+// this generation was handled: present, or failed for good.
+func (r *Reconciler) summarize(ctx context.Context, img state.ImageRecord, row *api.ImagePresence, outcome error) error {
+	if row == nil {
+		return outcome
+	}
+	prev, had := r.ownRow(img)
+	wait, waiting := reconcile.IsWaiting(outcome)
+	switch {
+	case waiting:
+		row.State, row.Error = api.PresencePending, wait.Message
+	case reconcile.IsTerminal(outcome):
+		row.State, row.Error = api.PresenceFailed, attempt(*row)+outcome.Error()
+	case outcome != nil && row.Detail.Ref == "" && had && prev.State == api.PresenceRetrying && prev.SpecUID == row.SpecUID:
+		return outcome // a pull's own failure is on the row already: keep its attempt count
+	case outcome != nil:
+		row.State, row.Error = api.PresenceRetrying, attempt(*row)+outcome.Error()+"; retrying with backoff"
+	}
+	row.ObservedGeneration = 0
+	if row.State == api.PresencePresent || row.State == api.PresenceFailed {
+		row.ObservedGeneration = img.Meta.Generation
+	} else if had && prev.SpecUID == row.SpecUID {
+		row.ObservedGeneration = prev.ObservedGeneration
+	}
+	return errors.Join(outcome, r.store.PutPresence(ctx, *row))
+}
+
+// attempt prefixes a pull's failure with its attempt number.
+func attempt(row api.ImagePresence) string {
+	if row.Detail.Attempts == 0 {
+		return ""
+	}
+	return fmt.Sprintf("attempt %d: ", row.Detail.Attempts)
+}
+
+// ensurePresent concludes the image's row on this node: present, or why
+// not (the outcome). No row means nothing to say.
+func (r *Reconciler) ensurePresent(ctx context.Context, img state.ImageRecord) (*api.ImagePresence, reconcile.Result, error) {
+	row := &api.ImagePresence{Image: img.Spec.Name, Node: r.cfg.Node, SpecUID: img.Meta.UID}
 	ref, waiting, err := r.resolve(ctx, img)
-	row := api.ImagePresence{Image: img.Spec.Name, Node: r.cfg.Node, SpecUID: img.Meta.UID, ObservedGeneration: img.Meta.Generation}
-	var unknown *unknownTagError
-	var auth *authError
-	if errors.As(err, &unknown) || errors.As(err, &auth) {
-		row.State, row.Error = api.PresenceFailed, err.Error()
-		return reconcile.Result{}, reconcile.Terminal(errors.Join(err, r.store.PutPresence(ctx, row)))
-	}
-	if err != nil {
-		// Say why on the row, unless a pull's own failure is there already.
-		if prev, ok := r.ownRow(img); !ok || prev.State != api.PresenceRetrying || prev.ObservedGeneration != row.ObservedGeneration {
-			row.State, row.Error = api.PresenceRetrying, err.Error()+"; retrying with backoff"
-			err = errors.Join(err, r.store.PutPresence(ctx, row))
-		}
-		return reconcile.Result{}, err
-	}
-	if waiting != "" {
-		row.State, row.Error = api.PresencePending, waiting
-		return reconcile.Result{}, r.store.PutPresence(ctx, row)
+	switch {
+	case err != nil:
+		return row, reconcile.Result{}, err
+	case waiting != "":
+		return row, reconcile.Result{}, reconcile.Wait("Waiting", waiting, 0)
 	}
 	// A periodically refreshed tag comes back when it is due.
 	again := reconcile.Result{RequeueAfter: r.refreshAfter(ctx, img)}
 	if r.alreadyPresent(ctx, img, ref) {
-		return again, nil
+		return nil, again, nil
 	}
-	res, err := r.pull(ctx, img, row, ref)
-	if err == nil {
-		res = again
-	}
-	return res, err
+	return r.pull(ctx, img, row, ref, again)
 }
 
 // resolve names what to pull: a built image by its registry reference and
@@ -234,16 +261,11 @@ func (r *Reconciler) resolve(ctx context.Context, img state.ImageRecord) (ref, w
 		res = r.refreshTag(ctx, img, res)
 	}
 	if res.Error != "" {
-		return "", "", &unknownTagError{fmt.Sprintf("%s (resolved by %s)", res.Error, res.Node)}
+		return "", "", reconcile.Stall("TagNotFound", fmt.Errorf("%s (resolved by %s)", res.Error, res.Node))
 	}
 	pinned, err := pinDigest(img.Spec.Image, res.Digest)
 	return pinned, "", err
 }
-
-// unknownTagError is a tag the registry does not have: terminal.
-type unknownTagError struct{ msg string }
-
-func (e *unknownTagError) Error() string { return e.msg }
 
 // refreshTag resolves a resolved tag again when the spec asks for it
 // periodically, the interval has passed and this node owns the image. A
@@ -303,12 +325,12 @@ func (r *Reconciler) resolveTag(ctx context.Context, img state.ImageRecord, refr
 	}
 	digest, err := r.engine.Resolve(ctx, img.Spec.Image, auth)
 	if err != nil {
-		if err = explainAuth(err, img.Spec, img.Spec.Image); errors.As(err, new(*authError)) {
+		if err = explainAuth(err, img.Spec, img.Spec.Image); reconcile.IsTerminal(err) {
 			return res, false, "", err // this node's credential, not the image: no record for all
 		}
 	}
 	switch {
-	case err != nil && IsNotFound(err):
+	case err != nil && cerrdefs.IsNotFound(err):
 		res.Error = fmt.Sprintf("image %s does not exist: %v", img.Spec.Image, err)
 	case err != nil:
 		return res, false, "", fmt.Errorf("resolve %s: %w", img.Spec.Image, err) // retried with backoff
@@ -375,49 +397,59 @@ func (r *Reconciler) alreadyPresent(ctx context.Context, img state.ImageRecord, 
 	return err == nil && has
 }
 
-func (r *Reconciler) pull(ctx context.Context, img state.ImageRecord, row api.ImagePresence, ref string) (reconcile.Result, error) {
+// pull pulls ref into the engine and concludes the row. Once it starts,
+// the row says pulling, with progress, while it runs.
+func (r *Reconciler) pull(ctx context.Context, img state.ImageRecord, row *api.ImagePresence, ref string, again reconcile.Result) (*api.ImagePresence, reconcile.Result, error) {
 	if r.onEngine(ctx, img.Spec, ref) {
 		row.State, row.Digest = api.PresencePresent, ref[strings.LastIndex(ref, "@")+1:]
 		row.Detail = api.PresenceDetail{Ref: ref, StartedAt: r.now()}
 		r.log.Info("Image is already on the engine; no pull.", "image", row.Image, "ref", ref)
 		r.recordPull(ref)
-		return reconcile.Result{}, r.store.PutPresence(ctx, row)
+		return row, again, nil
 	}
 	row.State = api.PresencePulling
 	row.Detail = api.PresenceDetail{Ref: ref, Attempts: 1, StartedAt: r.now()}
 	if prev, ok := r.ownRow(img); ok && prev.Detail.Ref == ref && prev.SpecUID == row.SpecUID {
 		row.Detail.Attempts = prev.Detail.Attempts + 1
+		row.ObservedGeneration = prev.ObservedGeneration
 	}
-	if err := r.store.PutPresence(ctx, row); err != nil {
-		return reconcile.Result{}, err
-	}
+	r.progress(ctx, *row)
 	auth, err := r.engineAuth(ctx, img.Spec, ref)
 	if err != nil {
-		row.State, row.Error = api.PresenceFailed, err.Error()
-		return reconcile.Result{}, reconcile.Terminal(errors.Join(err, r.store.PutPresence(ctx, row)))
+		return row, reconcile.Result{}, err
 	}
-	digest, err := r.pullPlatform(ctx, ref, auth, img.Spec.Platform, r.reporter(ctx, &row))
+	digest, err := r.pullPlatform(ctx, ref, auth, img.Spec.Platform, r.reporter(ctx, row))
 	row.Detail.Duration = r.now().Sub(row.Detail.StartedAt)
 	if err != nil {
-		err = explainAuth(err, img.Spec, ref)
-		// A built image the internal registry lacks is not lost: the
-		// registry moved (a failover starts it empty) and the build
-		// controller restores it. Only an external image is missing for good.
-		terminal := (IsNotFound(err) && img.Spec.Build == "") || errors.As(err, new(*authError))
-		row.State, row.Error = api.PresenceFailed, fmt.Sprintf("attempt %d: %v", row.Detail.Attempts, err)
-		if !terminal {
-			row.State, row.Error = api.PresenceRetrying, row.Error+"; retrying with backoff"
-		}
-		err = errors.Join(fmt.Errorf("pull %s: %w", ref, err), r.store.PutPresence(ctx, row))
-		if terminal {
-			return reconcile.Result{}, reconcile.Terminal(err)
-		}
-		return reconcile.Result{}, err
+		return row, reconcile.Result{}, pullFailure(img.Spec, ref, err)
 	}
 	row.State, row.Digest, row.Error = api.PresencePresent, digest, ""
 	r.log.Info("Image is present.", "image", row.Image, "ref", ref, "duration", row.Detail.Duration)
 	r.recordPull(ref)
-	return reconcile.Result{}, r.store.PutPresence(ctx, row)
+	return row, again, nil
+}
+
+// pullFailure types a failed pull's outcome by the engine's typed error:
+// a refused credential, or an external image the registry does not have,
+// stalls; anything else is retried. A built image the internal registry
+// lacks is not lost: the registry moved (a failover starts it empty) and
+// the build controller restores it.
+func pullFailure(spec api.ImageSpec, ref string, err error) error {
+	if err = explainAuth(err, spec, ref); reconcile.IsTerminal(err) {
+		return err
+	}
+	if cerrdefs.IsNotFound(err) && spec.Build == "" {
+		return reconcile.Stall("ImageNotFound", err)
+	}
+	return err
+}
+
+// progress writes the row while a pull runs; a failed write is logged,
+// as the outcome's write comes later.
+func (r *Reconciler) progress(ctx context.Context, row api.ImagePresence) {
+	if err := r.store.PutPresence(ctx, row); err != nil {
+		r.log.Warn("Writing pull progress failed.", "image", row.Image, "err", err)
+	}
 }
 
 // onEngine is true when the engine already holds ref, which names a
@@ -452,9 +484,7 @@ func (r *Reconciler) reporter(ctx context.Context, row *api.ImagePresence) func(
 			return
 		}
 		last = r.now()
-		if err := r.store.PutPresence(ctx, *row); err != nil {
-			r.log.Warn("Writing pull progress failed.", "image", row.Image, "err", err)
-		}
+		r.progress(ctx, *row)
 	}
 }
 
