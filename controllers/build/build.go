@@ -21,7 +21,6 @@ import (
 
 	"github.com/distribution/reference"
 	dockerclient "github.com/docker/docker/client"
-	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/session"
 	"k8s.io/client-go/util/workqueue"
 
@@ -64,6 +63,7 @@ type Reconciler struct {
 	log      *slog.Logger
 	now      func() time.Time
 	registry *registryClient
+	solver   solver        // BuildKit, through cfg.Driver
 	slots    chan struct{} // one per build this node may run at once
 
 	mu      sync.Mutex
@@ -111,7 +111,7 @@ func newReconciler(store *state.Store, read state.Reader, cfg Config, log *slog.
 	if cfg.MaxBuilds <= 0 {
 		cfg.MaxBuilds = DefaultMaxBuilds
 	}
-	return &Reconciler{store: store, read: read, cfg: cfg, log: log.With("controller", "build"), now: time.Now,
+	return &Reconciler{store: store, read: read, cfg: cfg, log: log.With("controller", "build"), now: time.Now, solver: driverSolver{cfg.Driver},
 		registry: newRegistryClient(cfg.Credentials), slots: make(chan struct{}, cfg.MaxBuilds), running: map[string]runningBuild{},
 		unwritten: map[string]api.BuildStatus{}, attempts: map[string]attempt{}}
 }
@@ -402,13 +402,9 @@ func (r *Reconciler) copyFromEngine(ctx context.Context, rec state.BuildRecord, 
 func (r *Reconciler) resolveBases(ctx context.Context, spec api.BuildSpec) (map[string]string, bool) {
 	images, err := baseImages(spec)
 	if err == nil && len(images) > 0 {
-		var c *client.Client
-		if c, err = r.cfg.Driver.Open(ctx); err == nil {
-			defer c.Close()
-			var bases map[string]string
-			if bases, err = resolveBases(ctx, c, images, r.baseAuth(ctx)); err == nil {
-				return bases, true
-			}
+		var bases map[string]string
+		if bases, err = r.solver.resolveBases(ctx, images, r.baseAuth(ctx)); err == nil {
+			return bases, true
 		}
 	}
 	if err != nil {
@@ -464,7 +460,7 @@ func (r *Reconciler) solve(ctx context.Context, rec state.BuildRecord, st api.Bu
 	}
 	r.log.Info("Building.", "build", rec.Spec.Name, "generation", rec.Meta.Generation, "ref", refs[0])
 	auth := registryAuth(registry, r.cfg.Credentials)
-	res, err := solve(bctx, r.cfg.Driver, registry, auth, rec.Spec, refs, inputs, writerOrNil(logf), r.reporter(ctx, st))
+	res, err := r.solver.solve(bctx, registry, auth, rec.Spec, refs, inputs, writerOrNil(logf), r.reporter(ctx, st))
 	st.Detail.LogTail, st.Detail.StepsDone, st.Detail.StepsTotal = res.LogTail, res.StepsDone, res.StepsTotal
 	closeLog(logf, outcome(err, bctx))
 	switch {

@@ -37,6 +37,30 @@ type solveResult struct {
 	progress
 }
 
+// solver is the build controller's edge to BuildKit: a build's solve and
+// its base images' lookup. driverSolver is the real one; tests give fakes
+// with the outcomes a builder can return.
+type solver interface {
+	solve(ctx context.Context, registry string, auth session.Attachable, spec api.BuildSpec, refs []string, inputs map[string]string, logw io.Writer, report func(progress)) (solveResult, error)
+	resolveBases(ctx context.Context, images []string, auth session.Attachable) (map[string]string, error)
+}
+
+// driverSolver solves through the node's driver.
+type driverSolver struct{ d Driver }
+
+func (s driverSolver) solve(ctx context.Context, registry string, auth session.Attachable, spec api.BuildSpec, refs []string, inputs map[string]string, logw io.Writer, report func(progress)) (solveResult, error) {
+	return solve(ctx, s.d, registry, auth, spec, refs, inputs, logw, report)
+}
+
+func (s driverSolver) resolveBases(ctx context.Context, images []string, auth session.Attachable) (map[string]string, error) {
+	c, err := s.d.Open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return resolveBases(ctx, c, images, auth)
+}
+
 // solve builds spec with the driver's BuildKit and stores the image under
 // every name in refs. report is called with progress as it arrives.
 func solve(ctx context.Context, d Driver, registry string, auth session.Attachable, spec api.BuildSpec, refs []string, inputs map[string]string, logw io.Writer, report func(progress)) (solveResult, error) {
