@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/reconcile"
 )
 
 // logTailLines is how many lines of build output status keeps.
@@ -78,11 +79,15 @@ func solve(ctx context.Context, d Driver, registry string, auth session.Attachab
 		return solveResult{}, err
 	}
 	opt.SharedKey = localsKey(spec)
+	// The driver cannot do what the spec asks (cache_to on Engine 20.10's
+	// BuildKit, say): the same spec fails the same way on this node.
 	if err := d.configure(&opt, spec, registry, refs); err != nil {
-		return solveResult{}, err
+		return solveResult{}, reconcile.Stall("UnsupportedByDriver", err)
 	}
+	// A secret or SSH agent the spec names is not on this builder: the
+	// node's set-up must change first.
 	if opt.Session, err = sessionAttachables(spec); err != nil {
-		return solveResult{}, err
+		return solveResult{}, reconcile.Stall("SecretUnavailable", err)
 	}
 	opt.Session = append(opt.Session, auth)
 	t := newTracker(logw)
