@@ -1,23 +1,22 @@
-// Package owner picks which node does a piece of work, without leader
-// election: rendezvous hashing of the work's key over the live, eligible
-// nodes. Every node computes the same answer from the same view; during a
-// membership change two nodes may briefly both work on a key, which is safe
-// because all work is idempotent and content-addressed.
-package owner
+package api
 
 import (
 	"hash/fnv"
 	"time"
-
-	"github.com/ucplane/uc/api"
 )
+
+// Ownership without leader election: rendezvous hashing of the work's key
+// over the live, eligible nodes. Every node computes the same answer from
+// the same view; during a membership change two nodes may briefly both
+// work on a key, which is safe because all work is idempotent and
+// content-addressed. The CLI uses the same rule to explain who owns what.
 
 // LiveTimeout is how long after its last heartbeat a node counts as live.
 const LiveTimeout = 15 * time.Second
 
-// Pick returns the owner of key among live nodes that eligible accepts;
-// ok is false when no node qualifies.
-func Pick(key string, nodes []api.Node, now time.Time, eligible func(api.Node) bool) (name string, ok bool) {
+// PickOwner returns the owner of key among live nodes that eligible
+// accepts; ok is false when no node qualifies.
+func PickOwner(key string, nodes []Node, now time.Time, eligible func(Node) bool) (name string, ok bool) {
 	var best uint64
 	for _, n := range nodes {
 		if !n.Live(now, LiveTimeout) || (eligible != nil && !eligible(n)) {

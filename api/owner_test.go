@@ -1,17 +1,15 @@
-package owner
+package api
 
 import (
 	"fmt"
 	"testing"
 	"time"
-
-	"github.com/ucplane/uc/api"
 )
 
-func nodes(now time.Time, names ...string) []api.Node {
-	out := make([]api.Node, len(names))
+func nodes(now time.Time, names ...string) []Node {
+	out := make([]Node, len(names))
 	for i, n := range names {
-		out[i] = api.Node{Name: n, State: api.NodeReady, HeartbeatAt: now}
+		out[i] = Node{Name: n, State: NodeReady, HeartbeatAt: now}
 	}
 	return out
 }
@@ -19,8 +17,8 @@ func nodes(now time.Time, names ...string) []api.Node {
 func TestPickIsDeterministicAndOrderFree(t *testing.T) {
 	t.Parallel()
 	now := time.Now()
-	a, _ := Pick("hello/web", nodes(now, "n1", "n2", "n3"), now, nil)
-	b, _ := Pick("hello/web", nodes(now, "n3", "n1", "n2"), now, nil)
+	a, _ := PickOwner("hello/web", nodes(now, "n1", "n2", "n3"), now, nil)
+	b, _ := PickOwner("hello/web", nodes(now, "n3", "n1", "n2"), now, nil)
 	if a != b {
 		t.Fatalf("owner depends on list order: %s vs %s", a, b)
 	}
@@ -31,14 +29,14 @@ func TestPickSkipsDeadAndIneligible(t *testing.T) {
 	now := time.Now()
 	ns := nodes(now, "n1", "n2", "n3")
 	ns[0].HeartbeatAt = now.Add(-time.Minute)      // silent
-	ns[1].State = api.NodeGone                     // shut down
+	ns[1].State = NodeGone                         // shut down
 	ns[2].Capacity.Builders = []string{"buildkit"} // the only builder
-	got, ok := Pick("k", ns, now, api.Node.CanBuild)
+	got, ok := PickOwner("k", ns, now, Node.CanBuild)
 	if !ok || got != "n3" {
-		t.Fatalf("Pick = %q, %v; want n3", got, ok)
+		t.Fatalf("PickOwner = %q, %v; want n3", got, ok)
 	}
-	if _, ok := Pick("k", ns[:2], now, nil); ok {
-		t.Fatal("Pick found an owner among dead nodes")
+	if _, ok := PickOwner("k", ns[:2], now, nil); ok {
+		t.Fatal("PickOwner found an owner among dead nodes")
 	}
 }
 
@@ -51,8 +49,8 @@ func TestPickMovesOnlyTheLeaversKeys(t *testing.T) {
 	moved, spread := 0, map[string]int{}
 	for i := range 400 {
 		key := fmt.Sprintf("p/s%d", i)
-		before, _ := Pick(key, all, now, nil)
-		after, _ := Pick(key, all[:3], now, nil)
+		before, _ := PickOwner(key, all, now, nil)
+		after, _ := PickOwner(key, all[:3], now, nil)
 		spread[before]++
 		if before != after {
 			moved++

@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ucplane/uc/api"
-	"github.com/ucplane/uc/controllers/owner"
 	registryctl "github.com/ucplane/uc/controllers/registry"
 	regserver "github.com/ucplane/uc/registry"
 )
@@ -187,7 +186,7 @@ func newRegistryGCCmd(g *globals) *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			addr, err := store.RegistryAddress(ctx, time.Now(), owner.LiveTimeout)
+			addr, err := store.RegistryAddress(ctx, time.Now(), api.LiveTimeout)
 			if err != nil {
 				return explain(err)
 			}

@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ucplane/uc/api"
-	"github.com/ucplane/uc/controllers/owner"
 	"github.com/ucplane/uc/registry/contextstore"
 	"github.com/ucplane/uc/state"
 )
@@ -26,7 +25,7 @@ func shipContexts(cmd *cobra.Command, store *state.Store, p *api.Project, limit 
 	if !slices.ContainsFunc(p.Builds, func(b api.BuildSpec) bool { return !api.IsGitContext(b.Context) }) {
 		return nil
 	}
-	registry, err := store.RegistryAddress(cmd.Context(), time.Now(), owner.LiveTimeout)
+	registry, err := store.RegistryAddress(cmd.Context(), time.Now(), api.LiveTimeout)
 	if errors.Is(err, state.ErrNoRegistry) {
 		fmt.Fprintf(cmd.OutOrStdout(), "contexts not shipped: %v, so builders read them from this machine's paths\n", err)
 		return nil

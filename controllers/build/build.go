@@ -24,7 +24,6 @@ import (
 	"github.com/moby/buildkit/session"
 
 	"github.com/ucplane/uc/api"
-	"github.com/ucplane/uc/controllers/owner"
 	"github.com/ucplane/uc/reconcile"
 	"github.com/ucplane/uc/registry/contextstore"
 	"github.com/ucplane/uc/state"
@@ -251,7 +250,7 @@ func handled(rec state.BuildRecord, inputs map[string]string) bool {
 // build runs one build and records every outcome in status; why, when
 // set, says why in the status message (a restore).
 func (r *Reconciler) build(ctx context.Context, rec state.BuildRecord, inputs map[string]string, why string) error {
-	registry, err := r.store.RegistryAddress(ctx, r.now(), owner.LiveTimeout)
+	registry, err := r.store.RegistryAddress(ctx, r.now(), api.LiveTimeout)
 	if err != nil {
 		return fmt.Errorf("build %s: %w", rec.Spec.Name, err)
 	}
@@ -288,7 +287,7 @@ func (r *Reconciler) restoreIfLost(ctx context.Context, rec state.BuildRecord, i
 	if !ok || cur.Phase != api.BuildSucceeded || cur.Digest == "" {
 		return nil
 	}
-	registry, err := r.store.RegistryAddress(ctx, r.now(), owner.LiveTimeout)
+	registry, err := r.store.RegistryAddress(ctx, r.now(), api.LiveTimeout)
 	if err != nil {
 		return nil // no registry now; its return enqueues nothing, the resync will look again
 	}
@@ -387,7 +386,7 @@ func (r *Reconciler) resolveBases(ctx context.Context, spec api.BuildSpec) (map[
 
 // baseAuth lets a base-image lookup authenticate to the internal registry.
 func (r *Reconciler) baseAuth(ctx context.Context) session.Attachable {
-	registry, err := r.store.RegistryAddress(ctx, r.now(), owner.LiveTimeout)
+	registry, err := r.store.RegistryAddress(ctx, r.now(), api.LiveTimeout)
 	if err != nil {
 		return registryAuth("", r.cfg.Credentials)
 	}
@@ -475,7 +474,7 @@ func (r *Reconciler) localContext(ctx context.Context, spec api.BuildSpec) (api.
 // fetch gets a shipped context from wherever the registry is now: the
 // reference names the registry it was shipped to, which may have moved.
 func (r *Reconciler) fetch(ctx context.Context, ref string) (string, error) {
-	if registry, err := r.store.RegistryAddress(ctx, r.now(), owner.LiveTimeout); err == nil {
+	if registry, err := r.store.RegistryAddress(ctx, r.now(), api.LiveTimeout); err == nil {
 		ref = rehost(ref, registry)
 	}
 	dir, err := contextstore.Fetch(ctx, r.registry.http, ref, r.cfg.ContextCacheDir)

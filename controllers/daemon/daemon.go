@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	dockerclient "github.com/docker/docker/client"
-	"github.com/ucplane/uc/controllers/owner"
 	regserver "github.com/ucplane/uc/registry"
 	"log/slog"
 	"net"
@@ -266,7 +265,7 @@ func managedRegistry(store *state.Store, cfg Config, addr string, log *slog.Logg
 func internalRegistryAuth(store *state.Store, creds apitypes.CredentialSource) func(context.Context, string) string {
 	return func(ctx context.Context, ref string) string {
 		host, _, _ := apitypes.SplitImageRef(ref)
-		registry, err := store.RegistryAddress(ctx, time.Now(), owner.LiveTimeout)
+		registry, err := store.RegistryAddress(ctx, time.Now(), apitypes.LiveTimeout)
 		if err != nil || host != registry {
 			return ""
 		}

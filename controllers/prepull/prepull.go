@@ -17,7 +17,6 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/ucplane/uc/api"
-	"github.com/ucplane/uc/controllers/owner"
 	"github.com/ucplane/uc/reconcile"
 	"github.com/ucplane/uc/state"
 	"github.com/ucplane/uc/state/corrosion"
@@ -271,7 +270,7 @@ func (r *Reconciler) resolveTag(ctx context.Context, img state.ImageRecord, refr
 		return res, false, "", err
 	}
 	// Only a live node the image is placed on looks at it at all.
-	resolver, found := owner.Pick(img.Spec.Name, nodes, r.now(), img.Spec.Places)
+	resolver, found := api.PickOwner(img.Spec.Name, nodes, r.now(), img.Spec.Places)
 	if !found || resolver != r.cfg.Node {
 		return res, false, fmt.Sprintf("waiting for %s to resolve %s to a digest", cmpOr(resolver, "a live node"), img.Spec.Image), nil
 	}
@@ -342,7 +341,7 @@ func (r *Reconciler) builtRef(ctx context.Context, spec api.ImageSpec) (ref, wai
 	if !ok || cur.Digest == "" {
 		return "", "waiting for build " + spec.Build, nil
 	}
-	registry, err := r.store.RegistryAddress(ctx, r.now(), owner.LiveTimeout)
+	registry, err := r.store.RegistryAddress(ctx, r.now(), api.LiveTimeout)
 	if err != nil {
 		return "", "", err
 	}

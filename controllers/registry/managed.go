@@ -28,7 +28,6 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/ucplane/uc/api"
-	"github.com/ucplane/uc/controllers/owner"
 	"github.com/ucplane/uc/reconcile"
 	regserver "github.com/ucplane/uc/registry"
 	"github.com/ucplane/uc/state"
@@ -210,7 +209,7 @@ func (m *managed) pickHolder(spec api.RegistrySpec, nodes []api.Node, statuses [
 	// A silent node drops out after FailoverAfter, even when that is
 	// shorter than the owners' usual liveness bound.
 	candidate := func(n api.Node) bool { return spec.Eligible(n) && n.Live(now, m.cfg.FailoverAfter) }
-	name, ok := owner.Pick("registry", nodes, now, candidate)
+	name, ok := api.PickOwner("registry", nodes, now, candidate)
 	if !ok {
 		return "", 0, reconcile.Terminal(errors.New("no live node may run the registry: it needs an engine and must match the registry spec's node and selector"))
 	}
