@@ -72,3 +72,30 @@ services:
 		}
 	}
 }
+
+func TestInternalRef(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ image, want string }{
+		{"hello/web", "127.0.0.1:5000/hello/web:latest"},
+		{"web", "127.0.0.1:5000/library/web:latest"},
+		{"registry.local/team/web:1.2", "127.0.0.1:5000/team/web:1.2"},
+	} {
+		got, err := InternalRef("127.0.0.1:5000", tt.image)
+		if err != nil || got != tt.want {
+			t.Errorf("InternalRef(%q) = %q, %v; want %q", tt.image, got, err, tt.want)
+		}
+	}
+	if _, err := InternalRef("127.0.0.1:5000", "not a name"); err == nil {
+		t.Error("InternalRef accepted an invalid image name")
+	}
+}
+
+func TestCacheRefs(t *testing.T) {
+	t.Parallel()
+	b := BuildSpec{Image: "registry.local/team/web:1.2", CacheFrom: []string{"team/cache"}, CacheTo: []string{"team/cache:v2"}}
+	got, err := b.CacheRefs("r:5000")
+	want := []string{"r:5000/uc-cache/team/web:buildcache", "r:5000/team/cache:latest", "r:5000/team/cache:v2"}
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("CacheRefs = %q, %v; want %q", got, err, want)
+	}
+}

@@ -18,7 +18,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/distribution/reference"
 	dockerclient "github.com/docker/docker/client"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/session"
@@ -533,7 +532,7 @@ func sameRepository(refs []string) bool {
 func imageRefs(registry string, spec api.BuildSpec) ([]string, error) {
 	var refs []string
 	for _, name := range append([]string{spec.Image}, spec.Tags...) {
-		ref, err := imageRef(registry, name)
+		ref, err := api.InternalRef(registry, name)
 		if err != nil {
 			return nil, err
 		}
@@ -542,18 +541,4 @@ func imageRefs(registry string, spec api.BuildSpec) ([]string, error) {
 		}
 	}
 	return refs, nil
-}
-
-// imageRef names the image in the internal registry: the spec's image
-// path, with its tag or "latest".
-func imageRef(registry, image string) (string, error) {
-	named, err := reference.ParseNormalizedNamed(image)
-	if err != nil {
-		return "", fmt.Errorf("image name %q: %w", image, err)
-	}
-	tag := "latest"
-	if t, ok := named.(reference.Tagged); ok {
-		tag = t.Tag()
-	}
-	return registry + "/" + reference.Path(named) + ":" + tag, nil
 }

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/ucplane/uc/api"
-	"github.com/ucplane/uc/controllers/build"
 	regserver "github.com/ucplane/uc/registry"
 	"github.com/ucplane/uc/state"
 )
@@ -66,7 +65,7 @@ func keepBuild(b state.BuildRecord, digests map[string]bool, keep *regserver.Kee
 		}
 	}
 	// Any registry name will do: only the repository and tag are compared.
-	cache, err := build.CacheRefs("registry.invalid", b.Spec)
+	cache, err := b.Spec.CacheRefs("registry.invalid")
 	if err != nil {
 		return // a spec whose image name does not parse never built a cache
 	}
