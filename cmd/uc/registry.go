@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ucplane/uc/api"
-	registryctl "github.com/ucplane/uc/controllers/registry"
+	"github.com/ucplane/uc/controllers/managedregistry"
 	regserver "github.com/ucplane/uc/registry"
 )
 
@@ -190,7 +190,7 @@ func newRegistryGCCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return explain(err)
 			}
-			keep, err := registryctl.KeepSet(ctx, store)
+			keep, err := managedregistry.KeepSet(ctx, store)
 			if err != nil {
 				return explain(err)
 			}

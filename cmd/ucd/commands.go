@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"github.com/ucplane/uc/controllers/prepull"
 	"log/slog"
 	"net/http"
 	"os"
@@ -15,7 +14,8 @@ import (
 
 	"github.com/ucplane/uc/controllers/build"
 	"github.com/ucplane/uc/controllers/daemon"
-	registryctl "github.com/ucplane/uc/controllers/registry"
+	"github.com/ucplane/uc/controllers/managedregistry"
+	"github.com/ucplane/uc/controllers/prepull"
 	"github.com/ucplane/uc/registry"
 	"github.com/ucplane/uc/state"
 )
@@ -81,9 +81,9 @@ func newRunCmd(log *slog.Logger) *cobra.Command {
 	f.StringVar(&cfg.BuildDriver, "build-driver", "", "how this node builds: buildkit (--buildkit-addr) or docker (the --docker-host engine's BuildKit); default buildkit if --buildkit-addr is set, else the node does not build")
 	f.StringVar(&cfg.RegistryListen, "registry-listen", "", "serve the internal registry in this process on this address, e.g. 127.0.0.1:5000 (instead of the managed registry container)")
 	f.StringVar(&cfg.AdvertiseAddr, "advertise-addr", "127.0.0.1", "the IP other nodes reach this node at; a managed registry here listens on it")
-	f.DurationVar(&cfg.RegistryFailoverAfter, "registry-failover-after", registryctl.DefaultFailoverAfter, "how long the registry's node may be silent before another node starts the registry")
-	f.DurationVar(&cfg.RegistryGC.GCInterval, "registry-gc-interval", registryctl.DefaultGCInterval, "collect the registry's garbage this often (0: never on a schedule)")
-	f.IntVar(&cfg.RegistryGC.GCDiskPercent, "registry-gc-disk-percent", registryctl.DefaultGCDiskPercent, "collect when the registry's filesystem is this full, in percent (0: never)")
+	f.DurationVar(&cfg.RegistryFailoverAfter, "registry-failover-after", managedregistry.DefaultFailoverAfter, "how long the registry's node may be silent before another node starts the registry")
+	f.DurationVar(&cfg.RegistryGC.GCInterval, "registry-gc-interval", managedregistry.DefaultGCInterval, "collect the registry's garbage this often (0: never on a schedule)")
+	f.IntVar(&cfg.RegistryGC.GCDiskPercent, "registry-gc-disk-percent", managedregistry.DefaultGCDiskPercent, "collect when the registry's filesystem is this full, in percent (0: never)")
 	f.DurationVar(&cfg.RegistryGC.GCGrace, "registry-gc-grace", registry.DefaultGrace, "GC keeps anything uploaded or used within this long")
 	f.StringVar(&cfg.NodeAPIListen, "node-api-listen", "127.0.0.1:0", "where a builder node serves its API (full build logs)")
 	f.IntVar(&cfg.MaxBuilds, "max-builds", build.DefaultMaxBuilds, "builds this node runs at once; more wait as queued")

@@ -8,8 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	dockerclient "github.com/docker/docker/client"
-	regserver "github.com/ucplane/uc/registry"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,13 +16,15 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	dockerclient "github.com/docker/docker/client"
 	"golang.org/x/sync/errgroup"
 
 	apitypes "github.com/ucplane/uc/api"
 	"github.com/ucplane/uc/controllers/build"
+	"github.com/ucplane/uc/controllers/managedregistry"
 	"github.com/ucplane/uc/controllers/node"
 	"github.com/ucplane/uc/controllers/prepull"
-	registryctl "github.com/ucplane/uc/controllers/registry"
+	regserver "github.com/ucplane/uc/registry"
 	"github.com/ucplane/uc/state"
 	"github.com/ucplane/uc/state/corrosion"
 )
@@ -68,7 +68,7 @@ type Config struct {
 	RegistryFailoverAfter time.Duration
 	// RegistryGC is how the served registry is collected (interval, disk
 	// threshold, grace); only the GC fields are read.
-	RegistryGC registryctl.Config
+	RegistryGC managedregistry.Config
 	Version    string
 	Heartbeat  time.Duration
 	// StartTimeout is how long to wait for an unreachable state API at
@@ -234,7 +234,7 @@ func assemble(store *state.Store, cfg Config, log *slog.Logger) ([]runnable, fun
 	if cfg.RegistryListen != "" {
 		regCfg := cfg.RegistryGC
 		regCfg.Node, regCfg.DataDir, regCfg.Listen = cfg.Node, cfg.DataDir, cfg.RegistryListen
-		runs = append(runs, func(ctx context.Context) error { return registryctl.Run(ctx, store, regCfg, log) })
+		runs = append(runs, func(ctx context.Context) error { return managedregistry.Run(ctx, store, regCfg, log) })
 	}
 	return runs, closeAll, nil
 }
@@ -250,10 +250,10 @@ func managedRegistry(store *state.Store, cfg Config, addr string, log *slog.Logg
 	if err != nil {
 		return nil, err
 	}
-	mcfg := registryctl.ManagedConfig{Config: cfg.RegistryGC, Address: addr, Binary: bin, FailoverAfter: cfg.RegistryFailoverAfter,
+	mcfg := managedregistry.ManagedConfig{Config: cfg.RegistryGC, Address: addr, Binary: bin, FailoverAfter: cfg.RegistryFailoverAfter,
 		Credentials: store.CredentialSource(10 * time.Second)}
 	mcfg.Node, mcfg.DataDir = cfg.Node, cfg.DataDir
-	ctrl := registryctl.NewManaged(store, engine, mcfg, log)
+	ctrl := managedregistry.NewManaged(store, engine, mcfg, log)
 	return func(ctx context.Context) error {
 		defer engine.Close()
 		return ctrl.Run(ctx)

@@ -1,4 +1,4 @@
-package registry
+package managedregistry
 
 import (
 	"context"
@@ -6,20 +6,20 @@ import (
 	"testing"
 	"time"
 
-	regserver "github.com/ucplane/uc/registry"
+	"github.com/ucplane/uc/registry"
 	"github.com/ucplane/uc/state/statetest"
 )
 
 // graceRecorder is a registry that records the grace of each collection.
 type graceRecorder struct{ graces, uploadAges []time.Duration }
 
-func (g *graceRecorder) Collect(_ context.Context, keep regserver.KeepSet, _ bool) (regserver.GCReport, error) {
+func (g *graceRecorder) Collect(_ context.Context, keep registry.KeepSet, _ bool) (registry.GCReport, error) {
 	g.graces = append(g.graces, keep.GraceOrDefault())
 	g.uploadAges = append(g.uploadAges, keep.UploadAge)
-	return regserver.GCReport{Grace: keep.GraceOrDefault()}, nil
+	return registry.GCReport{Grace: keep.GraceOrDefault()}, nil
 }
 
-func (g *graceRecorder) LastGC(context.Context) *regserver.GCReport { return nil }
+func (g *graceRecorder) LastGC(context.Context) *registry.GCReport { return nil }
 
 // TestGracesShrinkUnderDiskPressure: while the disk stays over the
 // threshold, each disk-triggered collection halves the grace, down to
@@ -47,8 +47,8 @@ func TestGracesShrinkUnderDiskPressure(t *testing.T) {
 			break
 		}
 	}
-	if rec.uploadAges[0] != regserver.DefaultUploadIdle {
-		t.Errorf("upload age under pressure %v, want %v: abandoned uploads go first", rec.uploadAges[0], regserver.DefaultUploadIdle)
+	if rec.uploadAges[0] != registry.DefaultUploadIdle {
+		t.Errorf("upload age under pressure %v, want %v: abandoned uploads go first", rec.uploadAges[0], registry.DefaultUploadIdle)
 	}
 	if k.last == nil || k.last.Grace != 30*time.Minute || k.last.Trigger != triggerDisk {
 		t.Errorf("last collection %+v, want disk-triggered with grace 30m", k.last)

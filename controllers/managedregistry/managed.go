@@ -1,4 +1,4 @@
-package registry
+package managedregistry
 
 import (
 	"bytes"
@@ -29,7 +29,7 @@ import (
 
 	"github.com/ucplane/uc/api"
 	"github.com/ucplane/uc/reconcile"
-	regserver "github.com/ucplane/uc/registry"
+	"github.com/ucplane/uc/registry"
 	"github.com/ucplane/uc/state"
 	"github.com/ucplane/uc/state/corrosion"
 )
@@ -159,7 +159,7 @@ func (m *managed) Reconcile(ctx context.Context, _ string) (reconcile.Result, er
 	}
 	if spec.Image == "" { // a stock registry has no GC endpoint
 		if m.gc == nil {
-			client := &http.Client{Timeout: 30 * time.Minute, Transport: regserver.BasicAuth(nil, m.cfg.Credentials)}
+			client := &http.Client{Timeout: 30 * time.Minute, Transport: registry.BasicAuth(nil, m.cfg.Credentials)}
 			m.gc = newGCKeeper(m.store, m.cfg.Config, m.log, overHTTP{client: client, addr: addr})
 		}
 		m.gc.tick(ctx)
@@ -338,7 +338,7 @@ func (m *managed) ensureImage(ctx context.Context, spec api.RegistrySpec) (strin
 			return m.image, nil
 		}
 	}
-	img, err := regserver.BuildImage(m.cfg.Binary)
+	img, err := registry.BuildImage(m.cfg.Binary)
 	if err != nil {
 		return "", reconcile.Terminal(err)
 	}

@@ -1,9 +1,11 @@
-// Package registry is the registry controller: a node started with a
-// registry address serves distribution/v3 in process, publishes the
-// address in state, where builders and pre-pullers find it, and collects
-// garbage on a schedule and when its disk fills. Running it as a
-// container and failover come later.
-package registry
+// Package managedregistry runs uc's internal registry on the nodes: a
+// node started with a registry address serves distribution/v3 in process
+// (Run); with a registry spec, one eligible node runs it as a container on
+// its engine and another takes over when that node dies (NewManaged).
+// Either way the node publishes the address in state, where builders and
+// pre-pullers find it, and collects garbage on a schedule and when its
+// disk fills. The registry server itself is package registry.
+package managedregistry
 
 import (
 	"context"
@@ -16,7 +18,7 @@ import (
 
 	"github.com/ucplane/uc/api"
 	"github.com/ucplane/uc/reconcile"
-	regserver "github.com/ucplane/uc/registry"
+	"github.com/ucplane/uc/registry"
 	"github.com/ucplane/uc/state"
 )
 
@@ -50,7 +52,7 @@ const healthEvery = 10 * time.Second
 // Run serves the registry and keeps this node's registry_status row true
 // until ctx is done; then it marks the registry stopped.
 func Run(ctx context.Context, store *state.Store, cfg Config, log *slog.Logger) error {
-	srv, err := regserver.Open(ctx, regserver.Config{DataDir: cfg.DataDir, Listen: cfg.Listen})
+	srv, err := registry.Open(ctx, registry.Config{DataDir: cfg.DataDir, Listen: cfg.Listen})
 	if err != nil {
 		return err
 	}
