@@ -24,6 +24,8 @@ import (
 	"github.com/distribution/distribution/v3/registry/handlers"
 	"github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
 	"github.com/sirupsen/logrus"
+
+	"github.com/ucplane/uc/registry/regclient"
 )
 
 // Config is how one registry is served.
@@ -50,7 +52,7 @@ type Server struct {
 	admin auth.AccessController
 
 	mu     sync.Mutex
-	lastGC *GCReport
+	lastGC *regclient.GCReport
 	totals gcTotals
 }
 

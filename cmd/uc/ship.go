@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	regserver "github.com/ucplane/uc/registry"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/ucplane/uc/api"
 	"github.com/ucplane/uc/registry/contextstore"
+	"github.com/ucplane/uc/registry/regclient"
 	"github.com/ucplane/uc/state"
 )
 
@@ -34,7 +34,7 @@ func shipContexts(cmd *cobra.Command, store *state.Store, p *api.Project, limit 
 		return err
 	}
 	c := contextstore.New(registry)
-	c.HTTP.Transport = regserver.BasicAuth(c.HTTP.Transport, store.CredentialSource(time.Minute))
+	c.HTTP.Transport = regclient.BasicAuth(c.HTTP.Transport, store.CredentialSource(time.Minute))
 	for i := range p.Builds {
 		if api.IsGitContext(p.Builds[i].Context) {
 			continue // BuildKit fetches it from the remote itself

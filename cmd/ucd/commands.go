@@ -17,6 +17,7 @@ import (
 	"github.com/ucplane/uc/controllers/managedregistry"
 	"github.com/ucplane/uc/controllers/prepull"
 	"github.com/ucplane/uc/registry"
+	"github.com/ucplane/uc/registry/regclient"
 	"github.com/ucplane/uc/state"
 )
 
@@ -84,7 +85,7 @@ func newRunCmd(log *slog.Logger) *cobra.Command {
 	f.DurationVar(&cfg.RegistryFailoverAfter, "registry-failover-after", managedregistry.DefaultFailoverAfter, "how long the registry's node may be silent before another node starts the registry")
 	f.DurationVar(&cfg.RegistryGC.GCInterval, "registry-gc-interval", managedregistry.DefaultGCInterval, "collect the registry's garbage this often (0: never on a schedule)")
 	f.IntVar(&cfg.RegistryGC.GCDiskPercent, "registry-gc-disk-percent", managedregistry.DefaultGCDiskPercent, "collect when the registry's filesystem is this full, in percent (0: never)")
-	f.DurationVar(&cfg.RegistryGC.GCGrace, "registry-gc-grace", registry.DefaultGrace, "GC keeps anything uploaded or used within this long")
+	f.DurationVar(&cfg.RegistryGC.GCGrace, "registry-gc-grace", regclient.DefaultGrace, "GC keeps anything uploaded or used within this long")
 	f.StringVar(&cfg.NodeAPIListen, "node-api-listen", "127.0.0.1:0", "where a builder node serves its API (full build logs)")
 	f.IntVar(&cfg.MaxBuilds, "max-builds", build.DefaultMaxBuilds, "builds this node runs at once; more wait as queued")
 	f.IntVar(&cfg.MaxPulls, "max-pulls", prepull.DefaultMaxPulls, "images this node pre-pulls at once")

@@ -24,7 +24,7 @@ import (
 	"github.com/ucplane/uc/controllers/managedregistry"
 	"github.com/ucplane/uc/controllers/node"
 	"github.com/ucplane/uc/controllers/prepull"
-	regserver "github.com/ucplane/uc/registry"
+	"github.com/ucplane/uc/registry/regclient"
 	"github.com/ucplane/uc/state"
 	"github.com/ucplane/uc/state/corrosion"
 )
@@ -270,7 +270,7 @@ func internalRegistryAuth(store *state.Store, creds apitypes.CredentialSource) f
 			return ""
 		}
 		cred, ok := creds(ctx)
-		return regserver.EngineAuth(cred, ok, registry)
+		return regclient.EngineAuth(cred, ok, registry)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ucplane/uc/api"
 	"github.com/ucplane/uc/registry"
+	"github.com/ucplane/uc/registry/regclient"
 	"github.com/ucplane/uc/state"
 )
 
@@ -25,8 +26,8 @@ const (
 // gcTarget is a registry that collects garbage: served in this process or
 // in the registry container, over HTTP.
 type gcTarget interface {
-	Collect(ctx context.Context, keep registry.KeepSet, dryRun bool) (registry.GCReport, error)
-	LastGC(ctx context.Context) *registry.GCReport
+	Collect(ctx context.Context, keep regclient.KeepSet, dryRun bool) (regclient.GCReport, error)
+	LastGC(ctx context.Context) *regclient.GCReport
 }
 
 // gcKeeper runs collections when they are due and remembers the last one
@@ -97,7 +98,7 @@ func (k *gcKeeper) collect(ctx context.Context, trigger string) {
 			// Abandoned uploads go first: only those no client sends.
 			keep.UploadAge = registry.DefaultUploadIdle
 		}
-		var rep registry.GCReport
+		var rep regclient.GCReport
 		if rep, err = k.target.Collect(ctx, keep, false); err == nil {
 			rec = summary(trigger, rep)
 		}
@@ -123,7 +124,7 @@ func (k *gcKeeper) noteRequested(ctx context.Context) {
 }
 
 // summary is a collection's report as the registry's status shows it.
-func summary(trigger string, rep registry.GCReport) *api.RegistryGC {
+func summary(trigger string, rep regclient.GCReport) *api.RegistryGC {
 	return &api.RegistryGC{Trigger: trigger, StartedAt: rep.StartedAt, Duration: rep.Duration,
 		ManifestsRemoved: len(rep.ManifestsRemoved), BlobsRemoved: rep.BlobsRemoved, BytesFreed: rep.BytesFreed,
 		Grace: rep.Grace, KeptReferencedBytes: rep.KeptReferencedBytes, KeptYoungBytes: rep.KeptYoungBytes,
@@ -143,11 +144,11 @@ func diskPercentUsed(dir string) int {
 // inProcess is a registry served by this ucd.
 type inProcess struct{ srv *registry.Server }
 
-func (p inProcess) Collect(ctx context.Context, keep registry.KeepSet, dryRun bool) (registry.GCReport, error) {
+func (p inProcess) Collect(ctx context.Context, keep regclient.KeepSet, dryRun bool) (regclient.GCReport, error) {
 	return p.srv.Collect(ctx, keep, dryRun)
 }
 
-func (p inProcess) LastGC(context.Context) *registry.GCReport { return p.srv.LastGC() }
+func (p inProcess) LastGC(context.Context) *regclient.GCReport { return p.srv.LastGC() }
 
 // overHTTP is a registry in its container, reached at addr.
 type overHTTP struct {
@@ -155,11 +156,11 @@ type overHTTP struct {
 	addr   string
 }
 
-func (h overHTTP) Collect(ctx context.Context, keep registry.KeepSet, dryRun bool) (registry.GCReport, error) {
-	return registry.RequestGC(ctx, h.client, h.addr, keep, dryRun)
+func (h overHTTP) Collect(ctx context.Context, keep regclient.KeepSet, dryRun bool) (regclient.GCReport, error) {
+	return regclient.RequestGC(ctx, h.client, h.addr, keep, dryRun)
 }
 
-func (h overHTTP) LastGC(ctx context.Context) *registry.GCReport {
+func (h overHTTP) LastGC(ctx context.Context) *regclient.GCReport {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+strings.TrimPrefix(h.addr, "http://")+"/uc/v1/gc", nil)
 	if err != nil {
 		return nil
@@ -169,7 +170,7 @@ func (h overHTTP) LastGC(ctx context.Context) *registry.GCReport {
 		return nil
 	}
 	defer resp.Body.Close()
-	var rep registry.GCReport
+	var rep regclient.GCReport
 	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&rep) != nil {
 		return nil
 	}

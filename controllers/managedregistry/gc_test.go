@@ -7,19 +7,20 @@ import (
 	"time"
 
 	"github.com/ucplane/uc/registry"
+	"github.com/ucplane/uc/registry/regclient"
 	"github.com/ucplane/uc/state/statetest"
 )
 
 // graceRecorder is a registry that records the grace of each collection.
 type graceRecorder struct{ graces, uploadAges []time.Duration }
 
-func (g *graceRecorder) Collect(_ context.Context, keep registry.KeepSet, _ bool) (registry.GCReport, error) {
+func (g *graceRecorder) Collect(_ context.Context, keep regclient.KeepSet, _ bool) (regclient.GCReport, error) {
 	g.graces = append(g.graces, keep.GraceOrDefault())
 	g.uploadAges = append(g.uploadAges, keep.UploadAge)
-	return registry.GCReport{Grace: keep.GraceOrDefault()}, nil
+	return regclient.GCReport{Grace: keep.GraceOrDefault()}, nil
 }
 
-func (g *graceRecorder) LastGC(context.Context) *registry.GCReport { return nil }
+func (g *graceRecorder) LastGC(context.Context) *regclient.GCReport { return nil }
 
 // TestGracesShrinkUnderDiskPressure: while the disk stays over the
 // threshold, each disk-triggered collection halves the grace, down to

@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/ucplane/uc/api"
-	"github.com/ucplane/uc/registry"
+	"github.com/ucplane/uc/registry/regclient"
 	"github.com/ucplane/uc/state"
 )
 
@@ -16,8 +16,8 @@ import (
 // index a spec references, and every cache ref in use. The registry's
 // address does not matter: digests name content, and cache tags are
 // matched by repository.
-func KeepSet(ctx context.Context, store *state.Store) (registry.KeepSet, error) {
-	var keep registry.KeepSet
+func KeepSet(ctx context.Context, store *state.Store) (regclient.KeepSet, error) {
+	var keep regclient.KeepSet
 	builds, err := store.ListBuilds(ctx, "")
 	if err != nil {
 		return keep, err
@@ -46,7 +46,7 @@ func KeepSet(ctx context.Context, store *state.Store) (registry.KeepSet, error) 
 	return keep, nil
 }
 
-func keepBuild(b state.BuildRecord, digests map[string]bool, keep *registry.KeepSet) {
+func keepBuild(b state.BuildRecord, digests map[string]bool, keep *regclient.KeepSet) {
 	for _, st := range b.Status {
 		digests[st.Digest] = true
 		for _, d := range st.Detail.History {
@@ -71,6 +71,6 @@ func keepBuild(b state.BuildRecord, digests map[string]bool, keep *registry.Keep
 	}
 	for _, ref := range cache {
 		_, repo, tag := api.SplitImageRef(ref)
-		keep.Tags = append(keep.Tags, registry.RepoTag{Repo: repo, Tag: tag})
+		keep.Tags = append(keep.Tags, regclient.RepoTag{Repo: repo, Tag: tag})
 	}
 }

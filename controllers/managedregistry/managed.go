@@ -30,6 +30,7 @@ import (
 	"github.com/ucplane/uc/api"
 	"github.com/ucplane/uc/reconcile"
 	"github.com/ucplane/uc/registry"
+	"github.com/ucplane/uc/registry/regclient"
 	"github.com/ucplane/uc/state"
 	"github.com/ucplane/uc/state/corrosion"
 )
@@ -159,7 +160,7 @@ func (m *managed) Reconcile(ctx context.Context, _ string) (reconcile.Result, er
 	}
 	if spec.Image == "" { // a stock registry has no GC endpoint
 		if m.gc == nil {
-			client := &http.Client{Timeout: 30 * time.Minute, Transport: registry.BasicAuth(nil, m.cfg.Credentials)}
+			client := &http.Client{Timeout: 30 * time.Minute, Transport: regclient.BasicAuth(nil, m.cfg.Credentials)}
 			m.gc = newGCKeeper(m.store, m.cfg.Config, m.log, overHTTP{client: client, addr: addr})
 		}
 		m.gc.tick(ctx)

@@ -10,7 +10,7 @@ import (
 	dockerconfig "github.com/docker/cli/cli/config"
 
 	"github.com/ucplane/uc/api"
-	regserver "github.com/ucplane/uc/registry"
+	"github.com/ucplane/uc/registry/regclient"
 )
 
 // Private registries: an image spec holds only a reference to its pull
@@ -33,7 +33,7 @@ func (r *Reconciler) engineAuth(ctx context.Context, spec api.ImageSpec, ref str
 	if err != nil {
 		return "", &authError{fmt.Errorf("credential %s on %s: %w", spec.PullCredential, r.cfg.Node, err)}
 	}
-	return regserver.EngineAuth(cred, true, host), nil
+	return regclient.EngineAuth(cred, true, host), nil
 }
 
 func registryHost(ref string) (string, error) {

@@ -1,4 +1,9 @@
-package registry
+// Package regclient is the client side of uc's internal registry: the
+// credential transport every client uses, the engine's X-Registry-Auth
+// value, and the GC request with its wire types, which the server
+// (package registry) decodes. It links none of the server, so the uc CLI
+// can talk to the registry without distribution's storage drivers.
+package regclient
 
 import (
 	"encoding/base64"
@@ -7,8 +12,6 @@ import (
 
 	"github.com/ucplane/uc/api"
 )
-
-// Client-side auth for the internal registry.
 
 // BasicAuth adds the registry's credential, when it has one, to every
 // request; clients that use it talk only to the internal registry.

@@ -1,4 +1,4 @@
-package registry
+package regclient
 
 import (
 	"bytes"
@@ -8,7 +8,67 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 )
+
+// KeepSet is what must survive a sweep, as read from desired state.
+type KeepSet struct {
+	// Digests are manifests to keep in whatever repository holds them:
+	// built images, their last builds, images specs name, context indexes.
+	Digests []string `json:"digests"`
+	// Tags keep whatever they point at when the sweep runs (cache refs).
+	Tags []RepoTag `json:"tags,omitempty"`
+	// Grace keeps anything uploaded, re-tagged or relied on by a client
+	// within this long; it covers pushes in flight. Unset (nil):
+	// DefaultGrace; a zero that is set means zero (uc registry gc --grace 0s).
+	Grace *time.Duration `json:"grace,omitempty"`
+	// UploadAge purges partial uploads begun longer ago than this (none a
+	// client still sends). Zero: the grace. Under disk pressure it is short:
+	// an upload a full disk broke holds its bytes until purged.
+	UploadAge time.Duration `json:"upload_age,omitempty"`
+}
+
+// GraceOrDefault is the grace period a collection with this keep set uses.
+func (k KeepSet) GraceOrDefault() time.Duration {
+	if k.Grace == nil || *k.Grace < 0 {
+		return DefaultGrace
+	}
+	return *k.Grace
+}
+
+// RepoTag names a tag in a repository of this registry.
+type RepoTag struct {
+	Repo string `json:"repo"`
+	Tag  string `json:"tag"`
+}
+
+// DefaultGrace is how long new content is kept regardless of the keep set.
+const DefaultGrace = time.Hour
+
+// GCReport is what a collection did, or with DryRun would do.
+type GCReport struct {
+	DryRun           bool          `json:"dry_run"`
+	StartedAt        time.Time     `json:"started_at"`
+	Duration         time.Duration `json:"duration"`
+	ManifestsKept    int           `json:"manifests_kept"`
+	ManifestsRemoved []string      `json:"manifests_removed"` // repo@digest
+	BlobsKept        int           `json:"blobs_kept"`
+	BlobsRemoved     int           `json:"blobs_removed"`
+	BytesFreed       int64         `json:"bytes_freed"`
+	// Spared counts what the mark chose but a client touched meanwhile.
+	Spared int `json:"spared"`
+	// Grace is the grace this collection kept new content for.
+	Grace time.Duration `json:"grace"`
+	// KeptReferencedBytes is what stayed because the keep set (specs,
+	// builds, nodes) needs it; KeptYoungBytes what stayed only because it
+	// is younger than the grace or a client used it meanwhile.
+	KeptReferencedBytes int64 `json:"kept_referenced_bytes"`
+	KeptYoungBytes      int64 `json:"kept_young_bytes"`
+	// UploadsPurged counts abandoned partial uploads removed (their bytes
+	// are in BytesFreed too, and in UploadBytesFreed).
+	UploadsPurged    int   `json:"uploads_purged"`
+	UploadBytesFreed int64 `json:"upload_bytes_freed"`
+}
 
 // RequestGC asks the registry at addr (host:port, or a URL) to collect
 // with keep; with dryRun it only reports what would go.
