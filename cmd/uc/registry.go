@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ucplane/uc/api"
-	"github.com/ucplane/uc/controllers/managedregistry"
+	"github.com/ucplane/uc/registry/gckeep"
 	"github.com/ucplane/uc/registry/regclient"
 )
 
@@ -190,7 +190,7 @@ func newRegistryGCCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return explain(err)
 			}
-			keep, err := managedregistry.KeepSet(ctx, store)
+			keep, err := gckeep.FromState(ctx, store)
 			if err != nil {
 				return explain(err)
 			}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ucplane/uc/api"
 	"github.com/ucplane/uc/registry"
+	"github.com/ucplane/uc/registry/gckeep"
 	"github.com/ucplane/uc/registry/regclient"
 	"github.com/ucplane/uc/state"
 )
@@ -90,7 +91,7 @@ func (k *gcKeeper) grace(trigger string) time.Duration {
 func (k *gcKeeper) collect(ctx context.Context, trigger string) {
 	k.lastRun = time.Now()
 	rec := &api.RegistryGC{Trigger: trigger, StartedAt: k.lastRun}
-	keep, err := KeepSet(ctx, k.store)
+	keep, err := gckeep.FromState(ctx, k.store)
 	if err == nil {
 		grace := k.grace(trigger)
 		keep.Grace = &grace

@@ -1,4 +1,9 @@
-package managedregistry
+// Package gckeep reads from desired state and status what the internal
+// registry's garbage collection must keep. uc registry gc and the registry
+// controller (package managedregistry) both use it, so a collection asked
+// for from the CLI keeps exactly what a scheduled one keeps. It needs only
+// the state client, not the registry server or any controller.
+package gckeep
 
 import (
 	"context"
@@ -10,13 +15,13 @@ import (
 	"github.com/ucplane/uc/state"
 )
 
-// KeepSet reads from desired state and status everything the internal
+// FromState reads from desired state and status everything the internal
 // registry must keep: every build's current and last successful images,
 // every image an ImageSpec names or a node holds for it, every context
 // index a spec references, and every cache ref in use. The registry's
 // address does not matter: digests name content, and cache tags are
 // matched by repository.
-func KeepSet(ctx context.Context, store *state.Store) (regclient.KeepSet, error) {
+func FromState(ctx context.Context, store *state.Store) (regclient.KeepSet, error) {
 	var keep regclient.KeepSet
 	builds, err := store.ListBuilds(ctx, "")
 	if err != nil {
