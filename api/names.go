@@ -86,15 +86,6 @@ func InternalRef(registry, image string) (string, error) {
 	return registry + "/" + name, nil
 }
 
-// internalName is InternalName, or image itself when it does not parse
-// (the loader has refused it by then, or will).
-func internalName(image string) string {
-	if name, err := InternalName(image); err == nil {
-		return name
-	}
-	return image
-}
-
 // DefaultCacheRef is the registry cache a build of image reads and
 // writes unless it names its own: kept apart from images, per image.
 func DefaultCacheRef(registry, image string) (string, error) {
@@ -122,14 +113,4 @@ func (b BuildSpec) CacheRefs(registry string) ([]string, error) {
 		out = append(out, ref)
 	}
 	return out, nil
-}
-
-// fullName is an external image's name as an engine resolves it, tag
-// included ("docker.io/library/nginx:latest" for "nginx").
-func fullName(image string) string {
-	named, err := reference.ParseNormalizedNamed(image)
-	if err != nil {
-		return image
-	}
-	return reference.TagNameOnly(named).String()
 }

@@ -1,4 +1,10 @@
-package api
+// Package buildcontext reads a local build context as a build sees it:
+// the files .dockerignore lets through, walked in a stable order and
+// hashed into a digest that changes when (and only when) what the build
+// can see changes. The Compose loader hashes contexts with it, uc apply
+// ships them with it (registry/contextstore), and a builder node finds a
+// context's root with it. It does file I/O, so it is not part of api.
+package buildcontext
 
 import (
 	"cmp"
@@ -8,41 +14,27 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
 )
 
-// IsGitContext tells a git URL context from a local directory, with the
-// rules docker compose applies.
-func IsGitContext(ctx string) bool {
-	for _, p := range []string{"git://", "git@", "github.com/"} {
-		if strings.HasPrefix(ctx, p) {
-			return true
-		}
-	}
-	return (strings.HasPrefix(ctx, "https://") || strings.HasPrefix(ctx, "http://")) &&
-		(strings.Contains(ctx, ".git#") || strings.HasSuffix(ctx, ".git") || strings.Contains(ctx, ".git/"))
-}
-
-// DefaultMaxContextSize limits a local context's size when the caller
+// DefaultMaxSize limits a local context's size when the caller
 // sets no limit: a larger one usually means a missing .dockerignore.
-const DefaultMaxContextSize = 1 << 30
+const DefaultMaxSize = 1 << 30
 
-// ContextDigest hashes what a build can see of a local context: every file
+// Digest hashes what a build can see of a local context: every file
 // .dockerignore lets through (path, mode, content or link target) plus the
 // Dockerfile (dockerfile "" means the Dockerfile is inline in the spec).
 // Editing a source file changes the digest, so the BuildSpec changes and
 // is rebuilt; touching a file without changing it does not. A symlink that
 // leads out of the context, or a context over limit bytes, is refused.
-func ContextDigest(dir, dockerfile string, limit int64) (string, error) {
+func Digest(dir, dockerfile string, limit int64) (string, error) {
 	h := sha256.New()
-	err := WalkContext(dir, dockerfile, limit, func(path, rel string, info fs.FileInfo) error {
+	err := Walk(dir, dockerfile, limit, func(path, rel string, info fs.FileInfo) error {
 		return hashEntry(h, path, rel, info)
 	})
 	if err != nil {
@@ -54,12 +46,12 @@ func ContextDigest(dir, dockerfile string, limit int64) (string, error) {
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// WalkContext calls each, in lexical order, for every entry of a local
+// Walk calls each, in lexical order, for every entry of a local
 // context that .dockerignore lets through (rel uses forward slashes). It
 // refuses a symlink that leads out of the context and a context over limit
-// bytes (0: DefaultMaxContextSize).
-func WalkContext(dir, dockerfile string, limit int64, each func(path, rel string, info fs.FileInfo) error) error {
-	dir, err := ContextRoot(dir)
+// bytes (0: DefaultMaxSize).
+func Walk(dir, dockerfile string, limit int64, each func(path, rel string, info fs.FileInfo) error) error {
+	dir, err := Root(dir)
 	if err != nil {
 		return err
 	}
@@ -67,18 +59,18 @@ func WalkContext(dir, dockerfile string, limit int64, each func(path, rel string
 	if err != nil {
 		return err
 	}
-	w := &contextWalker{dir: dir, pm: pm, each: each, limit: cmp.Or(limit, DefaultMaxContextSize)}
+	w := &contextWalker{dir: dir, pm: pm, each: each, limit: cmp.Or(limit, DefaultMaxSize)}
 	if err := filepath.WalkDir(dir, w.visit); err != nil {
 		return fmt.Errorf("read build context %s: %w", dir, err)
 	}
 	return nil
 }
 
-// ContextRoot is the directory a local context's files are read from. A
+// Root is the directory a local context's files are read from. A
 // symlink at the root is followed, as docker build does: a context named
 // through a link (or a Compose file opened through a linked directory)
 // holds the linked tree. Links inside the context are not followed.
-func ContextRoot(dir string) (string, error) {
+func Root(dir string) (string, error) {
 	real, err := filepath.EvalSymlinks(dir)
 	if err != nil {
 		return "", fmt.Errorf("read build context %s: %w", dir, err)
@@ -236,36 +228,3 @@ type DockerfileError struct{ Err error }
 
 func (e *DockerfileError) Error() string { return "read Dockerfile: " + e.Err.Error() }
 func (e *DockerfileError) Unwrap() error { return e.Err }
-
-// additionalContexts maps Compose's additional_contexts and folds the
-// digests of local ones into the main context digest, so that editing a
-// file in any of them rebuilds. Errors start with the context's name.
-func additionalContexts(project string, in map[string]string, digest string, limit int64) (map[string]string, string, error) {
-	if len(in) == 0 {
-		return nil, digest, nil
-	}
-	out := make(map[string]string, len(in))
-	h := sha256.New()
-	h.Write([]byte(digest))
-	for _, name := range slices.Sorted(maps.Keys(in)) {
-		v := in[name]
-		switch {
-		case strings.HasPrefix(v, ServiceContextPrefix):
-			v = ServiceContextPrefix + project + "/" + strings.TrimPrefix(v, ServiceContextPrefix)
-		case strings.HasPrefix(v, "docker-image://"):
-			if err := CheckReference(strings.TrimPrefix(v, "docker-image://")); err != nil {
-				return nil, "", fmt.Errorf("%s: %v", name, err)
-			}
-		case IsGitContext(v) || strings.Contains(v, "://"):
-			return nil, "", fmt.Errorf("%s: %q is not supported yet (use a path, docker-image:// or service:)", name, v)
-		default:
-			d, err := ContextDigest(v, "", limit)
-			if err != nil {
-				return nil, "", fmt.Errorf("%s: %v", name, err)
-			}
-			fmt.Fprintf(h, "\x00%s=%s", name, d)
-		}
-		out[name] = v
-	}
-	return out, "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
-}

@@ -1,4 +1,4 @@
-package api
+package buildcontext
 
 import (
 	"io/fs"
@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/fstest"
 )
 
 func TestContextDigest(t *testing.T) {
@@ -24,7 +25,7 @@ func TestContextDigest(t *testing.T) {
 		if edit != nil {
 			edit(dir)
 		}
-		d, err := ContextDigest(dir, "Dockerfile", 0)
+		d, err := Digest(dir, "Dockerfile", 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -65,44 +66,28 @@ func TestContextDigest(t *testing.T) {
 func TestContextDigestMissingDockerfile(t *testing.T) {
 	t.Parallel()
 	dir := writeFiles(t, map[string]string{"main.go": "package main\n"})
-	if _, err := ContextDigest(dir, "Dockerfile", 0); err == nil {
+	if _, err := Digest(dir, "Dockerfile", 0); err == nil {
 		t.Fatal("want an error for a context without its Dockerfile")
-	}
-}
-
-func TestIsGitContext(t *testing.T) {
-	t.Parallel()
-	for ctx, want := range map[string]bool{
-		"https://github.com/docker/buildx.git#main:docs": true,
-		"git@github.com:docker/buildx.git":               true,
-		"https://example.com/repo.git":                   true,
-		"./app":                                          false,
-		"/abs/app":                                       false,
-		"https://example.com/context.tar.gz":             false,
-	} {
-		if got := IsGitContext(ctx); got != want {
-			t.Errorf("IsGitContext(%q) = %v, want %v", ctx, got, want)
-		}
 	}
 }
 
 func TestContextRefusals(t *testing.T) {
 	t.Parallel()
 	dir := writeFiles(t, map[string]string{"Dockerfile": "FROM busybox\n", "big.bin": strings.Repeat("x", 4096)})
-	if _, err := ContextDigest(dir, "Dockerfile", 1024); err == nil || !strings.Contains(err.Error(), "larger than the 1024-byte limit") {
+	if _, err := Digest(dir, "Dockerfile", 1024); err == nil || !strings.Contains(err.Error(), "larger than the 1024-byte limit") {
 		t.Errorf("oversized context: got %v", err)
 	}
 	if err := os.Symlink("../../etc/passwd", filepath.Join(dir, "escape")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ContextDigest(dir, "Dockerfile", 0); err == nil || !strings.Contains(err.Error(), "escape is a symlink to ../../etc/passwd, outside the context") {
+	if _, err := Digest(dir, "Dockerfile", 0); err == nil || !strings.Contains(err.Error(), "escape is a symlink to ../../etc/passwd, outside the context") {
 		t.Errorf("escaping symlink: got %v", err)
 	}
 	inside := writeFiles(t, map[string]string{"Dockerfile": "FROM busybox\n", "a/b.txt": "b\n"})
 	if err := os.Symlink("../a/b.txt", filepath.Join(inside, "a", "link")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ContextDigest(inside, "Dockerfile", 0); err != nil {
+	if _, err := Digest(inside, "Dockerfile", 0); err != nil {
 		t.Errorf("a symlink inside the context was refused: %v", err)
 	}
 }
@@ -117,16 +102,16 @@ func TestContextThroughSymlink(t *testing.T) {
 	if err := os.Symlink(real, link); err != nil {
 		t.Fatal(err)
 	}
-	viaLink, err := ContextDigest(link, "Dockerfile", 0)
+	viaLink, err := Digest(link, "Dockerfile", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	direct, _ := ContextDigest(real, "Dockerfile", 0)
+	direct, _ := Digest(real, "Dockerfile", 0)
 	if viaLink != direct {
 		t.Errorf("digest through the link %s, directly %s: want the same tree", viaLink, direct)
 	}
 	var files []string
-	_ = WalkContext(link, "Dockerfile", 0, func(_, rel string, _ fs.FileInfo) error {
+	_ = Walk(link, "Dockerfile", 0, func(_, rel string, _ fs.FileInfo) error {
 		files = append(files, rel)
 		return nil
 	})
@@ -136,7 +121,7 @@ func TestContextThroughSymlink(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(real, "app.txt"), []byte("v2\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if edited, _ := ContextDigest(link, "Dockerfile", 0); edited == viaLink {
+	if edited, _ := Digest(link, "Dockerfile", 0); edited == viaLink {
 		t.Error("an edit behind the link did not change the digest")
 	}
 }
@@ -144,8 +129,23 @@ func TestContextThroughSymlink(t *testing.T) {
 func TestContextIsAFile(t *testing.T) {
 	t.Parallel()
 	dir := writeFiles(t, map[string]string{"Dockerfile": "FROM busybox\n"})
-	_, err := ContextDigest(filepath.Join(dir, "Dockerfile"), "Dockerfile", 0)
+	_, err := Digest(filepath.Join(dir, "Dockerfile"), "Dockerfile", 0)
 	if err == nil || !strings.Contains(err.Error(), "is a file: the context must be a directory") {
 		t.Errorf("got %v, want the context must be a directory", err)
 	}
+}
+
+// writeFiles creates files (path relative to a fresh temp dir, mode 0644
+// under the usual umask) and returns the dir.
+func writeFiles(t *testing.T, files map[string]string) string {
+	t.Helper()
+	fsys := fstest.MapFS{}
+	for name, body := range files {
+		fsys[name] = &fstest.MapFile{Data: []byte(body), Mode: 0o644}
+	}
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, fsys); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

@@ -1,9 +1,18 @@
-package api
+// Package compose translates a Compose project into uc's specs. It reads
+// the files exactly as docker compose does (compose-go: interpolation,
+// .env, extends, profiles and schema validation), refuses what the build
+// controller would not honour, hashes local build contexts, and returns an
+// api.Project. It reads files, so it lives apart from package api, which
+// holds only the types and pure rules.
+package compose
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -13,6 +22,9 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/api/buildcontext"
 )
 
 // LoadOptions mirrors the docker compose flags that change how a project is
@@ -25,30 +37,12 @@ type LoadOptions struct {
 	WorkingDir  string
 	Profiles    []string
 	// MaxContextSize limits each local build context, in bytes (0:
-	// DefaultMaxContextSize).
+	// buildcontext.DefaultMaxSize).
 	MaxContextSize int64
 	// Env overrides variables of the OS environment for interpolation; the
 	// OS environment (and then .env) still fill in whatever Env lacks, as the
 	// shell does for docker compose.
 	Env map[string]string
-}
-
-// Project is the uc view of a Compose project: what to build and which
-// images must be present where. Both slices are sorted by Name.
-type Project struct {
-	Name   string
-	Builds []BuildSpec
-	Images []ImageSpec
-	// Warnings name what was accepted but has no effect, or an effect the
-	// user may not expect, file and field.
-	Warnings []string
-	// Notes say how names were mapped (uc apply and --dry-run print them).
-	Notes []string
-	// Files are the Compose files read, as absolute paths.
-	Files []string
-	// Origin says where the project is applied from (set by uc apply), so
-	// that one project name used from two places is noticed.
-	Origin string
 }
 
 // machinesKey is the service extension that pins an image to named nodes.
@@ -69,8 +63,8 @@ func checkRefresh(raw any, s types.ServiceConfig) error {
 	switch {
 	case err != nil:
 		return fmt.Errorf("want a duration such as 15m (got %v)", raw)
-	case d < MinRefreshEvery:
-		return fmt.Errorf("%s is too often: at least %s", v, MinRefreshEvery)
+	case d < api.MinRefreshEvery:
+		return fmt.Errorf("%s is too often: at least %s", v, api.MinRefreshEvery)
 	case s.Build != nil:
 		return errors.New("the service builds its image, which follows its build; only a pulled image's tag can be refreshed")
 	case strings.Contains(s.Image, "@"):
@@ -95,10 +89,10 @@ var supportedBuildAttrs = map[string]bool{
 // asks for security.insecure.
 var buildEntitlements = []string{"network.host", "security.insecure"}
 
-// LoadCompose parses Compose files exactly as docker compose does (compose-go
+// Load parses Compose files exactly as docker compose does (compose-go
 // does interpolation, .env, extends, profiles and schema validation) and
 // turns every active service into specs.
-func LoadCompose(ctx context.Context, opts LoadOptions) (*Project, error) {
+func Load(ctx context.Context, opts LoadOptions) (*api.Project, error) {
 	o, err := projectOptions(opts)
 	if err != nil {
 		return nil, wrapLoadErr(opts.Files, err)
@@ -119,20 +113,21 @@ func LoadCompose(ctx context.Context, opts LoadOptions) (*Project, error) {
 	return p, nil
 }
 
-// contextField names the Compose field an error from ContextDigest is about.
+// contextField names the Compose field an error from buildcontext.Digest
+// is about.
 func contextField(err error) string {
-	var df *DockerfileError
+	var df *buildcontext.DockerfileError
 	if errors.As(err, &df) {
 		return "dockerfile"
 	}
 	return "context"
 }
 
-// LoadProjectName reads only what names a project, for commands such as
+// LoadName reads only what names a project, for commands such as
 // uc delete -f that need no build context: nothing is hashed or read
 // beyond the Compose files themselves.
 // The project it returns has a name and its files, and no specs.
-func LoadProjectName(ctx context.Context, opts LoadOptions) (*Project, error) {
+func LoadName(ctx context.Context, opts LoadOptions) (*api.Project, error) {
 	o, err := projectOptions(opts)
 	if err != nil {
 		return nil, wrapLoadErr(opts.Files, err)
@@ -141,7 +136,7 @@ func LoadProjectName(ctx context.Context, opts LoadOptions) (*Project, error) {
 	if err != nil {
 		return nil, wrapLoadErr(o.ConfigPaths, err)
 	}
-	return &Project{Name: cp.Name, Files: o.ConfigPaths}, nil
+	return &api.Project{Name: cp.Name, Files: o.ConfigPaths}, nil
 }
 
 // loadProject runs compose-go's loader, which panics on some malformed
@@ -199,8 +194,8 @@ func wrapLoadErr(files []string, err error) error {
 	return fmt.Errorf("%s: %s", strings.Join(bases, ", "), msg)
 }
 
-func convertProject(cp *types.Project, file string, limit int64) (*Project, error) {
-	p := &Project{Name: cp.Name}
+func convertProject(cp *types.Project, file string, limit int64) (*api.Project, error) {
+	p := &api.Project{Name: cp.Name}
 	if err := checkTopLevelExtensions(cp.Extensions, file); err != nil {
 		return nil, err
 	}
@@ -231,10 +226,10 @@ func convertProject(cp *types.Project, file string, limit int64) (*Project, erro
 	return p, nil
 }
 
-func convertService(project string, s types.ServiceConfig, secrets types.Secrets, file string, limit int64) (*BuildSpec, ImageSpec, error) {
+func convertService(project string, s types.ServiceConfig, secrets types.Secrets, file string, limit int64) (*api.BuildSpec, api.ImageSpec, error) {
 	name := project + "/" + s.Name
 	field := "services." + s.Name
-	img := ImageSpec{Name: name, Project: project, Service: s.Name}
+	img := api.ImageSpec{Name: name, Project: project, Service: s.Name}
 	pl, err := servicePlacement(s, file, field)
 	if err != nil {
 		return nil, img, err
@@ -242,7 +237,7 @@ func convertService(project string, s types.ServiceConfig, secrets types.Secrets
 	img.Placement = pl
 	if raw, ok := s.Extensions[pullCredentialKey]; ok {
 		ref, _ := raw.(string)
-		if err := CheckCredentialRef(ref); err != nil {
+		if err := api.CheckCredentialRef(ref); err != nil {
 			return nil, img, fmt.Errorf("%s: %s.%s: %v", file, field, pullCredentialKey, err)
 		}
 		img.PullCredential = ref
@@ -257,7 +252,7 @@ func convertService(project string, s types.ServiceConfig, secrets types.Secrets
 		return nil, img, err
 	}
 	if s.Image != "" {
-		if err := CheckReference(s.Image); err != nil {
+		if err := api.CheckReference(s.Image); err != nil {
 			return nil, img, fmt.Errorf("%s: %s.image: %v", file, field, err)
 		}
 	}
@@ -289,13 +284,13 @@ func convertService(project string, s types.ServiceConfig, secrets types.Secrets
 	if err := buildExtensions(&b, s.Extensions, file, field); err != nil {
 		return nil, img, err
 	}
-	if IsGitContext(b.Context) {
+	if api.IsGitContext(b.Context) {
 		// BuildKit fetches git contexts itself; uc apply pins the ref to
 		// a commit (ContextDigest "git:<sha>") before writing the spec.
 		img.Build = b.Name
 		return &b, img, nil
 	}
-	d, err := ContextDigest(b.Context, dockerfileToHash(b), limit)
+	d, err := buildcontext.Digest(b.Context, dockerfileToHash(b), limit)
 	if err != nil {
 		return nil, img, fmt.Errorf("%s: %s.build.%s: %v", file, field, contextField(err), err)
 	}
@@ -316,7 +311,7 @@ const (
 	keepBuildsKey = "x-uc-keep-builds"
 )
 
-func buildExtensions(b *BuildSpec, ext map[string]any, file, field string) error {
+func buildExtensions(b *api.BuildSpec, ext map[string]any, file, field string) error {
 	var err error
 	if raw, ok := ext[builderKey]; ok {
 		if b.Builder, err = parseBuilder(raw); err != nil {
@@ -335,19 +330,19 @@ func buildExtensions(b *BuildSpec, ext map[string]any, file, field string) error
 
 // parseBuilder reads x-uc-builder: a node name, or a label selector
 // "k=v[,k2=v2]".
-func parseBuilder(raw any) (BuilderSelector, error) {
+func parseBuilder(raw any) (api.BuilderSelector, error) {
 	s, ok := raw.(string)
 	if !ok || strings.TrimSpace(s) == "" {
-		return BuilderSelector{}, errors.New("want a node name or a label selector like zone=eu,disk=ssd")
+		return api.BuilderSelector{}, errors.New("want a node name or a label selector like zone=eu,disk=ssd")
 	}
 	if !strings.Contains(s, "=") {
-		return BuilderSelector{Node: strings.TrimSpace(s)}, nil
+		return api.BuilderSelector{Node: strings.TrimSpace(s)}, nil
 	}
-	sel := BuilderSelector{Labels: map[string]string{}}
+	sel := api.BuilderSelector{Labels: map[string]string{}}
 	for _, kv := range strings.Split(s, ",") {
 		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
 		if !ok || k == "" {
-			return BuilderSelector{}, fmt.Errorf("%q is not k=v", kv)
+			return api.BuilderSelector{}, fmt.Errorf("%q is not k=v", kv)
 		}
 		sel.Labels[k] = v
 	}
@@ -356,15 +351,15 @@ func parseBuilder(raw any) (BuilderSelector, error) {
 
 // dockerfileToHash is the Dockerfile file a context digest covers; an
 // inline Dockerfile is part of the spec already.
-func dockerfileToHash(b BuildSpec) string {
+func dockerfileToHash(b api.BuildSpec) string {
 	if b.DockerfileInline != "" {
 		return ""
 	}
 	return b.Dockerfile
 }
 
-func buildSpec(project string, s types.ServiceConfig) BuildSpec {
-	b := BuildSpec{
+func buildSpec(project string, s types.ServiceConfig) api.BuildSpec {
+	b := api.BuildSpec{
 		Name:       project + "/" + s.Name,
 		Project:    project,
 		Service:    s.Name,
@@ -374,7 +369,7 @@ func buildSpec(project string, s types.ServiceConfig) BuildSpec {
 		Target:     s.Build.Target,
 	}
 	if b.Image == "" {
-		b.Image = DefaultImage(project, s.Name)
+		b.Image = api.DefaultImage(project, s.Name)
 	}
 
 	for k, v := range s.Build.Args {
@@ -403,7 +398,7 @@ func buildSpec(project string, s types.ServiceConfig) BuildSpec {
 }
 
 // mapRunOptions copies what shapes the build's RUN steps and cache use.
-func mapRunOptions(b *BuildSpec, c *types.BuildConfig) {
+func mapRunOptions(b *api.BuildSpec, c *types.BuildConfig) {
 	b.DockerfileInline = c.DockerfileInline
 	b.Tags = sortedCopy(c.Tags)
 	b.NoCache, b.NoCacheFilter, b.Pull = c.NoCache, sortedCopy(c.NoCacheFilter), c.Pull
@@ -485,22 +480,22 @@ func isSet(f reflect.Value) bool {
 
 // servicePlacement reads x-machines, or else deploy.placement.constraints.
 // x-machines wins because it is the uc-specific, more explicit choice.
-func servicePlacement(s types.ServiceConfig, file, field string) (Placement, error) {
+func servicePlacement(s types.ServiceConfig, file, field string) (api.Placement, error) {
 	if raw, ok := s.Extensions[machinesKey]; ok {
 		nodes, err := machines(raw)
 		if err != nil {
-			return Placement{}, fmt.Errorf("%s: %s.%s: %v", file, field, machinesKey, err)
+			return api.Placement{}, fmt.Errorf("%s: %s.%s: %v", file, field, machinesKey, err)
 		}
-		return Placement{Nodes: nodes}, nil
+		return api.Placement{Nodes: nodes}, nil
 	}
 	if s.Deploy == nil {
-		return Placement{}, nil
+		return api.Placement{}, nil
 	}
-	var p Placement
+	var p api.Placement
 	for i, expr := range s.Deploy.Placement.Constraints {
-		c, err := ParseConstraint(expr)
+		c, err := api.ParseConstraint(expr)
 		if err != nil {
-			return Placement{}, fmt.Errorf("%s: %s.deploy.placement.constraints[%d]: %v", file, field, i, err)
+			return api.Placement{}, fmt.Errorf("%s: %s.deploy.placement.constraints[%d]: %v", file, field, i, err)
 		}
 		p.Constraints = append(p.Constraints, c)
 	}
@@ -545,4 +540,37 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// additionalContexts maps Compose's additional_contexts and folds the
+// digests of local ones into the main context digest, so that editing a
+// file in any of them rebuilds. Errors start with the context's name.
+func additionalContexts(project string, in map[string]string, digest string, limit int64) (map[string]string, string, error) {
+	if len(in) == 0 {
+		return nil, digest, nil
+	}
+	out := make(map[string]string, len(in))
+	h := sha256.New()
+	h.Write([]byte(digest))
+	for _, name := range slices.Sorted(maps.Keys(in)) {
+		v := in[name]
+		switch {
+		case strings.HasPrefix(v, api.ServiceContextPrefix):
+			v = api.ServiceContextPrefix + project + "/" + strings.TrimPrefix(v, api.ServiceContextPrefix)
+		case strings.HasPrefix(v, "docker-image://"):
+			if err := api.CheckReference(strings.TrimPrefix(v, "docker-image://")); err != nil {
+				return nil, "", fmt.Errorf("%s: %v", name, err)
+			}
+		case api.IsGitContext(v) || strings.Contains(v, "://"):
+			return nil, "", fmt.Errorf("%s: %q is not supported yet (use a path, docker-image:// or service:)", name, v)
+		default:
+			d, err := buildcontext.Digest(v, "", limit)
+			if err != nil {
+				return nil, "", fmt.Errorf("%s: %v", name, err)
+			}
+			fmt.Fprintf(h, "\x00%s=%s", name, d)
+		}
+		out[name] = v
+	}
+	return out, "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -1,12 +1,15 @@
-package api
+package compose
 
 import (
 	"context"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ucplane/uc/api"
 )
 
 // writeFiles creates files (path relative to a fresh temp dir) and returns
@@ -26,10 +29,10 @@ func writeFiles(t *testing.T, files map[string]string) string {
 	return dir
 }
 
-// load runs LoadCompose on dir/compose.yaml (plus extra -f files). It blanks
+// load runs Load on dir/compose.yaml (plus extra -f files). It blanks
 // COMPOSE_PROJECT_NAME and COMPOSE_PROFILES so the developer's shell cannot
 // change the result; tests never call os.Setenv, so they can run in parallel.
-func load(t *testing.T, dir string, opts LoadOptions) (*Project, error) {
+func load(t *testing.T, dir string, opts LoadOptions) (*api.Project, error) {
 	t.Helper()
 	if len(opts.Files) == 0 {
 		opts.Files = []string{"compose.yaml"}
@@ -42,14 +45,14 @@ func load(t *testing.T, dir string, opts LoadOptions) (*Project, error) {
 		env[k] = v
 	}
 	opts.Env = env
-	return LoadCompose(context.Background(), opts)
+	return Load(context.Background(), opts)
 }
 
-func TestLoadCompose(t *testing.T) {
+func TestLoad(t *testing.T) {
 	t.Parallel()
 	type want struct {
-		builds []BuildSpec // Context "" is filled with the temp dir
-		images []ImageSpec
+		builds []api.BuildSpec // Context "" is filled with the temp dir
+		images []api.ImageSpec
 	}
 	tests := []struct {
 		name  string
@@ -72,10 +75,10 @@ services:
       labels: {team: core}
 `, "app/docker/Dockerfile.prod": "FROM busybox\n"},
 			want: want{
-				builds: []BuildSpec{{Name: "p/web", Project: "p", Service: "web", Image: "registry.local/web:1",
+				builds: []api.BuildSpec{{Name: "p/web", Project: "p", Service: "web", Image: "registry.local/web:1",
 					Context: "app", Dockerfile: "docker/Dockerfile.prod",
 					Args: map[string]string{"A": "1", "B": "two"}, Target: "final", Labels: map[string]string{"team": "core"}}},
-				images: []ImageSpec{{Name: "p/web", Project: "p", Service: "web", Build: "p/web"}},
+				images: []api.ImageSpec{{Name: "p/web", Project: "p", Service: "web", Build: "p/web"}},
 			},
 		},
 		{
@@ -102,13 +105,13 @@ services:
       privileged: true
 `},
 			want: want{
-				builds: []BuildSpec{{Name: "p/web", Project: "p", Service: "web", Image: "p/web", Context: ".",
+				builds: []api.BuildSpec{{Name: "p/web", Project: "p", Service: "web", Image: "p/web", Context: ".",
 					DockerfileInline: "FROM busybox\nRUN true\n", Tags: []string{"p/web:b", "p/web:extra"},
 					NoCache: true, NoCacheFilter: []string{"final"}, Pull: true,
 					ExtraHosts: []string{"api=10.0.0.3", "db=10.0.0.2"}, ShmSize: 128 << 20,
 					Ulimits: []string{"nofile=1024:2048", "nproc=64:64"}, Network: "none",
 					Platforms: []string{"linux/amd64"}, Entitlements: []string{"network.host", "security.insecure"}}},
-				images: []ImageSpec{{Name: "p/web", Project: "p", Service: "web", Build: "p/web"}},
+				images: []api.ImageSpec{{Name: "p/web", Project: "p", Service: "web", Build: "p/web"}},
 			},
 		},
 		{
@@ -131,14 +134,14 @@ secrets:
 `, "Dockerfile": "FROM busybox\n", "token.txt": "s3cret\n"},
 			opts: LoadOptions{Env: map[string]string{"API_KEY": "never-stored"}},
 			want: want{
-				builds: []BuildSpec{{Name: "p/web", Project: "p", Service: "web", Image: "p/web", Context: ".",
+				builds: []api.BuildSpec{{Name: "p/web", Project: "p", Service: "web", Image: "p/web", Context: ".",
 					Dockerfile: "Dockerfile",
-					Secrets:    []SecretRef{{ID: "apikey", Env: "API_KEY"}, {ID: "token", File: "TOKEN"}},
-					SSH:        []SSHRef{{ID: "default"}, {ID: "deploy", Paths: []string{"/keys/deploy"}}},
+					Secrets:    []api.SecretRef{{ID: "apikey", Env: "API_KEY"}, {ID: "token", File: "TOKEN"}},
+					SSH:        []api.SSHRef{{ID: "default"}, {ID: "deploy", Paths: []string{"/keys/deploy"}}},
 					CacheFrom:  []string{"p/cache:main", "p/cache:dev"}, CacheTo: []string{"p/cache:main"},
 					CacheToAttrs: map[string]map[string]string{"p/cache:main": {"mode": "max"}},
 					Provenance:   "mode=max", SBOM: "true"}},
-				images: []ImageSpec{{Name: "p/web", Project: "p", Service: "web", Build: "p/web"}},
+				images: []api.ImageSpec{{Name: "p/web", Project: "p", Service: "web", Build: "p/web"}},
 			},
 		},
 		{
@@ -151,21 +154,21 @@ services:
 `, "Dockerfile": "FROM busybox\n"},
 			opts: LoadOptions{Env: map[string]string{"FOO": "from-env"}},
 			want: want{
-				builds: []BuildSpec{{Name: "p/web", Project: "p", Service: "web", Image: "p/web",
+				builds: []api.BuildSpec{{Name: "p/web", Project: "p", Service: "web", Image: "p/web",
 					Dockerfile: "Dockerfile", Args: map[string]string{"FOO": "from-env"}}},
-				images: []ImageSpec{{Name: "p/web", Project: "p", Service: "web", Build: "p/web"}},
+				images: []api.ImageSpec{{Name: "p/web", Project: "p", Service: "web", Build: "p/web"}},
 			},
 		},
 		{
 			name:  "interpolation default",
 			files: map[string]string{"compose.yaml": "name: p\nservices:\n  db:\n    image: postgres:${TAG:-16}\n"},
-			want:  want{images: []ImageSpec{{Name: "p/db", Project: "p", Service: "db", Image: "postgres:16"}}},
+			want:  want{images: []api.ImageSpec{{Name: "p/db", Project: "p", Service: "db", Image: "postgres:16"}}},
 		},
 		{
 			name:  "interpolation from env",
 			files: map[string]string{"compose.yaml": "name: p\nservices:\n  db:\n    image: postgres:${TAG:-16}\n"},
 			opts:  LoadOptions{Env: map[string]string{"TAG": "17"}},
-			want:  want{images: []ImageSpec{{Name: "p/db", Project: "p", Service: "db", Image: "postgres:17"}}},
+			want:  want{images: []api.ImageSpec{{Name: "p/db", Project: "p", Service: "db", Image: "postgres:17"}}},
 		},
 		{
 			name: ".env file",
@@ -173,7 +176,7 @@ services:
 				"compose.yaml": "name: ${NAME}\nservices:\n  db:\n    image: postgres:${TAG:-16}\n",
 				".env":         "NAME=fromdotenv\nTAG=15\n",
 			},
-			want: want{images: []ImageSpec{{Name: "fromdotenv/db", Project: "fromdotenv", Service: "db", Image: "postgres:15"}}},
+			want: want{images: []api.ImageSpec{{Name: "fromdotenv/db", Project: "fromdotenv", Service: "db", Image: "postgres:15"}}},
 		},
 		{
 			name: "env wins over .env",
@@ -182,7 +185,7 @@ services:
 				".env":         "TAG=15\n",
 			},
 			opts: LoadOptions{Env: map[string]string{"TAG": "14"}},
-			want: want{images: []ImageSpec{{Name: "p/db", Project: "p", Service: "db", Image: "postgres:14"}}},
+			want: want{images: []api.ImageSpec{{Name: "p/db", Project: "p", Service: "db", Image: "postgres:14"}}},
 		},
 		{
 			name: "extends from another file",
@@ -198,22 +201,22 @@ services:
 				"base/Dockerfile": "FROM busybox\n",
 			},
 			want: want{
-				builds: []BuildSpec{{Name: "p/web", Project: "p", Service: "web", Image: "p/web",
+				builds: []api.BuildSpec{{Name: "p/web", Project: "p", Service: "web", Image: "p/web",
 					Context: "base", Dockerfile: "Dockerfile", Args: map[string]string{"X": "y"}}},
-				images: []ImageSpec{{Name: "p/web", Project: "p", Service: "web", Build: "p/web",
-					Placement: Placement{Nodes: []string{"node1"}}}},
+				images: []api.ImageSpec{{Name: "p/web", Project: "p", Service: "web", Build: "p/web",
+					Placement: api.Placement{Nodes: []string{"node1"}}}},
 			},
 		},
 		{
 			name:  "inactive profile excluded",
 			files: map[string]string{"compose.yaml": profilesYAML},
-			want:  want{images: []ImageSpec{{Name: "p/app", Project: "p", Service: "app", Image: "busybox"}}},
+			want:  want{images: []api.ImageSpec{{Name: "p/app", Project: "p", Service: "app", Image: "busybox"}}},
 		},
 		{
 			name:  "active profile included",
 			files: map[string]string{"compose.yaml": profilesYAML},
 			opts:  LoadOptions{Profiles: []string{"debug"}},
-			want: want{images: []ImageSpec{
+			want: want{images: []api.ImageSpec{
 				{Name: "p/app", Project: "p", Service: "app", Image: "busybox"},
 				{Name: "p/debug", Project: "p", Service: "debug", Image: "alpine"},
 			}},
@@ -222,7 +225,7 @@ services:
 			name:  "project name option and working dir",
 			files: map[string]string{"compose.yaml": "services:\n  db:\n    image: redis\n"},
 			opts:  LoadOptions{ProjectName: "named"},
-			want:  want{images: []ImageSpec{{Name: "named/db", Project: "named", Service: "db", Image: "redis"}}},
+			want:  want{images: []api.ImageSpec{{Name: "named/db", Project: "named", Service: "db", Image: "redis"}}},
 		},
 		{
 			name: "x-machines list, string and duplicates; sorted output",
@@ -236,9 +239,9 @@ services:
     image: alpine
     x-machines: n3
 `},
-			want: want{images: []ImageSpec{
-				{Name: "p/a", Project: "p", Service: "a", Image: "alpine", Placement: Placement{Nodes: []string{"n3"}}},
-				{Name: "p/b", Project: "p", Service: "b", Image: "busybox", Placement: Placement{Nodes: []string{"n2", "n1"}}},
+			want: want{images: []api.ImageSpec{
+				{Name: "p/a", Project: "p", Service: "a", Image: "alpine", Placement: api.Placement{Nodes: []string{"n3"}}},
+				{Name: "p/b", Project: "p", Service: "b", Image: "busybox", Placement: api.Placement{Nodes: []string{"n2", "n1"}}},
 			}},
 		},
 		{
@@ -256,13 +259,13 @@ services:
     x-machines: [n1]
     deploy: {placement: {constraints: ["node.hostname == n9"]}}
 `},
-			want: want{images: []ImageSpec{
-				{Name: "p/c", Project: "p", Service: "c", Image: "busybox", Placement: Placement{Constraints: []Constraint{
+			want: want{images: []api.ImageSpec{
+				{Name: "p/c", Project: "p", Service: "c", Image: "busybox", Placement: api.Placement{Constraints: []api.Constraint{
 					{Key: "node.labels.zone", Op: "==", Value: "eu"},
 					{Key: "node.hostname", Op: "!=", Value: "n3"},
 					{Key: "node.labels.gpu", Op: "==", Value: "true"},
 				}}},
-				{Name: "p/m", Project: "p", Service: "m", Image: "busybox", Placement: Placement{Nodes: []string{"n1"}}},
+				{Name: "p/m", Project: "p", Service: "m", Image: "busybox", Placement: api.Placement{Nodes: []string{"n1"}}},
 			}},
 		},
 		{
@@ -274,9 +277,9 @@ services:
     build: https://github.com/docker/buildx.git#main
 `},
 			want: want{
-				builds: []BuildSpec{{Name: "p/g", Project: "p", Service: "g", Image: "p/g",
+				builds: []api.BuildSpec{{Name: "p/g", Project: "p", Service: "g", Image: "p/g",
 					Context: "https://github.com/docker/buildx.git#main", Dockerfile: "Dockerfile"}},
-				images: []ImageSpec{{Name: "p/g", Project: "p", Service: "g", Build: "p/g"}},
+				images: []api.ImageSpec{{Name: "p/g", Project: "p", Service: "g", Build: "p/g"}},
 			},
 		},
 		{
@@ -286,7 +289,7 @@ services:
 				"override.yaml": "services:\n  db:\n    image: valkey\n",
 			},
 			opts: LoadOptions{Files: []string{"compose.yaml", "override.yaml"}},
-			want: want{images: []ImageSpec{{Name: "p/db", Project: "p", Service: "db", Image: "valkey"}}},
+			want: want{images: []api.ImageSpec{{Name: "p/db", Project: "p", Service: "db", Image: "valkey"}}},
 		},
 	}
 	for _, tt := range tests {
@@ -349,7 +352,7 @@ func absIfLocal(dir, ctx string) string {
 	return filepath.Join(dir, ctx)
 }
 
-func TestLoadComposeErrors(t *testing.T) {
+func TestLoadErrors(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name  string
@@ -588,7 +591,7 @@ services:
 // TestHelloExample keeps examples/hello in line with the loader.
 func TestHelloExample(t *testing.T) {
 	t.Parallel()
-	dir, err := filepath.Abs("../examples/hello")
+	dir, err := filepath.Abs("../../examples/hello")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -597,12 +600,12 @@ func TestHelloExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.Builds[0].ContextDigest = checkDigest(t, p.Builds[0])
-	want := &Project{
+	want := &api.Project{
 		Name: "hello",
-		Builds: []BuildSpec{{Name: "hello/web", Project: "hello", Service: "web", Image: "hello/web",
+		Builds: []api.BuildSpec{{Name: "hello/web", Project: "hello", Service: "web", Image: "hello/web",
 			Context: dir, Dockerfile: "Dockerfile", Args: map[string]string{"GREETING": "hello"}}},
-		Images: []ImageSpec{{Name: "hello/web", Project: "hello", Service: "web", Build: "hello/web",
-			Placement: Placement{Nodes: []string{"node1", "node2"}}}},
+		Images: []api.ImageSpec{{Name: "hello/web", Project: "hello", Service: "web", Build: "hello/web",
+			Placement: api.Placement{Nodes: []string{"node1", "node2"}}}},
 		Files: []string{filepath.Join(dir, "compose.yaml")},
 	}
 	if !reflect.DeepEqual(p, want) {
@@ -612,12 +615,12 @@ func TestHelloExample(t *testing.T) {
 
 // checkDigest checks that a local context got a digest and a git one none,
 // and returns "" so the rest of the spec can be compared exactly.
-func checkDigest(t *testing.T, b BuildSpec) string {
+func checkDigest(t *testing.T, b api.BuildSpec) string {
 	t.Helper()
 	switch {
-	case IsGitContext(b.Context) && b.ContextDigest != "":
+	case api.IsGitContext(b.Context) && b.ContextDigest != "":
 		t.Errorf("%s: git context got a context digest %q", b.Name, b.ContextDigest)
-	case !IsGitContext(b.Context) && !strings.HasPrefix(b.ContextDigest, "sha256:"):
+	case !api.IsGitContext(b.Context) && !strings.HasPrefix(b.ContextDigest, "sha256:"):
 		t.Errorf("%s: local context digest = %q, want sha256:…", b.Name, b.ContextDigest)
 	}
 	return ""
@@ -687,12 +690,12 @@ func TestBuilderSelector(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
 		value   string
-		want    BuilderSelector
+		want    api.BuilderSelector
 		wantErr bool
 	}{
-		{value: "node2", want: BuilderSelector{Node: "node2"}},
-		{value: "zone=b, disk=ssd", want: BuilderSelector{Labels: map[string]string{"zone": "b", "disk": "ssd"}}},
-		{value: "zone", want: BuilderSelector{Node: "zone"}},
+		{value: "node2", want: api.BuilderSelector{Node: "node2"}},
+		{value: "zone=b, disk=ssd", want: api.BuilderSelector{Labels: map[string]string{"zone": "b", "disk": "ssd"}}},
+		{value: "zone", want: api.BuilderSelector{Node: "zone"}},
 		{value: "=b", wantErr: true},
 	} {
 		dir := writeFiles(t, map[string]string{
@@ -713,8 +716,8 @@ func TestBuilderSelector(t *testing.T) {
 			t.Errorf("x-uc-builder %q = %+v, want %+v", tt.value, got, tt.want)
 		}
 	}
-	sel := BuilderSelector{Labels: map[string]string{"zone": "b"}}
-	if !sel.Matches(Node{Name: "n2", Labels: map[string]string{"zone": "b"}}) || sel.Matches(Node{Name: "n1"}) {
+	sel := api.BuilderSelector{Labels: map[string]string{"zone": "b"}}
+	if !sel.Matches(api.Node{Name: "n2", Labels: map[string]string{"zone": "b"}}) || sel.Matches(api.Node{Name: "n1"}) {
 		t.Error("label selector matched wrongly")
 	}
 }
@@ -726,7 +729,7 @@ func TestKeepBuilds(t *testing.T) {
 		want    int
 		wantErr bool
 	}{
-		{value: "", want: DefaultKeepBuilds},
+		{value: "", want: api.DefaultKeepBuilds},
 		{value: "x-uc-keep-builds: 5", want: 5},
 		{value: "x-uc-keep-builds: 0", wantErr: true},
 		{value: "x-uc-keep-builds: many", wantErr: true},
@@ -781,16 +784,67 @@ func TestRefresh(t *testing.T) {
 	}
 }
 
-// TestLoadProjectNameWithoutContexts is what uc delete -f reads: it must
+// TestLoadNameWithoutContexts is what uc delete -f reads: it must
 // not need the build contexts, which may be gone by then.
-func TestLoadProjectNameWithoutContexts(t *testing.T) {
+func TestLoadNameWithoutContexts(t *testing.T) {
 	t.Parallel()
 	dir := writeFiles(t, map[string]string{"compose.yaml": "name: shop\nservices:\n  web:\n    build: ./gone\n  api:\n    build: {context: ., dockerfile: missing.Dockerfile}\n"})
 	if _, err := load(t, dir, LoadOptions{}); err == nil {
 		t.Fatal("the full load should fail on the missing context")
 	}
-	p, err := LoadProjectName(context.Background(), LoadOptions{WorkingDir: dir})
+	p, err := LoadName(context.Background(), LoadOptions{WorkingDir: dir})
 	if err != nil || p.Name != "shop" || len(p.Builds)+len(p.Images) != 0 {
-		t.Errorf("LoadProjectName = %+v, %v; want shop and no specs", p, err)
+		t.Errorf("LoadName = %+v, %v; want shop and no specs", p, err)
+	}
+}
+
+// TestNamesAndSilentDrops covers what used to be lost or mangled between
+// the Compose file and the specs.
+func TestNamesAndSilentDrops(t *testing.T) {
+	t.Parallel()
+	dir := writeFiles(t, map[string]string{"Dockerfile": "FROM busybox\n", "compose.yaml": `
+name: p
+services:
+  Web:
+    build: .
+  app:
+    build:
+      context: .
+      cache_to: ["type=registry,ref=p/cache,mode=min,compression=zstd"]
+    image: acme/app:1
+    platform: linux/arm64
+  worker:
+    image: acme/app:1
+    platform: linux/arm64
+    x-machine: [n1]
+`})
+	p, err := load(t, dir, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	web, app := p.Builds[0], p.Builds[1]
+	if web.Name != "p/Web" || web.Image != "p/web" || web.ContextRepository() != "uc-contexts/p/web" {
+		t.Errorf("upper-case service: name %s, image %s, context repository %s; want p/Web, p/web, uc-contexts/p/web", web.Name, web.Image, web.ContextRepository())
+	}
+	if !slices.ContainsFunc(p.Notes, func(n string) bool { return strings.Contains(n, "services.Web builds into repository p/web") }) {
+		t.Errorf("notes %q do not show the name mapping", p.Notes)
+	}
+	if !slices.Equal(app.Platforms, []string{"linux/arm64"}) {
+		t.Errorf("service platform: build platforms %v, want [linux/arm64]", app.Platforms)
+	}
+	if got := app.CacheToAttrs["p/cache"]; got["mode"] != "min" || got["compression"] != "zstd" {
+		t.Errorf("cache_to options %v, want mode=min and compression=zstd kept", got)
+	}
+	worker := p.Images[2]
+	if worker.Image != "" || worker.Build != "p/app" || worker.Platform != "linux/arm64" {
+		t.Errorf("worker pulls %q build %q platform %q; want p/app's build on linux/arm64", worker.Image, worker.Build, worker.Platform)
+	}
+	for _, want := range []string{
+		"compose.yaml: services.worker.image: acme/app:1 is built by services.app; worker pre-pulls that build",
+		"compose.yaml: services.worker.x-machine: uc ignores this key (did you mean x-machines?)",
+	} {
+		if !slices.ContainsFunc(p.Warnings, func(w string) bool { return strings.Contains(w, want) }) {
+			t.Errorf("warnings %q lack %q", p.Warnings, want)
+		}
 	}
 }

@@ -1,7 +1,11 @@
-package api
+package compose
 
 import (
 	"fmt"
+
+	"github.com/distribution/reference"
+
+	"github.com/ucplane/uc/api"
 )
 
 // resolveImageNames settles which service owns each image name. Two builds
@@ -10,7 +14,7 @@ import (
 // gets that build, as docker compose would use the image built on the same
 // engine; that is a warning. Services whose repository name differs from
 // their service name (upper case) get a note saying so.
-func resolveImageNames(p *Project, file string) error {
+func resolveImageNames(p *api.Project, file string) error {
 	type pusher struct{ service, field string }
 	pushed := map[string]pusher{} // internal name -> the build pushing it
 	byFull := map[string]string{} // full name -> build spec name
@@ -29,7 +33,7 @@ func resolveImageNames(p *Project, file string) error {
 			pushed[key] = pusher{b.Service, field}
 			byFull[fullName(name)] = b.Name
 		}
-		if b.Image == DefaultImage(b.Project, b.Service) && RepositoryComponent(b.Service) != b.Service {
+		if b.Image == api.DefaultImage(b.Project, b.Service) && api.RepositoryComponent(b.Service) != b.Service {
 			p.Notes = append(p.Notes, fmt.Sprintf("services.%s builds into repository %s (registry names are lower case: see the README's naming rule)", b.Service, b.Image))
 		}
 	}
@@ -46,4 +50,23 @@ func resolveImageNames(p *Project, file string) error {
 		p.Images[i].Image, p.Images[i].Build = "", build
 	}
 	return nil
+}
+
+// internalName is InternalName, or image itself when it does not parse
+// (the loader has refused it by then, or will).
+func internalName(image string) string {
+	if name, err := api.InternalName(image); err == nil {
+		return name
+	}
+	return image
+}
+
+// fullName is an external image's name as an engine resolves it, tag
+// included ("docker.io/library/nginx:latest" for "nginx").
+func fullName(image string) string {
+	named, err := reference.ParseNormalizedNamed(image)
+	if err != nil {
+		return image
+	}
+	return reference.TagNameOnly(named).String()
 }

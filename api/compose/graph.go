@@ -1,22 +1,24 @@
-package api
+package compose
 
 import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/ucplane/uc/api"
 )
 
 // checkGraph refuses a service: context that names no build of the
 // project, and any cycle through service: contexts, which would have each
 // build wait for the next forever. The cycle is named in order.
-func checkGraph(p *Project, file string) error {
-	builds := map[string]BuildSpec{}
+func checkGraph(p *api.Project, file string) error {
+	builds := map[string]api.BuildSpec{}
 	for _, b := range p.Builds {
 		builds[b.Name] = b
 	}
 	for _, b := range p.Builds {
 		for _, ctxName := range sortedKeys(b.AdditionalContexts) {
-			dep, ok := strings.CutPrefix(b.AdditionalContexts[ctxName], ServiceContextPrefix)
+			dep, ok := strings.CutPrefix(b.AdditionalContexts[ctxName], api.ServiceContextPrefix)
 			if !ok {
 				continue
 			}

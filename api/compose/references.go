@@ -1,4 +1,4 @@
-package api
+package compose
 
 import (
 	"fmt"
@@ -6,12 +6,14 @@ import (
 	"strings"
 
 	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/ucplane/uc/api"
 )
 
 // mapReferences maps what a build refers to outside its context: cache
 // images, secrets and SSH keys. Secrets become references only: a value
 // that would have to be stored (inline content) is refused.
-func mapReferences(b *BuildSpec, c *types.BuildConfig, secrets types.Secrets, file, field string) error {
+func mapReferences(b *api.BuildSpec, c *types.BuildConfig, secrets types.Secrets, file, field string) error {
 	var err error
 	if b.CacheFrom, _, err = cacheRefs(c.CacheFrom, file, field+".cache_from"); err != nil {
 		return err
@@ -23,7 +25,7 @@ func mapReferences(b *BuildSpec, c *types.BuildConfig, secrets types.Secrets, fi
 		return err
 	}
 	for _, k := range c.SSH {
-		ref := SSHRef{ID: k.ID}
+		ref := api.SSHRef{ID: k.ID}
 		if k.Path != "" {
 			ref.Paths = []string{k.Path}
 		}
@@ -31,8 +33,8 @@ func mapReferences(b *BuildSpec, c *types.BuildConfig, secrets types.Secrets, fi
 	}
 	// compose-go may hand these over in map order; a stable order keeps an
 	// unchanged file from looking changed.
-	slices.SortFunc(b.SSH, func(a, b SSHRef) int { return strings.Compare(a.ID, b.ID) })
-	slices.SortFunc(b.Secrets, func(a, b SecretRef) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(b.SSH, func(a, b api.SSHRef) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(b.Secrets, func(a, b api.SecretRef) int { return strings.Compare(a.ID, b.ID) })
 	b.Provenance, b.SBOM = c.Provenance, c.SBOM
 	return nil
 }
@@ -46,7 +48,7 @@ func cacheRefs(entries []string, file, field string) ([]string, map[string]map[s
 	for i, e := range entries {
 		ref, opts, err := cacheRef(e)
 		if err == nil {
-			err = CheckReference(ref)
+			err = api.CheckReference(ref)
 		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %s[%d]: %v", file, field, i, err)
@@ -97,21 +99,21 @@ func cacheRef(entry string) (string, map[string]string, error) {
 // checkTags validates each extra name a build pushes.
 func checkTags(tags []string, file, field string) error {
 	for i, t := range tags {
-		if err := CheckReference(t); err != nil {
+		if err := api.CheckReference(t); err != nil {
 			return fmt.Errorf("%s: %s[%d]: %v", file, field, i, err)
 		}
 	}
 	return nil
 }
 
-func secretRefs(uses []types.ServiceSecretConfig, secrets types.Secrets, file, field string) ([]SecretRef, error) {
-	var out []SecretRef
+func secretRefs(uses []types.ServiceSecretConfig, secrets types.Secrets, file, field string) ([]api.SecretRef, error) {
+	var out []api.SecretRef
 	for i, use := range uses {
 		def, ok := secrets[use.Source]
 		if !ok {
 			return nil, fmt.Errorf("%s: %s[%d]: secret %q is not defined under top-level secrets", file, field, i, use.Source)
 		}
-		ref := SecretRef{ID: use.Source, File: def.File, Env: def.Environment}
+		ref := api.SecretRef{ID: use.Source, File: def.File, Env: def.Environment}
 		if use.Target != "" {
 			ref.ID = use.Target
 		}

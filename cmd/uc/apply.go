@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/api/compose"
 	"github.com/ucplane/uc/state"
 	"github.com/ucplane/uc/state/corrosion"
 )
@@ -38,7 +39,7 @@ func (f *composeFlags) load(cmd *cobra.Command) (*api.Project, error) {
 	if err != nil || limit <= 0 {
 		return nil, fmt.Errorf("--max-context-size %q: want a size like 512MiB", f.maxContextSize)
 	}
-	return api.LoadCompose(cmd.Context(), api.LoadOptions{
+	return compose.Load(cmd.Context(), compose.LoadOptions{
 		Files: f.files, ProjectName: f.projectName, Profiles: f.profiles, MaxContextSize: limit,
 	})
 }

@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/api/compose"
 	"github.com/ucplane/uc/state"
 )
 
@@ -51,7 +51,7 @@ func deleteOne(cmd *cobra.Command, g *globals, kind, name string) error {
 // refused without --force, as apply refuses them. Only the project's name
 // is read: its build contexts may be gone already.
 func deleteProject(cmd *cobra.Command, g *globals, cf *composeFlags, force bool) error {
-	p, err := api.LoadProjectName(cmd.Context(), api.LoadOptions{
+	p, err := compose.LoadName(cmd.Context(), compose.LoadOptions{
 		Files: cf.files, ProjectName: cf.projectName, Profiles: cf.profiles,
 	})
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/api/buildcontext"
 )
 
 // logTailLines is how many lines of build output status keeps.
@@ -98,7 +99,7 @@ func solveOpt(spec api.BuildSpec) (client.SolveOpt, func(), error) {
 	if api.IsGitContext(spec.Context) {
 		return gitSolveOpt(spec)
 	}
-	root, err := api.ContextRoot(spec.Context)
+	root, err := buildcontext.Root(spec.Context)
 	if err != nil {
 		return client.SolveOpt{}, nil, err
 	}
