@@ -13,3 +13,11 @@ func IsGitContext(ctx string) bool {
 	return (strings.HasPrefix(ctx, "https://") || strings.HasPrefix(ctx, "http://")) &&
 		(strings.Contains(ctx, ".git#") || strings.HasSuffix(ctx, ".git") || strings.Contains(ctx, ".git/"))
 }
+
+// SplitGitContext splits "URL#ref:subdir" into its parts; ref "" means the
+// remote's HEAD.
+func SplitGitContext(ctx string) (url, ref, subdir string) {
+	url, frag, _ := strings.Cut(ctx, "#")
+	ref, subdir, _ = strings.Cut(frag, ":")
+	return url, ref, subdir
+}

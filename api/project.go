@@ -13,7 +13,7 @@ type Project struct {
 	Notes []string
 	// Files are the Compose files read, as absolute paths.
 	Files []string
-	// Origin says where the project is applied from (set by uc apply), so
+	// Origin says where the project is applied from (set by state/apply), so
 	// that one project name used from two places is noticed.
 	Origin string
 }

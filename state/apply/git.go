@@ -1,4 +1,4 @@
-package api
+package apply
 
 import (
 	"context"
@@ -7,24 +7,34 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
+
+	"github.com/ucplane/uc/api"
 )
 
 var commitSHA = regexp.MustCompile(`^[0-9a-f]{40}$`)
 
-// SplitGitContext splits "URL#ref:subdir" into its parts; ref "" means the
-// remote's HEAD.
-func SplitGitContext(ctx string) (url, ref, subdir string) {
-	url, frag, _ := strings.Cut(ctx, "#")
-	ref, subdir, _ = strings.Cut(frag, ":")
-	return url, ref, subdir
+// pinGitContexts resolves every git context's ref to a commit, so that a
+// moved branch changes the spec and all builders build the same source.
+func pinGitContexts(ctx context.Context, file string, p *api.Project) error {
+	for i, b := range p.Builds {
+		if !api.IsGitContext(b.Context) {
+			continue
+		}
+		pinned, digest, err := pinGitContext(ctx, b.Context)
+		if err != nil {
+			return fmt.Errorf("%s: services.%s.build.context: %w", file, b.Service, err)
+		}
+		p.Builds[i].Context, p.Builds[i].ContextDigest = pinned, digest
+	}
+	return nil
 }
 
-// PinGitContext resolves a git context's ref to a commit with
+// pinGitContext resolves a git context's ref to a commit with
 // `git ls-remote`, so that every builder builds the same source and a moved
 // branch changes the spec (and rebuilds). It returns the pinned context
 // and the digest to record.
-func PinGitContext(ctx context.Context, gitCtx string) (pinned, digest string, err error) {
-	url, ref, subdir := SplitGitContext(gitCtx)
+func pinGitContext(ctx context.Context, gitCtx string) (pinned, digest string, err error) {
+	url, ref, subdir := api.SplitGitContext(gitCtx)
 	sha := ref
 	if !commitSHA.MatchString(ref) {
 		if sha, err = lsRemote(ctx, url, ref); err != nil {
