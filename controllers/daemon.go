@@ -1,7 +1,12 @@
-// Package daemon assembles ucd: it opens the state (a Corrosion agent, or
-// the embedded state it serves itself), checks the schema, and runs this
-// node's controllers until it is told to stop.
-package daemon
+// Package controllers runs one node's controllers together, as `ucd run`
+// does: it opens the state (a Corrosion agent, or the embedded state it
+// serves itself), checks the schema, and runs the node, build, pre-pull
+// and registry controllers (one package each below this one) until it is
+// told to stop. It sits at the root of controllers/ because that is where
+// a reader looks for what wires them together, as controller-runtime's
+// manager does; cmd/ucd stays a thin main (flags only), and tests start a
+// whole node in process through Run.
+package controllers
 
 import (
 	"cmp"

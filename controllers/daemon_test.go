@@ -1,4 +1,4 @@
-package daemon_test
+package controllers_test
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/ucplane/uc/api"
-	"github.com/ucplane/uc/controllers/daemon"
+	"github.com/ucplane/uc/controllers"
 	"github.com/ucplane/uc/state"
 	"github.com/ucplane/uc/state/corrosion"
 	"github.com/ucplane/uc/state/embedded"
@@ -40,26 +40,26 @@ func storeAt(t *testing.T, url string) *state.Store {
 	return state.NewStore(c)
 }
 
-// running is a daemon.Run in a goroutine.
+// running is a controllers.Run in a goroutine.
 type running struct {
 	cancel context.CancelFunc
 	done   chan error
 }
 
-func start(t *testing.T, cfg daemon.Config) *running {
+func start(t *testing.T, cfg controllers.Config) *running {
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- daemon.Run(ctx, cfg) }()
+	go func() { r.done <- controllers.Run(ctx, cfg) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
 		case <-r.done:
 		case <-time.After(waitFor):
-			t.Error("daemon.Run did not return after cancel")
+			t.Error("controllers.Run did not return after cancel")
 		}
 	})
 	return r
@@ -74,7 +74,7 @@ func (r *running) stop(t *testing.T) error {
 		r.done <- err // for the cleanup
 		return err
 	case <-time.After(waitFor):
-		t.Fatal("daemon.Run did not return after cancel")
+		t.Fatal("controllers.Run did not return after cancel")
 	}
 	return nil
 }
@@ -88,7 +88,7 @@ func waitNode(t *testing.T, st *state.Store, name string, r *running, ok func(ap
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-r.done:
-			t.Fatalf("daemon.Run returned early: %v", err)
+			t.Fatalf("controllers.Run returned early: %v", err)
 		default:
 		}
 		if n, err = st.GetNode(t.Context(), name); err == nil && ok(n) {
@@ -105,7 +105,7 @@ func TestRunEmbedded(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data") // Run creates it
 	addr := freeAddr(t)
 	labels := map[string]string{"zone": "eu"}
-	r := start(t, daemon.Config{Node: "node1", DataDir: dir, StateListen: addr, Labels: labels,
+	r := start(t, controllers.Config{Node: "node1", DataDir: dir, StateListen: addr, Labels: labels,
 		Version: "v9", Heartbeat: 50 * time.Millisecond})
 	st := storeAt(t, "http://"+addr)
 	n := waitNode(t, st, "node1", r, func(n api.Node) bool { return n.State == api.NodeReady })
@@ -117,7 +117,7 @@ func TestRunEmbedded(t *testing.T) {
 	t.Run("second Run on the same data dir", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), waitFor)
 		defer cancel()
-		err := daemon.Run(ctx, daemon.Config{Node: "node2", DataDir: dir, StateListen: freeAddr(t),
+		err := controllers.Run(ctx, controllers.Config{Node: "node2", DataDir: dir, StateListen: freeAddr(t),
 			Logger: slog.New(slog.DiscardHandler)})
 		if err == nil || !strings.Contains(err.Error(), "in use") || !strings.Contains(err.Error(), dir) {
 			t.Fatalf("second Run = %v, want an error saying %s is in use", err, dir)
@@ -130,7 +130,7 @@ func TestRunEmbedded(t *testing.T) {
 	t.Run("listen address taken", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), waitFor)
 		defer cancel()
-		err := daemon.Run(ctx, daemon.Config{Node: "node2", DataDir: t.TempDir(), StateListen: addr,
+		err := controllers.Run(ctx, controllers.Config{Node: "node2", DataDir: t.TempDir(), StateListen: addr,
 			Logger: slog.New(slog.DiscardHandler)})
 		if err == nil || !strings.Contains(err.Error(), addr) {
 			t.Fatalf("Run on a taken address = %v, want an error naming %s", err, addr)
@@ -159,8 +159,8 @@ func TestRunWithCorrosionAPI(t *testing.T) {
 	srv := statetest.Start(t)
 	// Two nodes share one state; neither serves its own.
 	dir := t.TempDir()
-	r1 := start(t, daemon.Config{Node: "node1", DataDir: filepath.Join(dir, "n1"), CorrosionAPI: srv.Addr, Heartbeat: 50 * time.Millisecond})
-	r2 := start(t, daemon.Config{Node: "node2", DataDir: filepath.Join(dir, "n2"), CorrosionAPI: srv.Addr,
+	r1 := start(t, controllers.Config{Node: "node1", DataDir: filepath.Join(dir, "n1"), CorrosionAPI: srv.Addr, Heartbeat: 50 * time.Millisecond})
+	r2 := start(t, controllers.Config{Node: "node2", DataDir: filepath.Join(dir, "n2"), CorrosionAPI: srv.Addr,
 		Labels: map[string]string{"gpu": "yes"}, Heartbeat: 50 * time.Millisecond})
 	ready := func(n api.Node) bool { return n.State == api.NodeReady }
 	waitNode(t, srv.Store, "node1", r1, ready)
@@ -212,22 +212,22 @@ func TestRunFailsToStart(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name    string
-		cfg     func(t *testing.T) daemon.Config
+		cfg     func(t *testing.T) controllers.Config
 		want    []string
 		maxTime time.Duration
 	}{
-		{"unreachable state API", func(t *testing.T) daemon.Config {
-			return daemon.Config{CorrosionAPI: "http://127.0.0.1:1", StartTimeout: 300 * time.Millisecond}
+		{"unreachable state API", func(t *testing.T) controllers.Config {
+			return controllers.Config{CorrosionAPI: "http://127.0.0.1:1", StartTimeout: 300 * time.Millisecond}
 		}, []string{"http://127.0.0.1:1", "unreachable"}, 5 * time.Second},
-		{"incomplete schema", func(t *testing.T) daemon.Config {
+		{"incomplete schema", func(t *testing.T) controllers.Config {
 			// Fails at once, without waiting out the (long) start timeout.
-			return daemon.Config{CorrosionAPI: incomplete(t), StartTimeout: time.Minute}
+			return controllers.Config{CorrosionAPI: incomplete(t), StartTimeout: time.Minute}
 		}, []string{"missing", "table nodes", "build_specs.uid"}, 5 * time.Second},
-		{"bad corrosion API URL", func(t *testing.T) daemon.Config {
-			return daemon.Config{CorrosionAPI: "127.0.0.1:8080"}
+		{"bad corrosion API URL", func(t *testing.T) controllers.Config {
+			return controllers.Config{CorrosionAPI: "127.0.0.1:8080"}
 		}, []string{"127.0.0.1:8080"}, 5 * time.Second},
-		{"data dir is a file", func(t *testing.T) daemon.Config {
-			return daemon.Config{DataDir: notADir, StateListen: freeAddr(t)}
+		{"data dir is a file", func(t *testing.T) controllers.Config {
+			return controllers.Config{DataDir: notADir, StateListen: freeAddr(t)}
 		}, []string{"data dir"}, 5 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -241,7 +241,7 @@ func TestRunFailsToStart(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), waitFor)
 			defer cancel()
 			begin := time.Now()
-			err := daemon.Run(ctx, cfg)
+			err := controllers.Run(ctx, cfg)
 			if err == nil {
 				t.Fatal("Run succeeded")
 			}
@@ -260,7 +260,7 @@ func TestRunFailsToStart(t *testing.T) {
 // A daemon stopped while it still waits for its state API stops cleanly.
 func TestRunStoppedWhileWaitingForState(t *testing.T) {
 	t.Parallel()
-	r := start(t, daemon.Config{Node: "node1", DataDir: t.TempDir(), CorrosionAPI: "http://127.0.0.1:1", StartTimeout: time.Minute})
+	r := start(t, controllers.Config{Node: "node1", DataDir: t.TempDir(), CorrosionAPI: "http://127.0.0.1:1", StartTimeout: time.Minute})
 	time.Sleep(200 * time.Millisecond) // likely mid-retry; any point before registering must stop cleanly
 	begin := time.Now()
 	if err := r.stop(t); err != nil {
@@ -295,8 +295,8 @@ func TestOpenEmbeddedExtraSchema(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sc := daemon.StateConfig{DataDir: t.TempDir(), Listen: "127.0.0.1:0", SchemaPaths: tt.paths}
-			srv, ln, err := daemon.OpenEmbedded(context.Background(), sc, log)
+			sc := controllers.StateConfig{DataDir: t.TempDir(), Listen: "127.0.0.1:0", SchemaPaths: tt.paths}
+			srv, ln, err := controllers.OpenEmbedded(context.Background(), sc, log)
 			if err == nil {
 				ln.Close()
 				srv.DB().Close()

@@ -1,4 +1,4 @@
-package daemon
+package controllers
 
 import (
 	"context"

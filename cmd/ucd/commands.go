@@ -12,8 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ucplane/uc/controllers"
 	"github.com/ucplane/uc/controllers/build"
-	"github.com/ucplane/uc/controllers/daemon"
 	"github.com/ucplane/uc/controllers/managedregistry"
 	"github.com/ucplane/uc/controllers/prepull"
 	"github.com/ucplane/uc/registry"
@@ -36,7 +36,7 @@ func newRootCmd(log *slog.Logger) *cobra.Command {
 }
 
 func newRunCmd(log *slog.Logger) *cobra.Command {
-	cfg := daemon.Config{Version: version, Logger: log}
+	cfg := controllers.Config{Version: version, Logger: log}
 	var labels string
 	var insecure bool
 	cmd := &cobra.Command{
@@ -63,7 +63,7 @@ func newRunCmd(log *slog.Logger) *cobra.Command {
 				}
 			}
 			cfg.Logger = log.With("node", cfg.Node)
-			return daemon.Run(cmd.Context(), cfg)
+			return controllers.Run(cmd.Context(), cfg)
 		},
 	}
 	f := cmd.Flags()
@@ -112,7 +112,7 @@ func parseLabels(s string) (map[string]string, error) {
 
 func newStateCmd(log *slog.Logger) *cobra.Command {
 	state := &cobra.Command{Use: "state", Short: "The embedded single-node state"}
-	var sc daemon.StateConfig
+	var sc controllers.StateConfig
 	var insecure bool
 	serve := &cobra.Command{
 		Use:   "serve --data-dir DIR [--listen ADDR] [--token T | --insecure] [--schema PATH]",
@@ -138,13 +138,13 @@ func newStateCmd(log *slog.Logger) *cobra.Command {
 	return state
 }
 
-func serveState(cmd *cobra.Command, sc daemon.StateConfig, log *slog.Logger) error {
-	lock, err := daemon.LockDataDir(sc.DataDir)
+func serveState(cmd *cobra.Command, sc controllers.StateConfig, log *slog.Logger) error {
+	lock, err := controllers.LockDataDir(sc.DataDir)
 	if err != nil {
 		return err
 	}
 	defer lock.Close()
-	srv, ln, err := daemon.OpenEmbedded(cmd.Context(), sc, log)
+	srv, ln, err := controllers.OpenEmbedded(cmd.Context(), sc, log)
 	if err != nil {
 		return err
 	}
