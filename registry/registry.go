@@ -1,7 +1,9 @@
 // Package registry is uc's internal registry: distribution/v3 embedded in
 // ucd, with filesystem storage under the node's data dir and deletes
 // enabled (for GC). It serves on a listener of its own so that ucd controls
-// its address and its shutdown.
+// its address and its shutdown. Its client side (the credential transport
+// and the GC request with its wire types) is package regclient, so that
+// clients such as the uc CLI do not link the server.
 package registry
 
 import (

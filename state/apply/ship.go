@@ -21,7 +21,7 @@ import (
 // shipContexts uploads every build's local context to the internal
 // registry, content-addressed, so that any node can build it. Only pieces
 // the registry lacks travel. With no registry yet, builders read the
-// context directories directly, and uc says so.
+// context directories directly, and progress says so.
 func shipContexts(ctx context.Context, store *state.Store, p *api.Project, limit int64, progress io.Writer) error {
 	if !slices.ContainsFunc(p.Builds, func(b api.BuildSpec) bool { return !api.IsGitContext(b.Context) }) {
 		return nil
