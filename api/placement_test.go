@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestPlacementMatches(t *testing.T) {
@@ -137,4 +138,24 @@ func TestValidate(t *testing.T) {
 func with[T any](v T, f func(*T)) T {
 	f(&v)
 	return v
+}
+
+// TestSetConditions keeps a condition's transition time while its status
+// holds, moves it when the status changes, and drops conditions not set.
+func TestSetConditions(t *testing.T) {
+	t0, t1 := time.Unix(100, 0), time.Unix(200, 0)
+	prev := []Condition{
+		{Type: ConditionReady, Status: "False", Reason: "BuildFailed", LastTransitionTime: t0},
+		{Type: ConditionReconciling, Status: "True", LastTransitionTime: t0},
+	}
+	got := SetConditions(prev, t1,
+		Condition{Type: ConditionReady, Status: "False", Reason: "Unschedulable", Message: "new message"},
+		Condition{Type: ConditionStalled, Status: "True"})
+	if len(got) != 2 || got[0].LastTransitionTime != t0 || got[0].Reason != "Unschedulable" || got[0].Message != "new message" ||
+		got[1].Type != ConditionStalled || got[1].LastTransitionTime != t1 {
+		t.Errorf("same status kept: %+v", got)
+	}
+	if got := SetConditions(prev, t1, Condition{Type: ConditionReady, Status: "True"}); got[0].LastTransitionTime != t1 {
+		t.Errorf("a status change kept the old time: %+v", got)
+	}
 }

@@ -400,7 +400,6 @@ const (
 	PresencePulling = "pulling"
 	PresencePresent = "present"
 	PresenceFailed  = "failed" // terminal: a retry cannot help
-	PresenceStale   = "stale"
 	// PresenceRetrying is a failure that may pass (a registry that is
 	// down): the node retries with backoff, and Error says what failed.
 	PresenceRetrying = "retrying"
@@ -544,20 +543,22 @@ func IsTrue(conds []Condition, t string) bool {
 	return false
 }
 
-// SetCondition sets or replaces the condition of c.Type, keeping its last
-// transition time when the status did not change.
-func SetCondition(conds []Condition, c Condition) []Condition {
-	for i, old := range conds {
-		if old.Type != c.Type {
-			continue
+// SetConditions is the one way a controller writes conditions: it returns
+// next, each with the LastTransitionTime of the same type in prev when its
+// status did not change, else now. A condition not in next is dropped, so
+// a status says only what holds now.
+func SetConditions(prev []Condition, now time.Time, next ...Condition) []Condition {
+	out := make([]Condition, len(next))
+	for i, c := range next {
+		c.LastTransitionTime = now
+		for _, old := range prev {
+			if old.Type == c.Type && old.Status == c.Status && !old.LastTransitionTime.IsZero() {
+				c.LastTransitionTime = old.LastTransitionTime
+			}
 		}
-		if old.Status == c.Status {
-			c.LastTransitionTime = old.LastTransitionTime
-		}
-		conds[i] = c
-		return conds
+		out[i] = c
 	}
-	return append(conds, c)
+	return out
 }
 
 // SplitImageRef splits a reference like "127.0.0.1:5000/team/web:v1" into

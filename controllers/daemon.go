@@ -156,7 +156,12 @@ func runNode(ctx context.Context, cfg Config, api string, log *slog.Logger) erro
 		}
 		return err
 	}
-	runnables, closeAll, err := assemble(store, cfg, log)
+	cache := state.NewCache(store, log)
+	cache.Start(ctx)
+	if err := cache.WaitForSync(ctx); err != nil {
+		return nil // stopped while listing: a clean stop
+	}
+	runnables, closeAll, err := assemble(cache, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -176,11 +181,12 @@ type runnable func(context.Context) error
 // assemble builds this node's controllers from its configuration: every
 // node heartbeats; builders build (the others only report builds nobody
 // can run); nodes with an engine pre-pull; one node may serve the registry.
-func assemble(store *state.Store, cfg Config, log *slog.Logger) ([]runnable, func(), error) {
+func assemble(cache *state.Cache, cfg Config, log *slog.Logger) ([]runnable, func(), error) {
+	store := cache.Store()
 	capacity := apitypes.NodeCapacity{}
 	runs := []runnable{}
 	closeAll := func() {}
-	creds := store.CredentialSource(10 * time.Second)
+	creds := cache.CredentialSource()
 	driver, err := buildDriver(cfg, creds)
 	if err != nil {
 		return nil, nil, err
@@ -203,11 +209,12 @@ func assemble(store *state.Store, cfg Config, log *slog.Logger) ([]runnable, fun
 				return nil, nil, fmt.Errorf("docker engine %s: %w", cfg.DockerHost, err)
 			}
 			buildCfg.Engine = engine
+			closeAll = func() { engine.Close() }
 		}
-		runs = append(runs, serve, build.New(store, buildCfg, log).Run)
+		runs = append(runs, serve, build.New(cache, buildCfg, log).Run)
 	} else {
 		// Says why a build cannot run when no live node builds at all.
-		runs = append(runs, build.New(store, build.Config{Node: cfg.Node}, log).Run)
+		runs = append(runs, build.New(cache, build.Config{Node: cfg.Node}, log).Run)
 	}
 	capacity.Address = cmp.Or(cfg.AdvertiseAddr, "127.0.0.1")
 	if cfg.DockerHost != "" {
@@ -215,19 +222,20 @@ func assemble(store *state.Store, cfg Config, log *slog.Logger) ([]runnable, fun
 		if err != nil {
 			return nil, nil, err
 		}
-		closeAll = func() { engine.Close() }
+		closeBuild := closeAll
+		closeAll = func() { closeBuild(); engine.Close() }
 		capacity.Engine = true
 		pulls, err := prepull.OpenPullLog(filepath.Join(cfg.DataDir, "prepull", "pulls.json"))
 		if err != nil {
 			return nil, nil, err
 		}
-		runs = append(runs, prepull.New(store, engine, prepull.Config{Node: cfg.Node, MaxPulls: cfg.MaxPulls,
-			InternalAuth: internalRegistryAuth(store, creds), Pulls: pulls}, log).Run)
+		runs = append(runs, prepull.New(cache, engine, prepull.Config{Node: cfg.Node, MaxPulls: cfg.MaxPulls,
+			InternalAuth: internalRegistryAuth(cache, creds), Pulls: pulls}, log).Run)
 		if cfg.PruneAfter > 0 {
 			runs = append(runs, prepull.NewPruner(store, engine.Client(), pulls, cfg.Node, cfg.PruneAfter, log).Run)
 		}
 		if cfg.RegistryListen == "" { // a node serving the registry in process takes no part in the managed one
-			managed, err := managedRegistry(store, cfg, capacity.Address, log)
+			managed, err := managedRegistry(cache, cfg, capacity.Address, log)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -235,7 +243,7 @@ func assemble(store *state.Store, cfg Config, log *slog.Logger) ([]runnable, fun
 		}
 	}
 	nodeCfg := node.Config{Name: cfg.Node, Labels: cfg.Labels, Version: cfg.Version, Heartbeat: cfg.Heartbeat, Capacity: capacity}
-	runs = append(runs, node.New(store, nodeCfg, log).Run)
+	runs = append(runs, node.New(cache, nodeCfg, log).Run)
 	if cfg.RegistryListen != "" {
 		regCfg := cfg.RegistryGC
 		regCfg.Node, regCfg.DataDir, regCfg.Listen = cfg.Node, cfg.DataDir, cfg.RegistryListen
@@ -246,7 +254,7 @@ func assemble(store *state.Store, cfg Config, log *slog.Logger) ([]runnable, fun
 
 // managedRegistry is the controller that runs the registry container when
 // this node holds it.
-func managedRegistry(store *state.Store, cfg Config, addr string, log *slog.Logger) (runnable, error) {
+func managedRegistry(cache *state.Cache, cfg Config, addr string, log *slog.Logger) (runnable, error) {
 	engine, err := dockerclient.NewClientWithOpts(dockerclient.WithHost(cfg.DockerHost), dockerclient.WithAPIVersionNegotiation())
 	if err != nil {
 		return nil, fmt.Errorf("docker engine %s: %w", cfg.DockerHost, err)
@@ -256,9 +264,9 @@ func managedRegistry(store *state.Store, cfg Config, addr string, log *slog.Logg
 		return nil, err
 	}
 	mcfg := managedregistry.ManagedConfig{Config: cfg.RegistryGC, Address: addr, Binary: bin, FailoverAfter: cfg.RegistryFailoverAfter,
-		Credentials: store.CredentialSource(10 * time.Second)}
+		Credentials: cache.CredentialSource()}
 	mcfg.Node, mcfg.DataDir = cfg.Node, cfg.DataDir
-	ctrl := managedregistry.NewManaged(store, engine, mcfg, log)
+	ctrl := managedregistry.NewManaged(cache, engine, mcfg, log)
 	return func(ctx context.Context) error {
 		defer engine.Close()
 		return ctrl.Run(ctx)
@@ -267,10 +275,10 @@ func managedRegistry(store *state.Store, cfg Config, addr string, log *slog.Logg
 
 // internalRegistryAuth authenticates the engine's pulls from the internal
 // registry with its credential; other registries get none.
-func internalRegistryAuth(store *state.Store, creds apitypes.CredentialSource) func(context.Context, string) string {
+func internalRegistryAuth(cache *state.Cache, creds apitypes.CredentialSource) func(context.Context, string) string {
 	return func(ctx context.Context, ref string) string {
 		host, _, _ := apitypes.SplitImageRef(ref)
-		registry, err := store.RegistryAddress(ctx, time.Now(), apitypes.LiveTimeout)
+		registry, err := cache.RegistryAddress(ctx, time.Now(), apitypes.LiveTimeout)
 		if err != nil || host != registry {
 			return ""
 		}

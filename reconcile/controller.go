@@ -153,7 +153,14 @@ func (c *Controller) handle(ctx context.Context, key string) {
 		return
 	}
 	var p *panicError
+	wait, waiting := IsWaiting(err)
 	switch {
+	case waiting:
+		log.Debug("Reconciled key; it waits.", "reason", wait.Reason, "message", wait.Message, "requeue_after", wait.After)
+		c.queue.Forget(key)
+		if wait.After > 0 {
+			c.queue.AddAfter(key, wait.After)
+		}
 	case errors.As(err, &p):
 		log.Error("Reconciler panicked; retrying with backoff.", errAttrs(err)...)
 		c.queue.AddRateLimited(key)

@@ -49,27 +49,6 @@ type Source func(ctx context.Context, enqueue func(key string)) error
 // corrected (level-triggered).
 type Lister func(ctx context.Context) ([]string, error)
 
-type terminalError struct{ err error }
-
-func (e *terminalError) Error() string { return e.err.Error() }
-func (e *terminalError) Unwrap() error { return e.err }
-
-// Terminal marks err as one that retrying cannot fix (e.g. an invalid spec):
-// the controller logs it and drops the key until it is enqueued again.
-// Terminal(nil) is nil so that `return res, Terminal(err)` is safe.
-func Terminal(err error) error {
-	if err == nil {
-		return nil
-	}
-	return &terminalError{err: err}
-}
-
-// IsTerminal reports whether err, or any error it wraps, was marked Terminal.
-func IsTerminal(err error) bool {
-	var t *terminalError
-	return errors.As(err, &t)
-}
-
 // panicError carries a recovered panic to the code that logs it, so that
 // the panic is logged exactly once and with the stack of the panicking call.
 type panicError struct {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -419,4 +420,46 @@ func (b *syncBuffer) records(t *testing.T) []map[string]any {
 		recs = append(recs, rec)
 	}
 	return recs
+}
+
+// TestWaitIsNotAFailure: a Wait is requeued after its After, is never
+// counted as a failure (no backoff), and logs no error.
+func TestWaitIsNotAFailure(t *testing.T) {
+	t.Parallel()
+	var n counter
+	var buf syncBuffer
+	opts := testOptions()
+	opts.Logger = slog.New(slog.NewJSONHandler(&buf, nil))
+	c := New(opts, Func(func(_ context.Context, key string) (Result, error) {
+		if n.inc(key) < 3 {
+			return Result{}, Wait("WaitingForDependency", "waiting for build p/base", 5*time.Millisecond)
+		}
+		return Result{}, nil
+	}))
+	start(t, c)
+	c.Enqueue("a")
+	eventually(t, "a comes back after each wait", func() bool { return n.get("a") == 3 })
+	if got := c.queue.NumRequeues("a"); got != 0 {
+		t.Errorf("NumRequeues(a) = %d after waits, want 0 (a wait is not a failure)", got)
+	}
+	for _, rec := range buf.records(t) {
+		if rec["level"] == "ERROR" {
+			t.Errorf("a wait logged an error: %v", rec)
+		}
+	}
+}
+
+func TestOutcomeReasons(t *testing.T) {
+	t.Parallel()
+	stalled := fmt.Errorf("build p/web: %w", Stall("BuildFailed", errors.New("exit code: 3")))
+	if !IsTerminal(stalled) || Reason(stalled) != "BuildFailed" {
+		t.Errorf("Stall: terminal %v, reason %q", IsTerminal(stalled), Reason(stalled))
+	}
+	waiting := Wait("Waiting", "waiting for node2 to resolve the tag", 0)
+	if w, ok := IsWaiting(waiting); !ok || w.Message != waiting.Error() || IsTerminal(waiting) || Reason(waiting) != "Waiting" {
+		t.Errorf("Wait: %v %v", w, ok)
+	}
+	if Reason(errors.New("transient")) != "" || Stall("x", nil) != nil {
+		t.Error("a plain error has a reason, or Stall(nil) is not nil")
+	}
 }

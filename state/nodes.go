@@ -55,46 +55,6 @@ func (s *Store) MarkNodeGone(ctx context.Context, name string) error {
 	return nil
 }
 
-// ListNodes returns every node, sorted by name.
-func (s *Store) ListNodes(ctx context.Context) ([]api.Node, error) {
-	return s.queryNodes(ctx, corrosion.Stmt("SELECT "+nodeColumns+", detail FROM nodes ORDER BY name"))
-}
-
-// GetNode returns one node or ErrNotFound.
-func (s *Store) GetNode(ctx context.Context, name string) (api.Node, error) {
-	nodes, err := s.queryNodes(ctx, corrosion.Stmt("SELECT "+nodeColumns+", detail FROM nodes WHERE name = ?", name))
-	if err != nil {
-		return api.Node{}, err
-	}
-	if len(nodes) == 0 {
-		return api.Node{}, fmt.Errorf("node %s: %w", name, ErrNotFound)
-	}
-	return nodes[0], nil
-}
-
-func (s *Store) queryNodes(ctx context.Context, stmt corrosion.Statement) ([]api.Node, error) {
-	_, rows, err := s.c.QueryAll(ctx, stmt)
-	if err != nil {
-		return nil, fmt.Errorf("list nodes: %w", err)
-	}
-	nodes := make([]api.Node, 0, len(rows))
-	for _, r := range rows {
-		n := api.Node{Name: corrosion.AsString(r[0]), State: corrosion.AsString(r[2]), Version: corrosion.AsString(r[3]),
-			StartedAt: fromMillis(r[4]), HeartbeatAt: fromMillis(r[5])}
-		if err := json.Unmarshal([]byte(corrosion.AsString(r[1])), &n.Labels); err != nil {
-			return nil, fmt.Errorf("node %s: labels: %w", n.Name, err)
-		}
-		if err := json.Unmarshal([]byte(corrosion.AsString(r[6])), &n.Capacity); err != nil {
-			return nil, fmt.Errorf("node %s: capacity: %w", n.Name, err)
-		}
-		if err := json.Unmarshal([]byte(corrosion.AsString(r[7])), &n.Detail); err != nil {
-			return nil, fmt.Errorf("node %s: detail: %w", n.Name, err)
-		}
-		nodes = append(nodes, n)
-	}
-	return nodes, nil
-}
-
 func fromMillis(v any) time.Time {
 	ms := corrosion.AsInt(v)
 	if ms == 0 {

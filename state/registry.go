@@ -48,56 +48,6 @@ WHERE (registry_status.observed_generation, registry_status.address, registry_st
 	return nil
 }
 
-// ListRegistryStatus returns every node's registry record.
-func (s *Store) ListRegistryStatus(ctx context.Context) ([]api.RegistryStatus, error) {
-	_, rows, err := s.c.QueryAll(ctx, corrosion.Stmt(
-		"SELECT node, observed_generation, address, conditions, updated_at, detail FROM registry_status ORDER BY node"))
-	if err != nil {
-		return nil, fmt.Errorf("list registry status: %w", err)
-	}
-	out := make([]api.RegistryStatus, 0, len(rows))
-	for _, r := range rows {
-		st := api.RegistryStatus{Node: corrosion.AsString(r[0]), ObservedGeneration: corrosion.AsInt(r[1]),
-			Address: corrosion.AsString(r[2]), UpdatedAt: fromMillis(r[4])}
-		if err := json.Unmarshal([]byte(corrosion.AsString(r[3])), &st.Conditions); err != nil {
-			return nil, fmt.Errorf("registry status of %s: conditions: %w", st.Node, err)
-		}
-		if err := json.Unmarshal([]byte(corrosion.AsString(r[5])), &st.Detail); err != nil {
-			return nil, fmt.Errorf("registry status of %s: detail: %w", st.Node, err)
-		}
-		out = append(out, st)
-	}
-	return out, nil
-}
-
-// RegistryAddress is where the internal registry is served now: the
-// address a ready registry on a live node published, the newest if several.
-func (s *Store) RegistryAddress(ctx context.Context, now time.Time, liveTimeout time.Duration) (string, error) {
-	statuses, err := s.ListRegistryStatus(ctx)
-	if err != nil {
-		return "", err
-	}
-	nodes, err := s.ListNodes(ctx)
-	if err != nil {
-		return "", err
-	}
-	byName := map[string]api.Node{}
-	for _, n := range nodes {
-		byName[n.Name] = n
-	}
-	var best api.RegistryStatus
-	for _, st := range statuses {
-		n, known := byName[st.Node]
-		if known && n.Live(now, liveTimeout) && api.IsTrue(st.Conditions, api.ConditionReady) && st.UpdatedAt.After(best.UpdatedAt) {
-			best = st
-		}
-	}
-	if best.Address == "" {
-		return "", noRegistry(statuses, byName, now, liveTimeout)
-	}
-	return best.Address, nil
-}
-
 // noRegistry names the real cause when no registry is usable: the node
 // of the registry that served last stopped heartbeating, or no registry
 // is ready, or none ever ran.
@@ -151,36 +101,6 @@ VALUES (?, 'uc', ?, ?) ON CONFLICT (name) DO NOTHING`, registrySpecName, newUID(
 		return fmt.Errorf("write registry spec: %w", err)
 	}
 	return nil
-}
-
-// RegistryCredential is the managed registry's generated credential; ok is
-// false when none was generated (the registry has no auth).
-func (s *Store) RegistryCredential(ctx context.Context) (cred api.Credential, ok bool, err error) {
-	_, rows, err := s.c.QueryAll(ctx, corrosion.Stmt("SELECT username, password FROM registry_credentials WHERE name = ?", registrySpecName))
-	if err != nil {
-		return cred, false, fmt.Errorf("read registry credential: %w", err)
-	}
-	if len(rows) == 0 {
-		return cred, false, nil
-	}
-	return api.Credential{Username: corrosion.AsString(rows[0][0]), Password: corrosion.AsString(rows[0][1])}, true, nil
-}
-
-// GetRegistrySpec returns the desired registry and its generation;
-// ErrNotFound when no managed registry is wanted.
-func (s *Store) GetRegistrySpec(ctx context.Context) (api.RegistrySpec, int64, error) {
-	var spec api.RegistrySpec
-	_, rows, err := s.c.QueryAll(ctx, corrosion.Stmt("SELECT spec, generation FROM registry_spec WHERE name = ?", registrySpecName))
-	if err != nil {
-		return spec, 0, fmt.Errorf("read registry spec: %w", err)
-	}
-	if len(rows) == 0 {
-		return spec, 0, ErrNotFound
-	}
-	if err := json.Unmarshal([]byte(corrosion.AsString(rows[0][0])), &spec); err != nil {
-		return spec, 0, fmt.Errorf("registry spec: %w", err)
-	}
-	return spec, corrosion.AsInt(rows[0][1]), nil
 }
 
 // DeleteRegistrySpec stops wanting a managed registry.

@@ -27,24 +27,6 @@ ON CONFLICT (image, node) DO UPDATE SET spec_uid = excluded.spec_uid, observed_g
 	return nil
 }
 
-// Resolution is the newest resolution of the image's tag for this
-// incarnation and generation of its spec; ok is false when none exists.
-func (s *Store) Resolution(ctx context.Context, image, specUID string, generation int64) (api.ImageResolution, bool, error) {
-	_, rows, err := s.c.QueryAll(ctx, corrosion.Stmt(`SELECT image, node, spec_uid, observed_generation, ref, digest, error, updated_at
-FROM image_resolution WHERE image = ? AND spec_uid = ? AND observed_generation = ? ORDER BY updated_at DESC LIMIT 1`,
-		image, specUID, generation))
-	if err != nil {
-		return api.ImageResolution{}, false, fmt.Errorf("read resolution of %s: %w", image, err)
-	}
-	if len(rows) == 0 {
-		return api.ImageResolution{}, false, nil
-	}
-	r := rows[0]
-	return api.ImageResolution{Image: corrosion.AsString(r[0]), Node: corrosion.AsString(r[1]), SpecUID: corrosion.AsString(r[2]),
-		ObservedGeneration: corrosion.AsInt(r[3]), Ref: corrosion.AsString(r[4]), Digest: corrosion.AsString(r[5]),
-		Error: corrosion.AsString(r[6]), UpdatedAt: fromMillis(r[7])}, true, nil
-}
-
 // DeleteResolution removes this node's resolution row of a deleted image.
 func (s *Store) DeleteResolution(ctx context.Context, image, node string) error {
 	_, err := s.c.Exec(ctx, corrosion.Stmt("DELETE FROM image_resolution WHERE image = ? AND node = ?", image, node))

@@ -26,12 +26,16 @@ var Schema string
 var ErrNotFound = errors.New("not found")
 
 // Store reads and writes uc's tables through the Corrosion API.
+// Its reads are fresh: each one is a request. Controllers read through a
+// Cache instead, and use the store's reads only where a decision must not
+// rest on a copy that may lag (see Cache).
 type Store struct {
+	Reader
 	c *corrosion.Client
 }
 
 // NewStore returns a store over the given client.
-func NewStore(c *corrosion.Client) *Store { return &Store{c: c} }
+func NewStore(c *corrosion.Client) *Store { return &Store{Reader: Reader{apiRows{c}}, c: c} }
 
 // Client is the underlying Corrosion client.
 func (s *Store) Client() *corrosion.Client { return s.c }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -15,7 +16,6 @@ import (
 
 	"github.com/ucplane/uc/api"
 	"github.com/ucplane/uc/state"
-	"github.com/ucplane/uc/state/corrosion"
 )
 
 func newWaitCmd(g *globals) *cobra.Command {
@@ -46,6 +46,7 @@ func newWaitCmd(g *globals) *cobra.Command {
 // prints what moved. It never polls: both tables are subscribed to.
 type waiter struct {
 	store *state.Store
+	read  *state.Reader // the cache, while run runs
 	out   io.Writer
 	names []string
 	// builds, when set, makes the waiter wait for these builds instead of
@@ -62,24 +63,33 @@ type waiter struct {
 	skipUnready bool
 }
 
+// run checks after every change the cache sees, heartbeats included: a
+// node that falls silent is no longer waited for.
 func (w *waiter) run(ctx context.Context) error {
+	// A first check reads the state API itself: it fails at once, naming
+	// the API, when that is unreachable, and needs no cache when done.
+	if done, err := w.check(ctx); done || err != nil {
+		return w.unlessTimedOut(ctx, err)
+	}
 	changed := make(chan struct{}, 1)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	for _, q := range []string{
-		"SELECT image, node, state, digest, error FROM image_presence",
-		"SELECT name, node, phase, digest, message, detail FROM build_status",
-		"SELECT name, generation FROM image_specs",
-		"SELECT image, node, spec_uid, observed_generation, digest, error FROM image_resolution",
-		// Heartbeats too: a node that falls silent is no longer waited for.
-		"SELECT name, state, heartbeat_at FROM nodes",
-	} {
-		go w.follow(ctx, q, changed)
+	cache := state.NewCache(w.store, slog.New(slog.DiscardHandler))
+	cache.Start(ctx)
+	if err := cache.WaitForSync(ctx); err != nil {
+		return w.timedOut(ctx)
 	}
+	w.read = &cache.Reader
+	defer cache.OnChange(func() {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	})()
 	for {
 		done, err := w.check(ctx)
 		if done || err != nil {
-			return err
+			return w.unlessTimedOut(ctx, err)
 		}
 		select {
 		case <-ctx.Done():
@@ -89,15 +99,21 @@ func (w *waiter) run(ctx context.Context) error {
 	}
 }
 
-// follow signals changed on every event of a subscription.
-func (w *waiter) follow(ctx context.Context, query string, changed chan<- struct{}) {
-	_ = w.store.Client().Watch(ctx, corrosion.Stmt(query), corrosion.WatchOptions{}, func(corrosion.WatchEvent) error {
-		select {
-		case changed <- struct{}{}:
-		default:
-		}
-		return nil
-	})
+// unlessTimedOut reports a read cut short by the deadline as the timeout
+// it is, naming what is still missing, not as a failed read.
+func (w *waiter) unlessTimedOut(ctx context.Context, err error) error {
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return w.timedOut(ctx)
+	}
+	return err
+}
+
+// reader is the cache once run has started it, else the state API.
+func (w *waiter) reader() *state.Reader {
+	if w.read == nil {
+		return &w.store.Reader
+	}
+	return w.read
 }
 
 // check prints progress and reports whether every image is present on
@@ -128,7 +144,7 @@ func (w *waiter) check(ctx context.Context) (bool, error) {
 }
 
 func (w *waiter) load(ctx context.Context) ([]state.ImageRecord, []api.Node, error) {
-	imgs, err := w.store.ListImages(ctx, "")
+	imgs, err := w.reader().ListImages(ctx, "")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -142,7 +158,7 @@ func (w *waiter) load(ctx context.Context) ([]state.ImageRecord, []api.Node, err
 	if len(w.names) > 0 {
 		imgs = slices.DeleteFunc(imgs, func(r state.ImageRecord) bool { return !slices.Contains(w.names, r.Spec.Name) })
 	}
-	nodes, err := w.store.ListNodes(ctx)
+	nodes, err := w.reader().ListNodes(ctx)
 	return imgs, nodes, err
 }
 
@@ -177,7 +193,7 @@ func (w *waiter) progress(ctx context.Context, img state.ImageRecord, nodes []ap
 			failed = append(failed, fmt.Sprintf("%s on %s: %s", name, n, p.Error))
 		}
 	}
-	want, ready, err := w.store.WantedDigest(ctx, img)
+	want, ready, err := w.reader().WantedDigest(ctx, img)
 	if err != nil || !ready {
 		w.lagging = append(w.lagging, name+": "+cmp.Or(errString(err), "digest not known yet"))
 		w.noteLagging(img, need, "")
@@ -193,7 +209,7 @@ func (w *waiter) progress(ctx context.Context, img state.ImageRecord, nodes []ap
 }
 
 func (w *waiter) buildProgress(ctx context.Context, build string) (msg string, failed bool) {
-	b, err := w.store.GetBuild(ctx, build)
+	b, err := w.reader().GetBuild(ctx, build)
 	if err != nil {
 		return "", false
 	}
@@ -229,7 +245,7 @@ func suffix(p api.ImagePresence) string {
 // noLiveNode says why no node reports when none is live, e.g. " (no live
 // node: node1 is NotReady since 17:02:11 (last heartbeat 40s ago))".
 func (w *waiter) noLiveNode(ctx context.Context) string {
-	nodes, err := w.store.ListNodes(ctx)
+	nodes, err := w.reader().ListNodes(ctx)
 	if err != nil {
 		return ""
 	}
@@ -351,7 +367,7 @@ func (w *waiter) checkBuilds(ctx context.Context) (bool, error) {
 		if failed {
 			failures = append(failures, name+": "+msg)
 		}
-		_, ready, err := w.store.BuildResult(ctx, name)
+		_, ready, err := w.reader().BuildResult(ctx, name)
 		if err != nil {
 			return false, err
 		}

@@ -13,20 +13,20 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	dockerclient "github.com/docker/docker/client"
-	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/session"
+	"k8s.io/client-go/util/workqueue"
 
 	"github.com/ucplane/uc/api"
 	"github.com/ucplane/uc/reconcile"
 	"github.com/ucplane/uc/registry/contextstore"
 	"github.com/ucplane/uc/state"
-	"github.com/ucplane/uc/state/corrosion"
 )
 
 // Config says how this node builds.
@@ -55,11 +55,13 @@ type Config struct {
 
 // Reconciler builds the BuildSpecs this node owns.
 type Reconciler struct {
-	store    *state.Store
+	store    *state.Store // writes, and the fresh read before a build starts
+	read     state.Reader // the cache
 	cfg      Config
 	log      *slog.Logger
 	now      func() time.Time
 	registry *registryClient
+	solver   solver        // BuildKit, through cfg.Driver
 	slots    chan struct{} // one per build this node may run at once
 
 	mu      sync.Mutex
@@ -67,6 +69,7 @@ type Reconciler struct {
 	// unwritten holds outcomes whose status write failed, by build name,
 	// until a retry writes them.
 	unwritten map[string]api.BuildStatus
+	attempts  map[string]attempt // failed attempts, by build name
 }
 
 // DefaultMaxBuilds is how many builds a node runs at once by default.
@@ -74,56 +77,86 @@ const DefaultMaxBuilds = 2
 
 // New returns the build controller. It watches specs, and nodes because a
 // membership change can move a build to another owner; the resync catches
-// nodes that go silent without a row changing.
-func New(store *state.Store, cfg Config, log *slog.Logger) *reconcile.Controller {
-	r := newReconciler(store, cfg, log)
+// nodes that go silent without a row changing. It reads through the
+// cache, and reads the state API only to decide to start a build.
+func New(cache *state.Cache, cfg Config, log *slog.Logger) *reconcile.Controller {
+	r := newReconciler(cache.Store(), cache.Reader, cfg, log)
 	cfg = r.cfg
-	specs := r.cancelSuperseded(store.KeySource(corrosion.Stmt("SELECT name, uid, generation FROM build_specs"), log))
-	nodes := store.KeySource(corrosion.Stmt("SELECT name, state, capacity FROM nodes"), log)
-	results := store.KeySource(corrosion.Stmt("SELECT name, digest FROM build_status"), log)
-	// A registry that moves may lack images: every build checks.
-	registries := store.KeySource(corrosion.Stmt("SELECT node, address, conditions FROM registry_status"), log)
-	sources := []reconcile.Source{specs, r.allOnNodeChange(nodes)}
+	specs := r.cancelSuperseded(cache.BuildSpecs.Source(func(ev state.Event[state.BuildRecord]) []string { return []string{ev.Key} }))
+	nodes := cache.Nodes.Source(allBuildsIf(r, nodeMoved))
+	sources := []reconcile.Source{specs, nodes}
 	if cfg.Driver != nil { // a node that only reports refusals needs no more
-		sources = append(sources, r.allOnNodeChange(registries), r.dependentsOf(results))
+		// A registry that moves may lack images: every build checks.
+		registries := cache.RegistryStatus.Source(allBuildsIf(r, registryMoved))
+		sources = append(sources, registries, cache.BuildStatus.Source(r.dependentsOf))
 	}
 	return reconcile.New(reconcile.Options{
 		// More workers than slots, so that builds past the limit show as queued.
 		Name: "build", Workers: cfg.MaxBuilds + 2, Timeout: 30 * time.Minute, Resync: 30 * time.Second,
-		Lister: r.listBuilds, Logger: log,
+		Lister: r.listBuilds, Logger: log, RateLimiter: buildRetries(),
 	}, r, sources...)
 }
 
-func newReconciler(store *state.Store, cfg Config, log *slog.Logger) *Reconciler {
+// buildRetries spaces out retries of a failing build from 1 s up to
+// 5 minutes, so that a registry or BuildKit that comes back is noticed
+// soon, and input failures get their few attempts over seconds, not
+// milliseconds.
+func buildRetries() workqueue.TypedRateLimiter[string] {
+	return workqueue.NewTypedItemExponentialFailureRateLimiter[string](time.Second, 5*time.Minute)
+}
+
+func newReconciler(store *state.Store, read state.Reader, cfg Config, log *slog.Logger) *Reconciler {
 	if cfg.MaxBuilds <= 0 {
 		cfg.MaxBuilds = DefaultMaxBuilds
 	}
-	return &Reconciler{store: store, cfg: cfg, log: log.With("controller", "build"), now: time.Now,
+	return &Reconciler{store: store, read: read, cfg: cfg, log: log.With("controller", "build"), now: time.Now, solver: driverSolver{cfg.Driver},
 		registry: newRegistryClient(cfg.Credentials), slots: make(chan struct{}, cfg.MaxBuilds), running: map[string]runningBuild{},
-		unwritten: map[string]api.BuildStatus{}}
+		unwritten: map[string]api.BuildStatus{}, attempts: map[string]attempt{}}
+}
+
+// nodeMoved is a node change that can move builds: not a heartbeat.
+func nodeMoved(ev state.Event[api.Node]) bool {
+	o, n := ev.Old, ev.New
+	return ev.Type != state.EventUpdated || o.State != n.State || !reflect.DeepEqual(o.Capacity, n.Capacity) ||
+		!maps.Equal(o.Labels, n.Labels) || !o.StartedAt.Equal(n.StartedAt)
+}
+
+// registryMoved is a registry record that changed where or whether it serves.
+func registryMoved(ev state.Event[api.RegistryStatus]) bool {
+	return ev.Type != state.EventUpdated || ev.Old.Address != ev.New.Address ||
+		api.IsTrue(ev.Old.Conditions, api.ConditionReady) != api.IsTrue(ev.New.Conditions, api.ConditionReady)
+}
+
+// allBuildsIf re-checks every build on an event that matters.
+func allBuildsIf[T any](r *Reconciler, matters func(state.Event[T]) bool) func(state.Event[T]) []string {
+	return func(ev state.Event[T]) []string {
+		if !matters(ev) {
+			return nil
+		}
+		names, _ := r.listBuilds(context.Background())
+		return names
+	}
 }
 
 // dependentsOf turns a build's new result into a check of the builds that
 // read it through a service: context.
-func (r *Reconciler) dependentsOf(results reconcile.Source) reconcile.Source {
-	return func(ctx context.Context, enqueue func(string)) error {
-		return results(ctx, func(parent string) {
-			recs, err := r.store.ListBuilds(ctx, "")
-			if err != nil {
-				r.log.Warn("Listing builds after a build result failed; the resync will catch up.", "err", err)
-				return
-			}
-			for _, b := range recs {
-				if slices.Contains(b.Spec.DependsOn(), parent) {
-					enqueue(b.Spec.Name)
-				}
-			}
-		})
+func (r *Reconciler) dependentsOf(ev state.Event[api.BuildStatus]) []string {
+	if ev.Type == state.EventUpdated && ev.Old.Digest == ev.New.Digest {
+		return nil
 	}
+	parent := ev.Object().Name
+	recs, _ := r.read.ListBuilds(context.Background(), "")
+	var out []string
+	for _, b := range recs {
+		if slices.Contains(b.Spec.DependsOn(), parent) {
+			out = append(out, b.Spec.Name)
+		}
+	}
+	return out
 }
 
 func (r *Reconciler) listBuilds(ctx context.Context) ([]string, error) {
-	recs, err := r.store.ListBuilds(ctx, "")
+	recs, err := r.read.ListBuilds(ctx, "")
 	if err != nil {
 		return nil, err
 	}
@@ -134,26 +167,11 @@ func (r *Reconciler) listBuilds(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
-// allOnNodeChange turns a node (or registry) event into a re-check of
-// every build.
-func (r *Reconciler) allOnNodeChange(nodes reconcile.Source) reconcile.Source {
-	return func(ctx context.Context, enqueue func(string)) error {
-		return nodes(ctx, func(string) {
-			names, err := r.listBuilds(ctx)
-			if err != nil {
-				r.log.Warn("Listing builds after a node change failed; the resync will catch up.", "err", err)
-				return
-			}
-			for _, n := range names {
-				enqueue(n)
-			}
-		})
-	}
-}
-
-// Reconcile builds name if this node owns it and its generation is not built.
+// Reconcile builds name if this node owns it and its generation is not
+// built. It concludes one status and one outcome, and summarize writes
+// that status once (see status.go).
 func (r *Reconciler) Reconcile(ctx context.Context, name string) (reconcile.Result, error) {
-	rec, err := r.store.GetBuild(ctx, name)
+	rec, err := r.read.GetBuild(ctx, name)
 	if errors.Is(err, state.ErrNotFound) {
 		r.forgetUnwritten(name)
 		return reconcile.Result{}, r.store.DeleteBuildStatus(ctx, name, r.cfg.Node)
@@ -161,43 +179,57 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string) (reconcile.Resu
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	if written, err := r.flushUnwritten(ctx, rec); err != nil {
+	// An outcome whose write failed is this reconcile's one write; its
+	// row's event brings the key back for anything more.
+	if written, err := r.flushUnwritten(ctx, rec); err != nil || written {
 		return reconcile.Result{}, err
-	} else if written {
-		if rec, err = r.store.GetBuild(ctx, name); err != nil {
-			return reconcile.Result{}, err
-		}
 	}
-	nodes, err := r.store.ListNodes(ctx)
+	st, err := r.reconcileBuild(ctx, rec)
+	return reconcile.Result{}, r.summarize(ctx, rec, st, err)
+}
+
+// reconcileBuild decides what this node does about a build, and returns
+// the status that says so (nil: nothing to say) and the outcome.
+func (r *Reconciler) reconcileBuild(ctx context.Context, rec state.BuildRecord) (*api.BuildStatus, error) {
+	nodes, err := r.read.ListNodes(ctx)
 	if err != nil {
-		return reconcile.Result{}, err
+		return nil, err
 	}
-	builder, refusal, ok := pickBuilder(name, nodes, r.now(), rec.Spec)
+	builder, refusal, ok := pickBuilder(rec.Spec.Name, nodes, r.now(), rec.Spec)
 	if !ok || builder != r.cfg.Node {
-		return reconcile.Result{}, r.dropRefusal(ctx, rec)
+		return nil, r.dropRefusal(ctx, rec)
 	}
 	// Only the owner reads its inputs: most nodes own few builds.
 	inputs, waiting, err := r.inputs(ctx, rec.Spec)
 	if err != nil {
-		return reconcile.Result{}, err
+		return nil, err
 	}
 	done := handled(rec, inputs)
-	if r.cfg.Driver == nil { // reports why nothing builds, never builds
-		if done || refusal == nil {
-			return reconcile.Result{}, nil
-		}
-		return reconcile.Result{}, r.unschedulable(ctx, rec, refusal)
+	switch {
+	case done && r.cfg.Driver != nil:
+		return r.restoreIfLost(ctx, rec, inputs)
+	case done || r.cfg.Driver == nil && refusal == nil: // a node without a driver only reports refusals
+		return nil, nil
+	case refusal != nil:
+		return unschedulable(r.cfg.Node, rec, refusal)
+	case waiting != "":
+		return r.wait(rec, waiting)
 	}
-	if done {
-		return reconcile.Result{}, r.restoreIfLost(ctx, rec, inputs)
+	// The cache may not hold this node's own last status yet, and a build
+	// is costly: the decision to start one reads the state API.
+	if rec, err = r.store.GetBuild(ctx, rec.Spec.Name); err != nil || handled(rec, inputs) {
+		return nil, ignoreNotFound(err)
 	}
-	if refusal != nil {
-		return reconcile.Result{}, r.unschedulable(ctx, rec, refusal)
+	return r.build(ctx, rec, inputs, "")
+}
+
+// ignoreNotFound: a spec deleted meanwhile needs nothing more; its delete
+// event reconciles it again.
+func ignoreNotFound(err error) error {
+	if errors.Is(err, state.ErrNotFound) {
+		return nil
 	}
-	if waiting != "" {
-		return reconcile.Result{}, r.wait(ctx, rec, waiting)
-	}
-	return reconcile.Result{}, r.build(ctx, rec, inputs, "")
+	return err
 }
 
 // inputs are the current results of the builds this one reads, as image
@@ -210,7 +242,7 @@ func (r *Reconciler) inputs(ctx context.Context, spec api.BuildSpec) (map[string
 	}
 	out := make(map[string]string, len(deps))
 	for _, dep := range deps {
-		res, ready, err := r.store.BuildResult(ctx, dep)
+		res, ready, err := r.read.BuildResult(ctx, dep)
 		if err != nil {
 			return nil, "", err
 		}
@@ -246,16 +278,16 @@ func handled(rec state.BuildRecord, inputs map[string]string) bool {
 	return false
 }
 
-// build runs one build and records every outcome in status; why, when
-// set, says why in the status message (a restore).
-func (r *Reconciler) build(ctx context.Context, rec state.BuildRecord, inputs map[string]string, why string) error {
-	registry, err := r.store.RegistryAddress(ctx, r.now(), api.LiveTimeout)
+// build runs one build and returns its outcome; why, when set, says why
+// in the status message (a restore).
+func (r *Reconciler) build(ctx context.Context, rec state.BuildRecord, inputs map[string]string, why string) (*api.BuildStatus, error) {
+	registry, err := r.read.RegistryAddress(ctx, r.now(), api.LiveTimeout)
 	if err != nil {
-		return fmt.Errorf("build %s: %w", rec.Spec.Name, err)
+		return nil, fmt.Errorf("build %s: %w", rec.Spec.Name, err)
 	}
 	refs, err := imageRefs(registry, rec.Spec)
 	if err != nil {
-		return r.fail(ctx, rec, newStatus(r.cfg.Node, rec), err, true)
+		return r.failed(newStatus(r.cfg.Node, rec), reconcile.Stall("InvalidImage", err))
 	}
 	st := r.startStatus(rec, refs[0])
 	if why != "" {
@@ -266,13 +298,13 @@ func (r *Reconciler) build(ctx context.Context, rec state.BuildRecord, inputs ma
 	st.Detail.Driver = r.cfg.Driver.Name()
 	keyRef := repository(refs[0]) + ":" + keyTag(st.Detail.Key)
 	if basesKnown {
-		if done, err := r.tryReuse(ctx, rec, st, keyRef, refs); done || err != nil {
-			return err
+		if done, err := r.tryReuse(ctx, rec, &st, keyRef, refs); done || err != nil {
+			return &st, err
 		}
 	}
 	release, err := r.acquireSlot(ctx, st)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer release()
 	return r.solve(ctx, rec, st, registry, append(refs, keyRef), inputs)
@@ -281,23 +313,23 @@ func (r *Reconciler) build(ctx context.Context, rec state.BuildRecord, inputs ma
 // restoreIfLost rebuilds a finished build whose image the registry no
 // longer holds: the registry moved to a node without it. Builds are
 // reproducible, so the rebuild (cached) gives the same digest.
-func (r *Reconciler) restoreIfLost(ctx context.Context, rec state.BuildRecord, inputs map[string]string) error {
+func (r *Reconciler) restoreIfLost(ctx context.Context, rec state.BuildRecord, inputs map[string]string) (*api.BuildStatus, error) {
 	cur, ok := rec.Current()
 	if !ok || cur.Phase != api.BuildSucceeded || cur.Digest == "" {
-		return nil
+		return nil, nil
 	}
-	registry, err := r.store.RegistryAddress(ctx, r.now(), api.LiveTimeout)
+	registry, err := r.read.RegistryAddress(ctx, r.now(), api.LiveTimeout)
 	if err != nil {
-		return nil // no registry now; its return enqueues nothing, the resync will look again
+		return nil, nil // no registry now; its return enqueues nothing, the resync will look again
 	}
 	_, repo, _ := api.SplitImageRef(cur.Detail.Ref)
 	_, _, _, present, err := r.registry.manifest(ctx, registry, repo, cur.Digest)
 	if err != nil || present {
-		return err
+		return nil, err
 	}
 	if !r.contextsAvailable(ctx, rec.Spec, registry) {
-		if done, err := r.copyFromEngine(ctx, rec, cur, registry); done || err != nil {
-			return err
+		if st, err := r.copyFromEngine(ctx, rec, cur, registry); st != nil || err != nil {
+			return st, err
 		}
 	}
 	r.log.Info("The registry lacks this build's image; restoring it by rebuilding.", "build", rec.Spec.Name,
@@ -333,15 +365,16 @@ func (r *Reconciler) contextsAvailable(ctx context.Context, spec api.BuildSpec, 
 // copyFromEngine restores an image whose contexts are gone by pushing it
 // from this node's engine, which pre-pulled it. The engine re-compresses
 // layers, so the digest is new while the content is the same; the image's
-// nodes then pull the new digest. done is false when the engine lacks it.
-func (r *Reconciler) copyFromEngine(ctx context.Context, rec state.BuildRecord, cur api.BuildStatus, registry string) (done bool, err error) {
+// nodes then pull the new digest. It returns no status when the engine
+// lacks the image.
+func (r *Reconciler) copyFromEngine(ctx context.Context, rec state.BuildRecord, cur api.BuildStatus, registry string) (*api.BuildStatus, error) {
 	if r.cfg.Engine == nil {
-		return false, nil
+		return nil, nil
 	}
 	from := repository(cur.Detail.Ref) + "@" + cur.Digest
 	refs, err := imageRefs(registry, rec.Spec)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	st := r.startStatus(rec, refs[0])
 	st.Detail.Inputs, st.Detail.Bases, st.Detail.Key, st.Detail.Driver = cur.Detail.Inputs, cur.Detail.Bases, cur.Detail.Key, "engine copy"
@@ -350,14 +383,14 @@ func (r *Reconciler) copyFromEngine(ctx context.Context, rec state.BuildRecord, 
 	}
 	digest, ok, err := engineCopy(ctx, r.cfg.Engine, r.cfg.Credentials, from, refs)
 	if !ok || err != nil {
-		return false, err
+		return nil, err
 	}
 	r.log.Info("Restored an image whose sources are gone by pushing it from this node's engine.", "build", rec.Spec.Name,
 		"old_digest", cur.Digest, "digest", digest, "registry", registry)
 	st.Detail.StartedAt = r.now()
 	st.Detail.RestoredFrom = fmt.Sprintf("%s's engine, was %s (its contexts are gone with the old registry; "+
 		"same content, new digest: the engine re-compresses layers)", r.cfg.Node, cur.Digest)
-	return true, r.succeed(ctx, rec, st, digest)
+	return r.succeeded(rec, st, digest)
 }
 
 // resolveBases finds the digests of the build's base images. When they
@@ -367,13 +400,9 @@ func (r *Reconciler) copyFromEngine(ctx context.Context, rec state.BuildRecord, 
 func (r *Reconciler) resolveBases(ctx context.Context, spec api.BuildSpec) (map[string]string, bool) {
 	images, err := baseImages(spec)
 	if err == nil && len(images) > 0 {
-		var c *client.Client
-		if c, err = r.cfg.Driver.Open(ctx); err == nil {
-			defer c.Close()
-			var bases map[string]string
-			if bases, err = resolveBases(ctx, c, images, r.baseAuth(ctx)); err == nil {
-				return bases, true
-			}
+		var bases map[string]string
+		if bases, err = r.solver.resolveBases(ctx, images, r.baseAuth(ctx)); err == nil {
+			return bases, true
 		}
 	}
 	if err != nil {
@@ -385,7 +414,7 @@ func (r *Reconciler) resolveBases(ctx context.Context, spec api.BuildSpec) (map[
 
 // baseAuth lets a base-image lookup authenticate to the internal registry.
 func (r *Reconciler) baseAuth(ctx context.Context) session.Attachable {
-	registry, err := r.store.RegistryAddress(ctx, r.now(), api.LiveTimeout)
+	registry, err := r.read.RegistryAddress(ctx, r.now(), api.LiveTimeout)
 	if err != nil {
 		return registryAuth("", r.cfg.Credentials)
 	}
@@ -394,7 +423,7 @@ func (r *Reconciler) baseAuth(ctx context.Context) session.Attachable {
 
 // tryReuse finishes the build without a solve when the registry already
 // holds an image for its build key.
-func (r *Reconciler) tryReuse(ctx context.Context, rec state.BuildRecord, st api.BuildStatus, keyRef string, refs []string) (bool, error) {
+func (r *Reconciler) tryReuse(ctx context.Context, rec state.BuildRecord, st *api.BuildStatus, keyRef string, refs []string) (bool, error) {
 	if !reusable(rec.Spec) || !sameRepository(refs) {
 		return false, nil
 	}
@@ -404,19 +433,19 @@ func (r *Reconciler) tryReuse(ctx context.Context, rec state.BuildRecord, st api
 	}
 	st.Detail.Reused = true
 	r.log.Info("Reusing the image stored for this build key; no solve.", "build", rec.Spec.Name, "key", st.Detail.Key[:12], "digest", digest)
-	return true, r.succeed(ctx, rec, st, digest)
+	done, _ := r.succeeded(rec, *st, digest)
+	*st = *done
+	return true, nil
 }
 
-// solve runs the build, cancellable when its spec moves on, and records
-// every outcome.
-func (r *Reconciler) solve(ctx context.Context, rec state.BuildRecord, st api.BuildStatus, registry string, refs []string, inputs map[string]string) error {
+// solve runs the build, cancellable when its spec moves on, and returns
+// its outcome.
+func (r *Reconciler) solve(ctx context.Context, rec state.BuildRecord, st api.BuildStatus, registry string, refs []string, inputs map[string]string) (*api.BuildStatus, error) {
 	st.Detail.StartedAt = r.now()
-	if err := r.store.PutBuildStatus(ctx, st); err != nil {
-		return err
-	}
+	r.progress(ctx, st)
 	spec, err := r.localContext(ctx, rec.Spec)
 	if err != nil {
-		return r.fail(ctx, rec, st, r.diskFull(err), false)
+		return r.failed(st, r.diskFull(err))
 	}
 	rec.Spec = spec
 	bctx, cancel := context.WithCancelCause(ctx)
@@ -429,18 +458,17 @@ func (r *Reconciler) solve(ctx context.Context, rec state.BuildRecord, st api.Bu
 	}
 	r.log.Info("Building.", "build", rec.Spec.Name, "generation", rec.Meta.Generation, "ref", refs[0])
 	auth := registryAuth(registry, r.cfg.Credentials)
-	res, err := solve(bctx, r.cfg.Driver, registry, auth, rec.Spec, refs, inputs, writerOrNil(logf), r.reporter(ctx, st))
+	res, err := r.solver.solve(bctx, registry, auth, rec.Spec, refs, inputs, writerOrNil(logf), r.reporter(ctx, st))
 	st.Detail.LogTail, st.Detail.StepsDone, st.Detail.StepsTotal = res.LogTail, res.StepsDone, res.StepsTotal
 	closeLog(logf, outcome(err, bctx))
 	switch {
 	case err != nil && errors.Is(context.Cause(bctx), errSuperseded):
 		r.log.Info("Build cancelled: its spec changed.", "build", rec.Spec.Name, "generation", rec.Meta.Generation)
-		return nil // the spec's change enqueued the key again
+		return nil, nil // the spec's change enqueued the key again
 	case err != nil:
-		err = r.diskFull(err)
-		return r.fail(ctx, rec, st, err, !IsTransient(err))
+		return r.failed(st, r.diskFull(err))
 	}
-	return r.succeed(ctx, rec, st, res.Digest)
+	return r.succeeded(rec, st, res.Digest)
 }
 
 // localContext points the spec at a local copy of its shipped context,
@@ -473,7 +501,7 @@ func (r *Reconciler) localContext(ctx context.Context, spec api.BuildSpec) (api.
 // fetch gets a shipped context from wherever the registry is now: the
 // reference names the registry it was shipped to, which may have moved.
 func (r *Reconciler) fetch(ctx context.Context, ref string) (string, error) {
-	if registry, err := r.store.RegistryAddress(ctx, r.now(), api.LiveTimeout); err == nil {
+	if registry, err := r.read.RegistryAddress(ctx, r.now(), api.LiveTimeout); err == nil {
 		ref = rehost(ref, registry)
 	}
 	dir, err := contextstore.Fetch(ctx, r.registry.http, ref, r.cfg.ContextCacheDir)

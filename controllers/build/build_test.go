@@ -3,28 +3,60 @@ package build
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 
 	"github.com/moby/buildkit/client"
+	gwpb "github.com/moby/buildkit/frontend/gateway/pb"
+	"github.com/moby/buildkit/solver/errdefs"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/reconcile"
+	"github.com/ucplane/uc/state"
 )
 
-func TestClassify(t *testing.T) {
+// TestClassifyFailure: a failure's type, never its message, decides
+// whether a build is retried. The errors are the types BuildKit's client
+// returns (seen against a real buildkitd): a RUN that exits non-zero, a
+// frontend error (syntax, unknown target, or a base image that cannot be
+// resolved), a failed step, and untyped ones (a push that failed).
+func TestClassifyFailure(t *testing.T) {
 	t.Parallel()
+	exit := &gwpb.ExitError{ExitCode: 3, Err: errors.New(`process "/bin/sh -c exit 3" did not complete successfully: exit code: 3`)}
+	frontend := (&errdefs.Frontend{Name: "dockerfile.v0"}).WrapError(errors.New("dockerfile parse error on line 2: unknown instruction: FOO"))
+	vertex := errdefs.WrapVertex(errors.New(`"/nosuchfile": not found`), "sha256:0")
 	for _, tt := range []struct {
-		err       error
-		transient bool
+		name  string
+		err   error
+		tries []string // outcome of each attempt at one generation
 	}{
-		{status.Error(codes.Unavailable, "connection error"), true},
-		{fmt.Errorf("failed to push: dial tcp 127.0.0.1:5000: connect: connection refused"), true},
-		{errors.New(`failed to solve: process "/bin/sh -c exit 3" did not complete successfully: exit code: 3`), false},
-		{errors.New("failed to solve: dockerfile parse error on line 2: unknown instruction: FOO"), false},
+		{"RUN exits non-zero", fmt.Errorf("failed to solve: %w", exit), []string{"stalled"}},
+		{"frontend error", fmt.Errorf("failed to solve: %w", frontend), []string{"retry", "retry", "retry", "stalled"}},
+		{"failed step", fmt.Errorf("failed to solve: %w", vertex), []string{"retry", "retry", "retry", "stalled"}},
+		{"BuildKit unreachable", status.Error(codes.Unavailable, "connection error"), []string{"retry", "retry", "retry", "retry", "retry"}},
+		{"push refused, untyped", errors.New("failed to push: dial tcp 127.0.0.1:5000: connect: connection refused"), []string{"retry", "retry", "retry", "retry", "retry"}},
+		{"marked transient", transient(fmt.Errorf("wrapped: %w", exit)), []string{"retry", "retry"}},
 	} {
-		if got := IsTransient(classify(tt.err)); got != tt.transient {
-			t.Errorf("classify(%v) transient = %v, want %v", tt.err, got, tt.transient)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			r := newReconciler(nil, state.Reader{}, Config{Node: "n1"}, slog.New(slog.DiscardHandler))
+			st := api.BuildStatus{Name: "p/web", SpecUID: "u1", Detail: api.BuildDetail{Generation: 1}}
+			for i, want := range tt.tries {
+				got := "retry"
+				if reconcile.IsTerminal(r.classifyFailure(st, tt.err)) {
+					got = "stalled"
+				}
+				if got != want {
+					t.Fatalf("attempt %d: %s, want %s", i+1, got, want)
+				}
+			}
+			st.Detail.Generation = 2 // a new generation starts counting again
+			if reconcile.IsTerminal(r.classifyFailure(st, tt.err)) != (tt.tries[0] == "stalled") {
+				t.Error("a new generation did not start counting attempts afresh")
+			}
+		})
 	}
 }
 

@@ -29,7 +29,7 @@ func enginePush(ctx context.Context, engine *dockerclient.Client, creds api.Cred
 	registry, _, _ := api.SplitImageRef(ref)
 	rc, err := engine.ImagePush(ctx, ref, image.PushOptions{RegistryAuth: regclient.EngineAuth(cred, ok, registry)})
 	if err != nil {
-		return "", classify(err)
+		return "", err
 	}
 	defer rc.Close()
 	var digest string
@@ -44,7 +44,7 @@ func enginePush(ctx context.Context, engine *dockerclient.Client, creds api.Cred
 	}
 	// A push's errors arrive inside the JSON stream, not as HTTP errors.
 	if err := jsonmessage.DisplayJSONMessagesStream(rc, logw, 0, false, aux); err != nil {
-		return "", classify(err)
+		return "", err
 	}
 	if digest == "" {
 		return "", errors.New("the engine reported no digest for the push")

@@ -37,7 +37,7 @@ func (r *Reconciler) cancelSuperseded(specs reconcile.Source) reconcile.Source {
 			rb, ok := r.running[name]
 			r.mu.Unlock()
 			if ok {
-				rec, err := r.store.GetBuild(ctx, name)
+				rec, err := r.read.GetBuild(ctx, name)
 				if errors.Is(err, state.ErrNotFound) || (err == nil && (rec.Meta.UID != rb.uid || rec.Meta.Generation > rb.generation)) {
 					rb.cancel(errSuperseded)
 				}
@@ -127,9 +127,7 @@ func (r *Reconciler) acquireSlot(ctx context.Context, st api.BuildStatus) (func(
 	queued := st
 	queued.Phase = api.BuildQueued
 	queued.Message = fmt.Sprintf("queued: %s runs %d builds at once", r.cfg.Node, cap(r.slots))
-	if err := r.store.PutBuildStatus(ctx, queued); err != nil {
-		return nil, err
-	}
+	r.progress(ctx, queued)
 	select {
 	case r.slots <- struct{}{}:
 		return release, nil

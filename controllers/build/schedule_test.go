@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/reconcile"
 	"github.com/ucplane/uc/state"
 	"github.com/ucplane/uc/state/statetest"
 )
@@ -95,10 +96,11 @@ func TestNonBuilderReportsRefusal(t *testing.T) {
 	if _, err := store.ApplyProject(ctx, p, state.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	r := &Reconciler{store: store, cfg: Config{Node: "n1"}, log: slog.New(slog.DiscardHandler), now: func() time.Time { return clock }}
+	r := &Reconciler{store: store, read: store.Reader, cfg: Config{Node: "n1"}, log: slog.New(slog.DiscardHandler), now: func() time.Time { return clock }}
 	reconcileAndGet := func() state.BuildRecord {
 		t.Helper()
-		if _, err := r.Reconcile(ctx, "p/web"); err != nil {
+		// Unschedulable is terminal for this generation; node changes bring it back.
+		if _, err := r.Reconcile(ctx, "p/web"); err != nil && !reconcile.IsTerminal(err) {
 			t.Fatal(err)
 		}
 		b, err := store.GetBuild(ctx, "p/web")

@@ -18,8 +18,6 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/tonistiigi/fsutil"
 	"golang.org/x/sync/errgroup"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/ucplane/uc/api"
 	"github.com/ucplane/uc/api/buildcontext"
@@ -38,6 +36,30 @@ type progress struct {
 type solveResult struct {
 	Digest string
 	progress
+}
+
+// solver is the build controller's edge to BuildKit: a build's solve and
+// its base images' lookup. driverSolver is the real one; tests give fakes
+// with the outcomes a builder can return.
+type solver interface {
+	solve(ctx context.Context, registry string, auth session.Attachable, spec api.BuildSpec, refs []string, inputs map[string]string, logw io.Writer, report func(progress)) (solveResult, error)
+	resolveBases(ctx context.Context, images []string, auth session.Attachable) (map[string]string, error)
+}
+
+// driverSolver solves through the node's driver.
+type driverSolver struct{ d Driver }
+
+func (s driverSolver) solve(ctx context.Context, registry string, auth session.Attachable, spec api.BuildSpec, refs []string, inputs map[string]string, logw io.Writer, report func(progress)) (solveResult, error) {
+	return solve(ctx, s.d, registry, auth, spec, refs, inputs, logw, report)
+}
+
+func (s driverSolver) resolveBases(ctx context.Context, images []string, auth session.Attachable) (map[string]string, error) {
+	c, err := s.d.Open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return resolveBases(ctx, c, images, auth)
 }
 
 // solve builds spec with the driver's BuildKit and stores the image under
@@ -68,7 +90,7 @@ func solve(ctx context.Context, d Driver, registry string, auth session.Attachab
 	resp, err := runSolve(ctx, c, opt, t, report)
 	res := solveResult{progress: t.snapshot()}
 	if err != nil {
-		return res, classify(err)
+		return res, err
 	}
 	res.Digest, err = d.finish(ctx, resp, refs, logw)
 	return res, err
@@ -256,23 +278,6 @@ func transient(err error) error { return &transientError{err} }
 func IsTransient(err error) bool {
 	var t *transientError
 	return errors.As(err, &t)
-}
-
-// classify tells infrastructure failures from build failures. A Dockerfile
-// error, a failing RUN or a missing base image will fail the same way again.
-func classify(err error) error {
-	switch status.Code(err) {
-	case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted, codes.ResourceExhausted:
-		return transient(err)
-	}
-	msg := err.Error()
-	for _, s := range []string{"connection refused", "connection reset", "i/o timeout", "no route to host",
-		"TLS handshake timeout", "server misbehaving", "502 Bad Gateway", "503 Service Unavailable"} {
-		if strings.Contains(msg, s) {
-			return transient(err)
-		}
-	}
-	return err
 }
 
 // tracker folds BuildKit's status stream into step counts, a log tail,

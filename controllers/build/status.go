@@ -1,6 +1,7 @@
 package build
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -11,21 +12,108 @@ import (
 	"github.com/ucplane/uc/state"
 )
 
-// Status writes: every outcome of a build is recorded in this node's own
-// build_status row.
+// Status. Each reconcile concludes one status and one outcome (nil, a
+// reconcile.Wait, a reconcile.Stall, or a transient error), and summarize
+// writes that status once, with conditions derived from the outcome, as
+// Flux's controllers summarize. A build in progress also reports progress
+// (queued, building, steps done) through progress, throttled: those rows
+// say what is happening, not how a reconcile ended.
 
-// wait records that the build waits for another build's result; that
+// summarize writes a reconcile's status, if it has one, and returns the
+// outcome for the runtime. ObservedGeneration moves only when this
+// generation was handled: built, or failed for good.
+func (r *Reconciler) summarize(ctx context.Context, rec state.BuildRecord, st *api.BuildStatus, outcome error) error {
+	if st == nil {
+		return outcome
+	}
+	if st.Phase == api.BuildSucceeded || reconcile.IsTerminal(outcome) {
+		st.ObservedGeneration = rec.Meta.Generation
+	}
+	st.Conditions = conditions(r.ownConditions(rec), r.now(), *st, outcome)
+	if err := r.record(ctx, *st); err != nil {
+		// Not wrapped: the failed write, not the outcome, decides the retry.
+		return fmt.Errorf("build %s: %v, and %w", rec.Spec.Name, cmp.Or(errString(outcome), st.Phase), err)
+	}
+	if outcome != nil && !isWaiting(outcome) {
+		return fmt.Errorf("build %s: %w", rec.Spec.Name, outcome)
+	}
+	return outcome
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+func isWaiting(err error) bool {
+	_, ok := reconcile.IsWaiting(err)
+	return ok
+}
+
+// conditions are the build's Kubernetes-style conditions for a status and
+// its outcome.
+func conditions(prev []api.Condition, now time.Time, st api.BuildStatus, outcome error) []api.Condition {
+	cond := func(t, status, reason string) api.Condition {
+		return api.Condition{Type: t, Status: status, Reason: reason, Message: st.Message}
+	}
+	reason := reconcile.Reason(outcome)
+	switch {
+	case st.Phase == api.BuildSucceeded:
+		return api.SetConditions(prev, now, cond(api.ConditionReady, "True", builtReason(st)))
+	case isWaiting(outcome):
+		return api.SetConditions(prev, now, cond(api.ConditionReconciling, "True", reason))
+	case reconcile.IsTerminal(outcome):
+		return api.SetConditions(prev, now, cond(api.ConditionReady, "False", reason), cond(api.ConditionStalled, "True", reason))
+	case outcome != nil:
+		return api.SetConditions(prev, now, cond(api.ConditionReady, "False", "BuildFailed"), cond(api.ConditionReconciling, "True", "RetryingBuild"))
+	case st.Phase == api.BuildQueued:
+		return api.SetConditions(prev, now, cond(api.ConditionReconciling, "True", "Queued"))
+	}
+	return api.SetConditions(prev, now, cond(api.ConditionReconciling, "True", "Building"))
+}
+
+func builtReason(st api.BuildStatus) string {
+	switch {
+	case st.Detail.Reused:
+		return "Reused"
+	case st.Detail.RestoredFrom != "":
+		return "Restored"
+	}
+	return "Built"
+}
+
+// ownConditions are the conditions of this node's row for the build.
+func (r *Reconciler) ownConditions(rec state.BuildRecord) []api.Condition {
+	for _, st := range rec.Status {
+		if st.Node == r.cfg.Node {
+			return st.Conditions
+		}
+	}
+	return nil
+}
+
+// progress writes a build's state while it runs (queued, building, steps).
+// A failed write is logged: the outcome's write comes later and is kept
+// until it succeeds.
+func (r *Reconciler) progress(ctx context.Context, st api.BuildStatus) {
+	st.Conditions = conditions(st.Conditions, r.now(), st, nil)
+	if err := r.store.PutBuildStatus(ctx, st); err != nil {
+		r.log.Warn("Writing build progress failed.", "build", st.Name, "phase", st.Phase, "err", err)
+	}
+}
+
+// wait says that the build waits for another build's result; that
 // result's status change enqueues this build again.
-func (r *Reconciler) wait(ctx context.Context, rec state.BuildRecord, dep string) error {
+func (r *Reconciler) wait(rec state.BuildRecord, dep string) (*api.BuildStatus, error) {
 	st := newStatus(r.cfg.Node, rec)
 	if cur, ok := rec.Current(); ok {
 		st.Digest, st.ObservedGeneration = cur.Digest, cur.ObservedGeneration
 	}
 	st.Phase = api.BuildPending
 	st.Message = "waiting for build " + dep
-	st.Conditions = []api.Condition{{Type: api.ConditionReconciling, Status: "True", Reason: "WaitingForDependency",
-		Message: st.Message, LastTransitionTime: r.now()}}
-	return r.store.PutBuildStatus(ctx, st)
+	return &st, reconcile.Wait("WaitingForDependency", st.Message, 0)
 }
 
 // reasonUnschedulable marks a build no live node may run. It fails the
@@ -33,23 +121,13 @@ func (r *Reconciler) wait(ctx context.Context, rec state.BuildRecord, dep string
 // change, since a matching node may join.
 const reasonUnschedulable = "Unschedulable"
 
-func (r *Reconciler) unschedulable(ctx context.Context, rec state.BuildRecord, why error) error {
-	for _, old := range rec.Status {
-		if old.Node == r.cfg.Node && old.SpecUID == rec.Meta.UID && old.ObservedGeneration == rec.Meta.Generation &&
-			isUnschedulable(old) && old.Message == why.Error() {
-			return nil // already said; rewriting would only move timestamps
-		}
-	}
-	st := newStatus(r.cfg.Node, rec)
-	st.Phase, st.Message, st.ObservedGeneration = api.BuildFailed, why.Error(), rec.Meta.Generation
+func unschedulable(node string, rec state.BuildRecord, why error) (*api.BuildStatus, error) {
+	st := newStatus(node, rec)
+	st.Phase, st.Message = api.BuildFailed, why.Error()
 	if cur, ok := rec.Current(); ok {
 		st.Digest = cur.Digest
 	}
-	st.Conditions = []api.Condition{
-		{Type: api.ConditionReady, Status: "False", Reason: reasonUnschedulable, Message: st.Message, LastTransitionTime: r.now()},
-		{Type: api.ConditionStalled, Status: "True", Reason: reasonUnschedulable, Message: st.Message, LastTransitionTime: r.now()},
-	}
-	return r.store.PutBuildStatus(ctx, st)
+	return &st, reconcile.Stall(reasonUnschedulable, why)
 }
 
 // dropRefusal deletes this node's refusal once another node owns the
@@ -79,12 +157,10 @@ func (r *Reconciler) startStatus(rec state.BuildRecord, ref string) api.BuildSta
 	if cur, ok := rec.Current(); ok && cur.Phase == api.BuildSucceeded {
 		st.Digest, st.ObservedGeneration = cur.Digest, cur.ObservedGeneration
 	}
+	st.Conditions = r.ownConditions(rec) // what progress's transitions start from
 	st.Phase = api.BuildBuilding
 	st.Message = fmt.Sprintf("building generation %d on %s", rec.Meta.Generation, r.cfg.Node)
 	st.Detail = api.BuildDetail{Generation: rec.Meta.Generation, Ref: ref, StartedAt: r.now()}
-	st.Conditions = []api.Condition{
-		{Type: api.ConditionReconciling, Status: "True", Reason: "Building", Message: st.Message, LastTransitionTime: r.now()},
-	}
 	return st
 }
 
@@ -98,15 +174,14 @@ func (r *Reconciler) reporter(ctx context.Context, st api.BuildStatus) func(prog
 		}
 		last = r.now()
 		st.Detail.StepsDone, st.Detail.StepsTotal, st.Detail.LogTail = p.StepsDone, p.StepsTotal, p.LogTail
-		if err := r.store.PutBuildStatus(ctx, st); err != nil {
-			r.log.Warn("Writing build progress failed.", "build", st.Name, "err", err)
-		}
+		r.progress(ctx, st)
 	}
 }
 
-func (r *Reconciler) succeed(ctx context.Context, rec state.BuildRecord, st api.BuildStatus, digest string) error {
+// succeeded is the status of a build that produced digest.
+func (r *Reconciler) succeeded(rec state.BuildRecord, st api.BuildStatus, digest string) (*api.BuildStatus, error) {
 	now := r.now()
-	st.Phase, st.Digest, st.ObservedGeneration = api.BuildSucceeded, digest, rec.Meta.Generation
+	st.Phase, st.Digest = api.BuildSucceeded, digest
 	st.Detail.FinishedAt = now
 	st.Detail.History = history(rec, digest)
 	st.Message = fmt.Sprintf("built in %s", now.Sub(st.Detail.StartedAt).Round(10*time.Millisecond))
@@ -116,12 +191,8 @@ func (r *Reconciler) succeed(ctx context.Context, rec state.BuildRecord, st api.
 	if st.Detail.RestoredFrom != "" {
 		st.Message = "restored from " + st.Detail.RestoredFrom
 	}
-	st.Conditions = []api.Condition{{Type: api.ConditionReady, Status: "True", Reason: "Built", Message: st.Message, LastTransitionTime: now}}
 	r.log.Info("Build succeeded.", "build", rec.Spec.Name, "digest", digest, "duration", now.Sub(st.Detail.StartedAt))
-	if err := r.record(ctx, st); err != nil {
-		return fmt.Errorf("build %s succeeded, but %w", rec.Spec.Name, err)
-	}
-	return nil
+	return &st, nil
 }
 
 // history is the digests of the last successful builds, newest first,
@@ -142,28 +213,12 @@ func history(rec state.BuildRecord, digest string) []string {
 	return out
 }
 
-// fail records a failed build. A terminal failure (the Dockerfile's fault)
-// marks the generation handled and is not retried once recorded; a
-// transient one leaves it to be retried.
-func (r *Reconciler) fail(ctx context.Context, rec state.BuildRecord, st api.BuildStatus, cause error, terminal bool) error {
-	now := r.now()
+// failed is the status of a build that failed with cause. Whether a retry
+// may help is decided by the type of cause (classifyFailure).
+func (r *Reconciler) failed(st api.BuildStatus, cause error) (*api.BuildStatus, error) {
 	st.Phase, st.Message = api.BuildFailed, cause.Error()
-	st.Detail.FinishedAt = now
-	cond := api.Condition{Type: api.ConditionStalled, Status: "True", Reason: "BuildFailed", Message: st.Message, LastTransitionTime: now}
-	if terminal {
-		st.ObservedGeneration = rec.Meta.Generation
-	} else {
-		cond = api.Condition{Type: api.ConditionReconciling, Status: "True", Reason: "RetryingBuild", Message: st.Message, LastTransitionTime: now}
-	}
-	st.Conditions = []api.Condition{{Type: api.ConditionReady, Status: "False", Reason: "BuildFailed", Message: st.Message, LastTransitionTime: now}, cond}
-	if err := r.record(ctx, st); err != nil {
-		return fmt.Errorf("build %s failed (%w), and %w", rec.Spec.Name, cause, err)
-	}
-	err := fmt.Errorf("build %s: %w", rec.Spec.Name, cause)
-	if terminal {
-		return reconcile.Terminal(err)
-	}
-	return err
+	st.Detail.FinishedAt = r.now()
+	return &st, r.classifyFailure(st, cause)
 }
 
 // record writes a build's outcome. A write that fails (the state's disk

@@ -10,10 +10,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,7 +34,6 @@ import (
 	"github.com/ucplane/uc/registry"
 	"github.com/ucplane/uc/registry/regclient"
 	"github.com/ucplane/uc/state"
-	"github.com/ucplane/uc/state/corrosion"
 )
 
 // The managed registry: when registry_spec exists, one eligible node runs
@@ -64,13 +65,13 @@ const DefaultFailoverAfter = 30 * time.Second
 
 // managed reconciles the registry container on this node.
 type managed struct {
-	store  *state.Store
+	store  *state.Store // writes, and the fresh reads of GC's keep set
+	read   state.Reader // the cache
 	engine *dockerclient.Client
 	cfg    ManagedConfig
 	log    *slog.Logger
 	http   *http.Client
 	gc     *gcKeeper
-	conds  []api.Condition
 	image  string // loaded image ref, once known
 	// outageAt is when this node last could not read the state, or saw
 	// its own heartbeat as stale: the holder's silence then is likely the
@@ -79,32 +80,46 @@ type managed struct {
 }
 
 // NewManaged returns the managed-registry controller for this node.
-func NewManaged(store *state.Store, engine *dockerclient.Client, cfg ManagedConfig, log *slog.Logger) *reconcile.Controller {
+func NewManaged(cache *state.Cache, engine *dockerclient.Client, cfg ManagedConfig, log *slog.Logger) *reconcile.Controller {
 	if cfg.FailoverAfter <= 0 {
 		cfg.FailoverAfter = DefaultFailoverAfter
 	}
 	log = log.With("controller", "registry")
-	m := &managed{store: store, engine: engine, cfg: cfg, log: log, http: &http.Client{Timeout: 5 * time.Second}}
+	m := &managed{store: cache.Store(), read: cache.Reader, engine: engine, cfg: cfg, log: log, http: &http.Client{Timeout: 5 * time.Second}}
 	// Nothing is polled: the spec, the registry's status and node changes
 	// (not heartbeats) come from watches, the container's fate from the
 	// engine's events, and a holder's silence from a timer set to when it
 	// would time out.
 	sources := []reconcile.Source{
-		store.KeySource(corrosion.Stmt("SELECT name, generation FROM registry_spec"), log),
-		store.KeySource(corrosion.Stmt("SELECT node, observed_generation, address, conditions FROM registry_status"), log),
-		store.KeySource(corrosion.Stmt("SELECT name, labels, state, started_at, capacity FROM nodes"), log),
-		m.containerEvents,
-	}
-	for i, src := range sources {
-		sources[i] = func(ctx context.Context, enqueue func(string)) error {
-			return src(ctx, func(string) { enqueue("default") })
-		}
+		cache.RegistrySpec.Source(func(state.Event[state.RegistrySpecRow]) []string { return theRegistry }),
+		cache.RegistryStatus.Source(func(ev state.Event[api.RegistryStatus]) []string {
+			o, n := ev.Old, ev.New
+			if ev.Type == state.EventUpdated && o.ObservedGeneration == n.ObservedGeneration && o.Address == n.Address &&
+				reflect.DeepEqual(o.Conditions, n.Conditions) {
+				return nil // only GC's report or the time moved
+			}
+			return theRegistry
+		}),
+		cache.Nodes.Source(func(ev state.Event[api.Node]) []string {
+			o, n := ev.Old, ev.New
+			if ev.Type == state.EventUpdated && o.State == n.State && o.StartedAt.Equal(n.StartedAt) &&
+				maps.Equal(o.Labels, n.Labels) && reflect.DeepEqual(o.Capacity, n.Capacity) {
+				return nil // a heartbeat
+			}
+			return theRegistry
+		}),
+		func(ctx context.Context, enqueue func(string)) error {
+			return m.containerEvents(ctx, func(string) { enqueue("default") })
+		},
 	}
 	return reconcile.New(reconcile.Options{
 		Name: "registry", Logger: log, Resync: resyncEvery, Timeout: 10 * time.Minute,
 		Lister: func(context.Context) ([]string, error) { return []string{"default"}, nil },
 	}, m, sources...)
 }
+
+// theRegistry is the controller's one key.
+var theRegistry = []string{"default"}
 
 const (
 	// checkEvery is how often the holder checks its registry answers
@@ -132,7 +147,7 @@ func (m *managed) containerEvents(ctx context.Context, enqueue func(string)) err
 
 // Reconcile runs or removes this node's registry container.
 func (m *managed) Reconcile(ctx context.Context, _ string) (reconcile.Result, error) {
-	spec, gen, err := m.store.GetRegistrySpec(ctx)
+	spec, gen, err := m.read.GetRegistrySpec(ctx)
 	if errors.Is(err, state.ErrNotFound) {
 		return reconcile.Result{}, m.stop(ctx, "no managed registry is wanted")
 	}
@@ -173,10 +188,10 @@ func (m *managed) Reconcile(ctx context.Context, _ string) (reconcile.Result, er
 // eligible live node that rendezvous hashing picks. recheck is when the
 // holder would time out if it stays silent: no watch reports silence.
 func (m *managed) holder(ctx context.Context, spec api.RegistrySpec) (name string, recheck time.Duration, err error) {
-	nodes, err := m.store.ListNodes(ctx)
+	nodes, err := m.read.ListNodes(ctx)
 	if err == nil {
 		var statuses []api.RegistryStatus
-		if statuses, err = m.store.ListRegistryStatus(ctx); err == nil {
+		if statuses, err = m.read.ListRegistryStatus(ctx); err == nil {
 			return m.pickHolder(spec, nodes, statuses, time.Now())
 		}
 	}
@@ -376,18 +391,29 @@ func (m *managed) remove(ctx context.Context) error {
 }
 
 func (m *managed) publish(ctx context.Context, gen int64, addr, status, reason, msg string) error {
-	m.conds = api.SetCondition(slices.Clone(m.conds), api.Condition{Type: api.ConditionReady, Status: status,
-		Reason: reason, Message: msg, LastTransitionTime: time.Now()})
-	st := api.RegistryStatus{Node: m.cfg.Node, ObservedGeneration: gen, Address: addr, Conditions: m.conds}
+	st := api.RegistryStatus{Node: m.cfg.Node, ObservedGeneration: gen, Address: addr,
+		Conditions: api.SetConditions(m.ownConditions(ctx), time.Now(), api.Condition{Type: api.ConditionReady, Status: status,
+			Reason: reason, Message: msg})}
 	if m.gc != nil {
 		st.Detail.GC = m.gc.last
 	}
 	return m.store.PutRegistryStatus(ctx, st)
 }
 
+// ownConditions are the conditions of this node's registry status row.
+func (m *managed) ownConditions(ctx context.Context) []api.Condition {
+	statuses, _ := m.read.ListRegistryStatus(ctx)
+	for _, st := range statuses {
+		if st.Node == m.cfg.Node {
+			return st.Conditions
+		}
+	}
+	return nil
+}
+
 // unpublish marks this node's status row not serving, if it has one.
 func (m *managed) unpublish(ctx context.Context, why string) error {
-	statuses, err := m.store.ListRegistryStatus(ctx)
+	statuses, err := m.read.ListRegistryStatus(ctx)
 	if err != nil {
 		return err
 	}

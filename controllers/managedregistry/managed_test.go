@@ -27,7 +27,7 @@ func TestHolder(t *testing.T) {
 	register("a", true, map[string]string{"zone": "x"}, now)
 	register("b", true, map[string]string{"zone": "y"}, now.Add(-3*time.Second))
 	register("noengine", false, nil, now)
-	m := &managed{store: srv.Store, cfg: ManagedConfig{FailoverAfter: 5 * time.Second}}
+	m := &managed{store: srv.Store, read: srv.Store.Reader, cfg: ManagedConfig{FailoverAfter: 5 * time.Second}}
 
 	for _, tt := range []struct {
 		spec api.RegistrySpec

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/ucplane/uc/api"
@@ -81,7 +80,7 @@ type reconciler struct {
 // Reconcile checks the registry answers and publishes the result.
 func (r *reconciler) Reconcile(ctx context.Context, _ string) (reconcile.Result, error) {
 	cond := api.Condition{Type: api.ConditionReady, Status: "True", Reason: "Serving",
-		Message: "serving on " + r.addr, LastTransitionTime: time.Now()}
+		Message: "serving on " + r.addr}
 	if err := healthy(ctx, r.client, r.addr); err != nil {
 		cond.Status, cond.Reason, cond.Message = "False", "Unhealthy", err.Error()
 	} else {
@@ -111,7 +110,7 @@ func healthy(ctx context.Context, client *http.Client, addr string) error {
 // put writes the status; an unchanged condition keeps its transition time
 // so that a healthy registry's periodic check writes nothing.
 func (r *reconciler) put(ctx context.Context, cond api.Condition) error {
-	r.conds = api.SetCondition(slices.Clone(r.conds), cond)
+	r.conds = api.SetConditions(r.conds, time.Now(), cond)
 	return r.store.PutRegistryStatus(ctx, api.RegistryStatus{
 		Node: r.node, Address: r.addr, Conditions: r.conds, Detail: api.RegistryDetail{GC: r.gc.last},
 	})
@@ -121,5 +120,5 @@ func (r *reconciler) markStopped() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return r.put(ctx, api.Condition{Type: api.ConditionReady, Status: "False", Reason: "Stopped",
-		Message: "ucd stopped serving the registry", LastTransitionTime: time.Now()})
+		Message: "ucd stopped serving the registry"})
 }

@@ -8,13 +8,13 @@ import (
 	"errors"
 	"log/slog"
 	"maps"
+	"reflect"
 	"slices"
 	"time"
 
 	"github.com/ucplane/uc/api"
 	"github.com/ucplane/uc/reconcile"
 	"github.com/ucplane/uc/state"
-	"github.com/ucplane/uc/state/corrosion"
 )
 
 // Config describes this node.
@@ -30,7 +30,8 @@ type Config struct {
 // if the row is deleted or edited by someone else, the next reconcile puts it
 // back.
 type Reconciler struct {
-	store   *state.Store
+	store   *state.Store // writes
+	read    state.Reader // the cache
 	cfg     Config
 	started time.Time
 	now     func() time.Time
@@ -40,14 +41,20 @@ type Reconciler struct {
 const DefaultHeartbeat = 5 * time.Second
 
 // New returns the node controller.
-func New(store *state.Store, cfg Config, log *slog.Logger) *reconcile.Controller {
+func New(cache *state.Cache, cfg Config, log *slog.Logger) *reconcile.Controller {
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = DefaultHeartbeat
 	}
-	r := &Reconciler{store: store, cfg: cfg, started: time.Now(), now: time.Now}
+	r := &Reconciler{store: cache.Store(), read: cache.Reader, cfg: cfg, started: time.Now(), now: time.Now}
 	own := func(ctx context.Context) ([]string, error) { return []string{cfg.Name}, nil }
-	// Watch only our own row: other nodes' heartbeats are none of our work.
-	src := store.KeySource(corrosion.Stmt("SELECT name, labels, state, version, started_at, capacity FROM nodes WHERE name = ?", cfg.Name), log)
+	// Watch only our own row, and not its heartbeats: other nodes are none
+	// of our work, and our heartbeats are timed by RequeueAfter.
+	src := cache.Nodes.Source(func(ev state.Event[api.Node]) []string {
+		if ev.Key != cfg.Name || ev.Type == state.EventUpdated && sameButHeartbeat(ev.Old, ev.New) {
+			return nil
+		}
+		return []string{ev.Key}
+	})
 	return reconcile.New(reconcile.Options{Name: "node", Lister: own, Resync: time.Minute, Logger: log}, r, src)
 }
 
@@ -57,7 +64,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, key string) (reconcile.Resul
 		return reconcile.Result{}, nil
 	}
 	now := r.now()
-	cur, err := r.store.GetNode(ctx, key)
+	cur, err := r.read.GetNode(ctx, key)
 	if err != nil && !errors.Is(err, state.ErrNotFound) {
 		return reconcile.Result{}, err
 	}
@@ -88,6 +95,12 @@ func (r *Reconciler) register(ctx context.Context, now time.Time) (reconcile.Res
 		StartedAt: r.started, HeartbeatAt: now,
 	})
 	return reconcile.Result{RequeueAfter: r.cfg.Heartbeat}, err
+}
+
+// sameButHeartbeat compares two versions of a node row, heartbeat aside.
+func sameButHeartbeat(a, b api.Node) bool {
+	a.HeartbeatAt = b.HeartbeatAt
+	return reflect.DeepEqual(a, b)
 }
 
 func nonNil(m map[string]string) map[string]string {

@@ -24,7 +24,7 @@ func run(t *testing.T, cfg node.Config) *state.Store {
 	t.Helper()
 	srv := statetest.Start(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	c := node.New(srv.Store, cfg, slog.New(slog.DiscardHandler))
+	c := node.New(srv.StartCache(t), cfg, slog.New(slog.DiscardHandler))
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		if err := c.Run(ctx); err != nil {

@@ -6,10 +6,12 @@ import (
 	"os"
 	"strings"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/distribution/reference"
 	dockerconfig "github.com/docker/cli/cli/config"
 
 	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/reconcile"
 	"github.com/ucplane/uc/registry/regclient"
 )
 
@@ -31,7 +33,7 @@ func (r *Reconciler) engineAuth(ctx context.Context, spec api.ImageSpec, ref str
 	}
 	cred, err := resolveCredential(spec.PullCredential, host)
 	if err != nil {
-		return "", &authError{fmt.Errorf("credential %s on %s: %w", spec.PullCredential, r.cfg.Node, err)}
+		return "", reconcile.Stall("CredentialUnavailable", fmt.Errorf("credential %s on %s: %w", spec.PullCredential, r.cfg.Node, err))
 	}
 	return regclient.EngineAuth(cred, true, host), nil
 }
@@ -91,23 +93,16 @@ func fromDockerConfig(path, host string) (api.Credential, error) {
 }
 
 // explainAuth names the registry and the credential reference when a
-// registry refused a pull.
+// registry refused a pull (the engine's error typed Unauthorized at the
+// edge; see Docker.typed), and makes it terminal: retrying the same
+// credential cannot help.
 func explainAuth(err error, spec api.ImageSpec, ref string) error {
-	msg := strings.ToLower(err.Error())
-	if !strings.Contains(msg, "unauthorized") && !strings.Contains(msg, "authentication required") &&
-		!strings.Contains(msg, "no basic auth credentials") {
+	if !cerrdefs.IsUnauthorized(err) && !cerrdefs.IsPermissionDenied(err) {
 		return err
 	}
 	host, _ := registryHost(ref)
 	if spec.PullCredential == "" {
-		return &authError{fmt.Errorf("registry %s wants a credential and the image spec names none (x-uc-pull-credential): %w", host, err)}
+		return reconcile.Stall("CredentialRefused", fmt.Errorf("registry %s wants a credential and the image spec names none (x-uc-pull-credential): %w", host, err))
 	}
-	return &authError{fmt.Errorf("registry %s refused credential %s: %w", host, spec.PullCredential, err)}
+	return reconcile.Stall("CredentialRefused", fmt.Errorf("registry %s refused credential %s: %w", host, spec.PullCredential, err))
 }
-
-// authError is a registry refusing a credential: retrying the same one
-// cannot help, so it is terminal (the resync still looks again).
-type authError struct{ err error }
-
-func (e *authError) Error() string { return e.err.Error() }
-func (e *authError) Unwrap() error { return e.err }

@@ -3,7 +3,6 @@ package prepull
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -45,11 +44,11 @@ func (d *Docker) Pull(ctx context.Context, ref, auth string, progress func(Progr
 func (d *Docker) PullPlatform(ctx context.Context, ref, auth, platform string, progress func(Progress)) (string, error) {
 	rc, err := d.c.ImagePull(ctx, ref, image.PullOptions{RegistryAuth: auth, Platform: platform})
 	if err != nil {
-		return "", err
+		return "", d.typed(ctx, err, ref, auth)
 	}
 	defer rc.Close()
 	if err := followPull(rc, progress); err != nil {
-		return "", err
+		return "", d.typed(ctx, err, ref, auth)
 	}
 	return d.digestOf(ctx, ref)
 }
@@ -147,7 +146,7 @@ func (d *Docker) digestOf(ctx context.Context, ref string) (string, error) {
 func (d *Docker) Resolve(ctx context.Context, ref, auth string) (string, error) {
 	info, err := d.c.DistributionInspect(ctx, ref, auth)
 	if err != nil {
-		return "", err
+		return "", d.typed(ctx, err, ref, auth)
 	}
 	return info.Descriptor.Digest.String(), nil
 }
@@ -159,20 +158,4 @@ func (d *Docker) Has(ctx context.Context, ref string) (bool, error) {
 		return false, nil
 	}
 	return err == nil, err
-}
-
-// IsNotFound tells a missing image or tag (retrying cannot help) from a
-// registry that is down.
-func IsNotFound(err error) bool {
-	var jm *jsonmessage.JSONError
-	msg := err.Error()
-	if errors.As(err, &jm) {
-		msg = jm.Message
-	}
-	for _, s := range []string{"manifest unknown", "not found", "does not exist", "name unknown"} {
-		if strings.Contains(msg, s) {
-			return true
-		}
-	}
-	return false
 }

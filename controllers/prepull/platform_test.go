@@ -46,7 +46,7 @@ func TestPullPlatform(t *testing.T) {
 		t.Fatal(err)
 	}
 	engine := &platformEngine{pulled: map[string]string{}}
-	r := &Reconciler{store: srv.Store, engine: engine, cfg: Config{Node: "node1"}, log: slog.New(slog.DiscardHandler), now: time.Now}
+	r := &Reconciler{store: srv.Store, read: srv.Store.Reader, engine: engine, cfg: Config{Node: "node1"}, log: slog.New(slog.DiscardHandler), now: time.Now}
 	for _, name := range []string{"p/arm", "p/own"} {
 		if _, err := r.Reconcile(ctx, name); err != nil {
 			t.Fatalf("%s: %v", name, err)

@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/distribution/reference"
 	godigest "github.com/opencontainers/go-digest"
 	"k8s.io/client-go/util/workqueue"
@@ -19,7 +21,6 @@ import (
 	"github.com/ucplane/uc/api"
 	"github.com/ucplane/uc/reconcile"
 	"github.com/ucplane/uc/state"
-	"github.com/ucplane/uc/state/corrosion"
 )
 
 // Engine is what the controller needs from a Docker Engine.
@@ -54,7 +55,8 @@ const DefaultMaxPulls = 3
 
 // Reconciler keeps this node's images present.
 type Reconciler struct {
-	store  *state.Store
+	store  *state.Store // writes
+	read   state.Reader // the cache
 	engine Engine
 	cfg    Config
 	log    *slog.Logger
@@ -62,14 +64,14 @@ type Reconciler struct {
 }
 
 // New returns the prepull controller. It follows image specs, build
-// results (a new digest means a new pull) and this node's own row (new
-// labels may place new images here).
-func New(store *state.Store, engine Engine, cfg Config, log *slog.Logger) *reconcile.Controller {
-	r := &Reconciler{store: store, engine: engine, cfg: cfg, log: log.With("controller", "prepull"), now: time.Now}
-	specs := store.KeySource(corrosion.Stmt("SELECT name, uid, generation FROM image_specs"), log)
-	builds := store.KeySource(corrosion.Stmt("SELECT name, digest FROM build_status"), log)
-	self := store.KeySource(corrosion.Stmt("SELECT name, labels, state FROM nodes WHERE name = ?", cfg.Node), log)
-	resolutions := store.KeySource(corrosion.Stmt("SELECT image, node, spec_uid, observed_generation, digest, error FROM image_resolution"), log)
+// results (a new digest means a new pull), resolutions of tags, and this
+// node's own row (new labels may place new images here), all from the cache.
+func New(cache *state.Cache, engine Engine, cfg Config, log *slog.Logger) *reconcile.Controller {
+	r := &Reconciler{store: cache.Store(), read: cache.Reader, engine: engine, cfg: cfg, log: log.With("controller", "prepull"), now: time.Now}
+	specs := cache.ImageSpecs.Source(func(ev state.Event[state.ImageRecord]) []string { return []string{ev.Key} })
+	builds := cache.BuildStatus.Source(r.imagesOfBuild)
+	self := cache.Nodes.Source(r.allImagesIfPlaced)
+	resolutions := cache.ImageResolutions.Source(resolvedImage)
 	return reconcile.New(reconcile.Options{
 		// Watches drive every change; the resync only catches an image
 		// removed from the engine behind uc's back. At 30 s it re-read
@@ -77,7 +79,7 @@ func New(store *state.Store, engine Engine, cfg Config, log *slog.Logger) *recon
 		// bench: ~130 state requests/s per node with 1,000 specs).
 		Name: "prepull", Workers: cmp.Or(cfg.MaxPulls, DefaultMaxPulls), Timeout: 30 * time.Minute, Resync: resyncEvery,
 		Lister: r.listImages, Logger: log, RateLimiter: pullRetries(),
-	}, r, specs, r.imagesOf(builds, byBuild), r.imagesOf(self, all), resolutions)
+	}, r, specs, builds, self, resolutions)
 }
 
 // pullRetries spaces out retries of a failing pull like the kubelet's
@@ -88,7 +90,7 @@ func pullRetries() workqueue.TypedRateLimiter[string] {
 }
 
 func (r *Reconciler) listImages(ctx context.Context) ([]string, error) {
-	imgs, err := r.store.ListImages(ctx, "")
+	imgs, err := r.read.ListImages(ctx, "")
 	if err != nil {
 		return nil, err
 	}
@@ -99,37 +101,59 @@ func (r *Reconciler) listImages(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
-func byBuild(img api.ImageSpec, key string) bool { return img.Build == key }
-func all(api.ImageSpec, string) bool             { return true }
-
-// imagesOf maps another table's keys to the image specs they concern.
-func (r *Reconciler) imagesOf(src reconcile.Source, match func(api.ImageSpec, string) bool) reconcile.Source {
-	return func(ctx context.Context, enqueue func(string)) error {
-		return src(ctx, func(key string) {
-			imgs, err := r.store.ListImages(ctx, "")
-			if err != nil {
-				r.log.Warn("Listing images after a change failed; the resync will catch up.", "err", err)
-				return
-			}
-			for _, img := range imgs {
-				if match(img.Spec, key) {
-					enqueue(img.Spec.Name)
-				}
-			}
-		})
+// imagesOfBuild maps a build's new digest to the images that pull it.
+func (r *Reconciler) imagesOfBuild(ev state.Event[api.BuildStatus]) []string {
+	if ev.Type == state.EventUpdated && ev.Old.Digest == ev.New.Digest {
+		return nil
 	}
+	return r.imagesWhere(func(img api.ImageSpec) bool { return img.Build == ev.Object().Name })
+}
+
+// allImagesIfPlaced re-checks every image when this node's labels or state
+// change: they decide what is placed here. Heartbeats do not.
+func (r *Reconciler) allImagesIfPlaced(ev state.Event[api.Node]) []string {
+	o, n := ev.Old, ev.New
+	if ev.Key != r.cfg.Node || ev.Type == state.EventUpdated && o.State == n.State && maps.Equal(o.Labels, n.Labels) {
+		return nil
+	}
+	return r.imagesWhere(func(api.ImageSpec) bool { return true })
+}
+
+// resolvedImage wakes an image when its tag's resolution changes; a
+// periodic re-check that finds the same digest only moves updated_at.
+func resolvedImage(ev state.Event[api.ImageResolution]) []string {
+	o, n := ev.Old, ev.New
+	if ev.Type == state.EventUpdated && o.SpecUID == n.SpecUID && o.ObservedGeneration == n.ObservedGeneration &&
+		o.Digest == n.Digest && o.Error == n.Error {
+		return nil
+	}
+	return []string{ev.Object().Image}
+}
+
+func (r *Reconciler) imagesWhere(match func(api.ImageSpec) bool) []string {
+	imgs, _ := r.read.ListImages(context.Background(), "")
+	var out []string
+	for _, img := range imgs {
+		if match(img.Spec) {
+			out = append(out, img.Spec.Name)
+		}
+	}
+	return out
 }
 
 // Reconcile makes the image present on this node if it is placed here.
+// It concludes this node's presence row and an outcome, and summarize
+// writes the row once. A pull in progress also reports progress (pulling,
+// layers and bytes), throttled.
 func (r *Reconciler) Reconcile(ctx context.Context, name string) (reconcile.Result, error) {
-	img, err := r.store.GetImage(ctx, name)
+	img, err := r.read.GetImage(ctx, name)
 	if errors.Is(err, state.ErrNotFound) {
 		return reconcile.Result{}, errors.Join(r.store.DeletePresence(ctx, name, r.cfg.Node), r.store.DeleteResolution(ctx, name, r.cfg.Node))
 	}
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	self, err := r.store.GetNode(ctx, r.cfg.Node)
+	self, err := r.read.GetNode(ctx, r.cfg.Node)
 	if errors.Is(err, state.ErrNotFound) {
 		return reconcile.Result{RequeueAfter: 2 * time.Second}, nil // not registered yet
 	}
@@ -139,7 +163,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string) (reconcile.Resu
 	if !img.Spec.Places(self) { // the placement rule every node and uc wait use (api.ImageSpec.Need)
 		return reconcile.Result{}, r.dropOwnRow(ctx, img)
 	}
-	return r.ensurePresent(ctx, img)
+	row, res, err := r.ensurePresent(ctx, img)
+	return res, r.summarize(ctx, img, row, err)
 }
 
 func (r *Reconciler) dropOwnRow(ctx context.Context, img state.ImageRecord) error {
@@ -158,37 +183,59 @@ func (r *Reconciler) ownRow(img state.ImageRecord) (api.ImagePresence, bool) {
 	return api.ImagePresence{}, false
 }
 
-func (r *Reconciler) ensurePresent(ctx context.Context, img state.ImageRecord) (reconcile.Result, error) {
+// summarize writes the row a reconcile concluded, its state set from the
+// outcome, and returns the outcome. ObservedGeneration moves only when
+// this generation was handled: present, or failed for good.
+func (r *Reconciler) summarize(ctx context.Context, img state.ImageRecord, row *api.ImagePresence, outcome error) error {
+	if row == nil {
+		return outcome
+	}
+	prev, had := r.ownRow(img)
+	wait, waiting := reconcile.IsWaiting(outcome)
+	switch {
+	case waiting:
+		row.State, row.Error = api.PresencePending, wait.Message
+	case reconcile.IsTerminal(outcome):
+		row.State, row.Error = api.PresenceFailed, attempt(*row)+outcome.Error()
+	case outcome != nil && row.Detail.Ref == "" && had && prev.State == api.PresenceRetrying && prev.SpecUID == row.SpecUID:
+		return outcome // a pull's own failure is on the row already: keep its attempt count
+	case outcome != nil:
+		row.State, row.Error = api.PresenceRetrying, attempt(*row)+outcome.Error()+"; retrying with backoff"
+	}
+	row.ObservedGeneration = 0
+	if row.State == api.PresencePresent || row.State == api.PresenceFailed {
+		row.ObservedGeneration = img.Meta.Generation
+	} else if had && prev.SpecUID == row.SpecUID {
+		row.ObservedGeneration = prev.ObservedGeneration
+	}
+	return errors.Join(outcome, r.store.PutPresence(ctx, *row))
+}
+
+// attempt prefixes a pull's failure with its attempt number.
+func attempt(row api.ImagePresence) string {
+	if row.Detail.Attempts == 0 {
+		return ""
+	}
+	return fmt.Sprintf("attempt %d: ", row.Detail.Attempts)
+}
+
+// ensurePresent concludes the image's row on this node: present, or why
+// not (the outcome). No row means nothing to say.
+func (r *Reconciler) ensurePresent(ctx context.Context, img state.ImageRecord) (*api.ImagePresence, reconcile.Result, error) {
+	row := &api.ImagePresence{Image: img.Spec.Name, Node: r.cfg.Node, SpecUID: img.Meta.UID}
 	ref, waiting, err := r.resolve(ctx, img)
-	row := api.ImagePresence{Image: img.Spec.Name, Node: r.cfg.Node, SpecUID: img.Meta.UID, ObservedGeneration: img.Meta.Generation}
-	var unknown *unknownTagError
-	var auth *authError
-	if errors.As(err, &unknown) || errors.As(err, &auth) {
-		row.State, row.Error = api.PresenceFailed, err.Error()
-		return reconcile.Result{}, reconcile.Terminal(errors.Join(err, r.store.PutPresence(ctx, row)))
-	}
-	if err != nil {
-		// Say why on the row, unless a pull's own failure is there already.
-		if prev, ok := r.ownRow(img); !ok || prev.State != api.PresenceRetrying || prev.ObservedGeneration != row.ObservedGeneration {
-			row.State, row.Error = api.PresenceRetrying, err.Error()+"; retrying with backoff"
-			err = errors.Join(err, r.store.PutPresence(ctx, row))
-		}
-		return reconcile.Result{}, err
-	}
-	if waiting != "" {
-		row.State, row.Error = api.PresencePending, waiting
-		return reconcile.Result{}, r.store.PutPresence(ctx, row)
+	switch {
+	case err != nil:
+		return row, reconcile.Result{}, err
+	case waiting != "":
+		return row, reconcile.Result{}, reconcile.Wait("Waiting", waiting, 0)
 	}
 	// A periodically refreshed tag comes back when it is due.
 	again := reconcile.Result{RequeueAfter: r.refreshAfter(ctx, img)}
 	if r.alreadyPresent(ctx, img, ref) {
-		return again, nil
+		return nil, again, nil
 	}
-	res, err := r.pull(ctx, img, row, ref)
-	if err == nil {
-		res = again
-	}
-	return res, err
+	return r.pull(ctx, img, row, ref, again)
 }
 
 // resolve names what to pull: a built image by its registry reference and
@@ -201,7 +248,7 @@ func (r *Reconciler) resolve(ctx context.Context, img state.ImageRecord) (ref, w
 	if strings.Contains(img.Spec.Image, "@") {
 		return img.Spec.Image, "", nil // pinned by the user
 	}
-	res, ok, err := r.store.Resolution(ctx, img.Spec.Name, img.Meta.UID, img.Meta.Generation)
+	res, ok, err := r.read.Resolution(ctx, img.Spec.Name, img.Meta.UID, img.Meta.Generation)
 	if err != nil {
 		return "", "", err
 	}
@@ -213,16 +260,11 @@ func (r *Reconciler) resolve(ctx context.Context, img state.ImageRecord) (ref, w
 		res = r.refreshTag(ctx, img, res)
 	}
 	if res.Error != "" {
-		return "", "", &unknownTagError{fmt.Sprintf("%s (resolved by %s)", res.Error, res.Node)}
+		return "", "", reconcile.Stall("TagNotFound", fmt.Errorf("%s (resolved by %s)", res.Error, res.Node))
 	}
 	pinned, err := pinDigest(img.Spec.Image, res.Digest)
 	return pinned, "", err
 }
-
-// unknownTagError is a tag the registry does not have: terminal.
-type unknownTagError struct{ msg string }
-
-func (e *unknownTagError) Error() string { return e.msg }
 
 // refreshTag resolves a resolved tag again when the spec asks for it
 // periodically, the interval has passed and this node owns the image. A
@@ -253,7 +295,7 @@ func (r *Reconciler) refreshAfter(ctx context.Context, img state.ImageRecord) ti
 	if every == 0 || img.Spec.Build != "" || strings.Contains(img.Spec.Image, "@") {
 		return 0
 	}
-	res, ok, err := r.store.Resolution(ctx, img.Spec.Name, img.Meta.UID, img.Meta.Generation)
+	res, ok, err := r.read.Resolution(ctx, img.Spec.Name, img.Meta.UID, img.Meta.Generation)
 	if err != nil || !ok {
 		return every
 	}
@@ -265,14 +307,14 @@ func (r *Reconciler) refreshAfter(ctx context.Context, img state.ImageRecord) ti
 // node. Other nodes wait for that record. A refresh records only a digest:
 // a tag that vanished upstream leaves the last one in place.
 func (r *Reconciler) resolveTag(ctx context.Context, img state.ImageRecord, refreshing bool) (res api.ImageResolution, ok bool, waiting string, err error) {
-	nodes, err := r.store.ListNodes(ctx)
+	nodes, err := r.read.ListNodes(ctx)
 	if err != nil {
 		return res, false, "", err
 	}
 	// Only a live node the image is placed on looks at it at all.
 	resolver, found := api.PickOwner(img.Spec.Name, nodes, r.now(), img.Spec.Places)
 	if !found || resolver != r.cfg.Node {
-		return res, false, fmt.Sprintf("waiting for %s to resolve %s to a digest", cmpOr(resolver, "a live node"), img.Spec.Image), nil
+		return res, false, fmt.Sprintf("waiting for %s to resolve %s to a digest", cmp.Or(resolver, "a live node"), img.Spec.Image), nil
 	}
 	res = api.ImageResolution{Image: img.Spec.Name, Node: r.cfg.Node, SpecUID: img.Meta.UID,
 		ObservedGeneration: img.Meta.Generation, Ref: img.Spec.Image}
@@ -282,12 +324,12 @@ func (r *Reconciler) resolveTag(ctx context.Context, img state.ImageRecord, refr
 	}
 	digest, err := r.engine.Resolve(ctx, img.Spec.Image, auth)
 	if err != nil {
-		if err = explainAuth(err, img.Spec, img.Spec.Image); errors.As(err, new(*authError)) {
+		if err = explainAuth(err, img.Spec, img.Spec.Image); reconcile.IsTerminal(err) {
 			return res, false, "", err // this node's credential, not the image: no record for all
 		}
 	}
 	switch {
-	case err != nil && IsNotFound(err):
+	case err != nil && cerrdefs.IsNotFound(err):
 		res.Error = fmt.Sprintf("image %s does not exist: %v", img.Spec.Image, err)
 	case err != nil:
 		return res, false, "", fmt.Errorf("resolve %s: %w", img.Spec.Image, err) // retried with backoff
@@ -301,13 +343,6 @@ func (r *Reconciler) resolveTag(ctx context.Context, img state.ImageRecord, refr
 		return res, false, "", errors.New(res.Error)
 	}
 	return res, true, "", r.store.PutResolution(ctx, res)
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // pinDigest names ref's repository at digest, e.g. nginx:1.27 →
@@ -330,7 +365,7 @@ func pinDigest(ref, digest string) (string, error) {
 
 // builtRef is a built image's registry reference by digest.
 func (r *Reconciler) builtRef(ctx context.Context, spec api.ImageSpec) (ref, waiting string, err error) {
-	b, err := r.store.GetBuild(ctx, spec.Build)
+	b, err := r.read.GetBuild(ctx, spec.Build)
 	if errors.Is(err, state.ErrNotFound) {
 		return "", "waiting for build " + spec.Build + ", which does not exist", nil
 	}
@@ -341,7 +376,7 @@ func (r *Reconciler) builtRef(ctx context.Context, spec api.ImageSpec) (ref, wai
 	if !ok || cur.Digest == "" {
 		return "", "waiting for build " + spec.Build, nil
 	}
-	registry, err := r.store.RegistryAddress(ctx, r.now(), api.LiveTimeout)
+	registry, err := r.read.RegistryAddress(ctx, r.now(), api.LiveTimeout)
 	if err != nil {
 		return "", "", err
 	}
@@ -361,49 +396,59 @@ func (r *Reconciler) alreadyPresent(ctx context.Context, img state.ImageRecord, 
 	return err == nil && has
 }
 
-func (r *Reconciler) pull(ctx context.Context, img state.ImageRecord, row api.ImagePresence, ref string) (reconcile.Result, error) {
+// pull pulls ref into the engine and concludes the row. Once it starts,
+// the row says pulling, with progress, while it runs.
+func (r *Reconciler) pull(ctx context.Context, img state.ImageRecord, row *api.ImagePresence, ref string, again reconcile.Result) (*api.ImagePresence, reconcile.Result, error) {
 	if r.onEngine(ctx, img.Spec, ref) {
 		row.State, row.Digest = api.PresencePresent, ref[strings.LastIndex(ref, "@")+1:]
 		row.Detail = api.PresenceDetail{Ref: ref, StartedAt: r.now()}
 		r.log.Info("Image is already on the engine; no pull.", "image", row.Image, "ref", ref)
 		r.recordPull(ref)
-		return reconcile.Result{}, r.store.PutPresence(ctx, row)
+		return row, again, nil
 	}
 	row.State = api.PresencePulling
 	row.Detail = api.PresenceDetail{Ref: ref, Attempts: 1, StartedAt: r.now()}
 	if prev, ok := r.ownRow(img); ok && prev.Detail.Ref == ref && prev.SpecUID == row.SpecUID {
 		row.Detail.Attempts = prev.Detail.Attempts + 1
+		row.ObservedGeneration = prev.ObservedGeneration
 	}
-	if err := r.store.PutPresence(ctx, row); err != nil {
-		return reconcile.Result{}, err
-	}
+	r.progress(ctx, *row)
 	auth, err := r.engineAuth(ctx, img.Spec, ref)
 	if err != nil {
-		row.State, row.Error = api.PresenceFailed, err.Error()
-		return reconcile.Result{}, reconcile.Terminal(errors.Join(err, r.store.PutPresence(ctx, row)))
+		return row, reconcile.Result{}, err
 	}
-	digest, err := r.pullPlatform(ctx, ref, auth, img.Spec.Platform, r.reporter(ctx, &row))
+	digest, err := r.pullPlatform(ctx, ref, auth, img.Spec.Platform, r.reporter(ctx, row))
 	row.Detail.Duration = r.now().Sub(row.Detail.StartedAt)
 	if err != nil {
-		err = explainAuth(err, img.Spec, ref)
-		// A built image the internal registry lacks is not lost: the
-		// registry moved (a failover starts it empty) and the build
-		// controller restores it. Only an external image is missing for good.
-		terminal := (IsNotFound(err) && img.Spec.Build == "") || errors.As(err, new(*authError))
-		row.State, row.Error = api.PresenceFailed, fmt.Sprintf("attempt %d: %v", row.Detail.Attempts, err)
-		if !terminal {
-			row.State, row.Error = api.PresenceRetrying, row.Error+"; retrying with backoff"
-		}
-		err = errors.Join(fmt.Errorf("pull %s: %w", ref, err), r.store.PutPresence(ctx, row))
-		if terminal {
-			return reconcile.Result{}, reconcile.Terminal(err)
-		}
-		return reconcile.Result{}, err
+		return row, reconcile.Result{}, pullFailure(img.Spec, ref, err)
 	}
 	row.State, row.Digest, row.Error = api.PresencePresent, digest, ""
 	r.log.Info("Image is present.", "image", row.Image, "ref", ref, "duration", row.Detail.Duration)
 	r.recordPull(ref)
-	return reconcile.Result{}, r.store.PutPresence(ctx, row)
+	return row, again, nil
+}
+
+// pullFailure types a failed pull's outcome by the engine's typed error:
+// a refused credential, or an external image the registry does not have,
+// stalls; anything else is retried. A built image the internal registry
+// lacks is not lost: the registry moved (a failover starts it empty) and
+// the build controller restores it.
+func pullFailure(spec api.ImageSpec, ref string, err error) error {
+	if err = explainAuth(err, spec, ref); reconcile.IsTerminal(err) {
+		return err
+	}
+	if cerrdefs.IsNotFound(err) && spec.Build == "" {
+		return reconcile.Stall("ImageNotFound", err)
+	}
+	return err
+}
+
+// progress writes the row while a pull runs; a failed write is logged,
+// as the outcome's write comes later.
+func (r *Reconciler) progress(ctx context.Context, row api.ImagePresence) {
+	if err := r.store.PutPresence(ctx, row); err != nil {
+		r.log.Warn("Writing pull progress failed.", "image", row.Image, "err", err)
+	}
 }
 
 // onEngine is true when the engine already holds ref, which names a
@@ -438,9 +483,7 @@ func (r *Reconciler) reporter(ctx context.Context, row *api.ImagePresence) func(
 			return
 		}
 		last = r.now()
-		if err := r.store.PutPresence(ctx, *row); err != nil {
-			r.log.Warn("Writing pull progress failed.", "image", row.Image, "err", err)
-		}
+		r.progress(ctx, *row)
 	}
 }
 

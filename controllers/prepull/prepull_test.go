@@ -2,11 +2,13 @@ package prepull
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
 
 	"github.com/ucplane/uc/api"
 	"github.com/ucplane/uc/reconcile"
@@ -15,11 +17,11 @@ import (
 )
 
 // missingEngine is an engine whose every pull fails as Docker's does for a
-// digest the registry lacks.
+// digest the registry lacks: an error typed NotFound (errdefs).
 type missingEngine struct{}
 
 func (missingEngine) Pull(_ context.Context, ref, _ string, _ func(Progress)) (string, error) {
-	return "", errors.New("Error response from daemon: manifest for " + ref + " not found: manifest unknown: manifest unknown")
+	return "", fmt.Errorf("Error response from daemon: manifest for %s not found: manifest unknown: %w", ref, cerrdefs.ErrNotFound)
 }
 func (missingEngine) Has(context.Context, string) (bool, error)               { return false, nil }
 func (missingEngine) Resolve(context.Context, string, string) (string, error) { return "", nil }
@@ -59,7 +61,7 @@ func TestBuiltImageMissingFromRegistryIsRetried(t *testing.T) {
 		Digest: dg, ObservedGeneration: b.Meta.Generation, Detail: api.BuildDetail{Ref: "127.0.0.1:5004/p/web:latest"}}); err != nil {
 		t.Fatal(err)
 	}
-	r := &Reconciler{store: srv.Store, engine: missingEngine{}, cfg: Config{Node: "node1"}, log: slog.New(slog.DiscardHandler), now: time.Now}
+	r := &Reconciler{store: srv.Store, read: srv.Store.Reader, engine: missingEngine{}, cfg: Config{Node: "node1"}, log: slog.New(slog.DiscardHandler), now: time.Now}
 
 	for _, tt := range []struct {
 		image, wantState string

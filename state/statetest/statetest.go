@@ -3,6 +3,7 @@ package statetest
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"testing"
 	"time"
@@ -66,4 +67,20 @@ func Eventually(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// StartCache starts a cache over the server's state until the test ends,
+// and waits for its first listing.
+func (s *Server) StartCache(t testing.TB) *state.Cache {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	c := state.NewCache(s.Store, slog.New(slog.DiscardHandler))
+	c.Start(ctx)
+	wait, stop := context.WithTimeout(ctx, 15*time.Second)
+	defer stop()
+	if err := c.WaitForSync(wait); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -37,6 +37,10 @@ type latencyResult struct {
 	missedReconcile  int
 	negEvent         int // events that arrived before the writer had its ack
 	negRecon         int
+	// The same updates through a controller fed and read as before the
+	// state cache: a subscription of its own and a state API read per key.
+	beforeToReconcile dist
+	missedBefore      int
 }
 
 // seen records when a (name, generation) was first observed.
@@ -88,12 +92,12 @@ func benchLatency(ctx context.Context, cfg config, dir string) (latencyResult, e
 	if err := seedSpecs(ctx, store.Client(), names); err != nil {
 		return latencyResult{}, err
 	}
-	recon, events := newSeen(), newSeen()
-	stopWatchers := startWatchers(ctx, store, recon, events)
+	recon, events, before := newSeen(), newSeen(), newSeen()
+	stopWatchers := startWatchers(ctx, store, recon, events, before)
 	defer stopWatchers()
 	// Everything starts at generation 1; wait until both watchers saw it,
 	// so the timed updates do not race the initial listing.
-	if err := waitUntil(ctx, 30*time.Second, func() bool { return recon.hasAll(names, 1) && events.hasAll(names, 1) }); err != nil {
+	if err := waitUntil(ctx, 30*time.Second, func() bool { return recon.hasAll(names, 1) && events.hasAll(names, 1) && before.hasAll(names, 1) }); err != nil {
 		return latencyResult{}, fmt.Errorf("initial listing: %w", err)
 	}
 	starts, acks, err := writeUpdates(ctx, store.Client(), names, cfg.maxPause)
@@ -102,8 +106,20 @@ func benchLatency(ctx context.Context, cfg config, dir string) (latencyResult, e
 	}
 	// Missing observations are reported, not fatal: a timeout here is a
 	// finding, and the table says how many were missed.
-	_ = waitUntil(ctx, 30*time.Second, func() bool { return recon.hasAll(names, 2) && events.hasAll(names, 2) })
-	return compute(names, starts, acks, recon, events), nil
+	_ = waitUntil(ctx, 30*time.Second, func() bool {
+		return recon.hasAll(names, 2) && events.hasAll(names, 2) && before.hasAll(names, 2)
+	})
+	res := compute(names, starts, acks, recon, events)
+	var old []time.Duration
+	for _, n := range names {
+		if at, ok := before.get(n, 2); ok {
+			old = append(old, at.Sub(acks[n]))
+		} else {
+			res.missedBefore++
+		}
+	}
+	res.beforeToReconcile = summarize(old)
+	return res, nil
 }
 
 // startState serves the embedded state with uc's schema on a loopback port.
@@ -166,28 +182,38 @@ func seedSpecs(ctx context.Context, c *corrosion.Client, names []string) error {
 	return err
 }
 
-// startWatchers runs the controller under test and a raw Watch beside it.
-// Both use the same SQL, so the server shares one subscription between
-// them, as it would between a controller and another watcher.
-func startWatchers(ctx context.Context, store *state.Store, recon, events *seen) (stop func()) {
+// startWatchers runs the controller under test (fed and read by the state
+// cache, as uc's controllers are), the controller as it was before the
+// cache (its own subscription, a state API read per key), and a raw Watch.
+func startWatchers(ctx context.Context, store *state.Store, recon, events, before *seen) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
-	r := reconcile.Func(func(ctx context.Context, key string) (reconcile.Result, error) {
-		img, err := store.GetImage(ctx, key)
+	cache := state.NewCache(store, quietLog)
+	cache.Start(ctx)
+	specs := cache.ImageSpecs.Source(func(ev state.Event[state.ImageRecord]) []string { return []string{ev.Key} })
+	ctrl := reconcile.New(reconcile.Options{Name: "bench", Workers: benchWorkers, Logger: quietLog},
+		marker(&cache.Reader, recon), specs)
+	old := reconcile.New(reconcile.Options{Name: "bench-before", Workers: benchWorkers, Logger: quietLog},
+		marker(&store.Reader, before), store.KeySource(corrosion.Stmt(watchSQL), quietLog))
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = ctrl.Run(ctx) })
+	wg.Go(func() { _ = old.Run(ctx) })
+	wg.Go(func() { _ = rawWatch(ctx, store.Client(), events) })
+	return func() { cancel(); wg.Wait() }
+}
+
+// marker reconciles a key by reading its spec and stamping its generation.
+func marker(read *state.Reader, seen *seen) reconcile.Reconciler {
+	return reconcile.Func(func(ctx context.Context, key string) (reconcile.Result, error) {
+		img, err := read.GetImage(ctx, key)
 		if errors.Is(err, state.ErrNotFound) {
 			return reconcile.Result{}, nil
 		}
 		if err != nil {
 			return reconcile.Result{}, err
 		}
-		recon.mark(key, img.Meta.Generation, time.Now())
+		seen.mark(key, img.Meta.Generation, time.Now())
 		return reconcile.Result{}, nil
 	})
-	ctrl := reconcile.New(reconcile.Options{Name: "bench", Workers: benchWorkers, Logger: quietLog},
-		r, store.KeySource(corrosion.Stmt(watchSQL), quietLog))
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = ctrl.Run(ctx) })
-	wg.Go(func() { _ = rawWatch(ctx, store.Client(), events) })
-	return func() { cancel(); wg.Wait() }
 }
 
 // rawWatch stamps every row of the snapshot and every change event.
@@ -275,6 +301,7 @@ func (r latencyResult) print(cfg config) {
 		{"write ack", "subscription change event", r.toEvent},
 		{"change event", "reconciler read new gen", r.eventToReconcile},
 		{"write ack", "reconciler read new gen", r.toReconcile},
+		{"write ack", "before the cache: reconciler read new gen", r.beforeToReconcile},
 	} {
 		d := row.d
 		t.row(row.from, row.to, fmt.Sprint(d.n), ms(d.p50), ms(d.p99), ms(d.max), ms(d.mean))
@@ -283,7 +310,9 @@ func (r latencyResult) print(cfg config) {
 	note("missed within 30 s: %d change events, %d reconciles", r.missedEvent, r.missedReconcile)
 	note("negative \"write ack →\" samples (the notification beat the HTTP response back to the writer): %d event, %d reconcile",
 		r.negEvent, r.negRecon)
-	note("reconciler = reconcile.Controller fed by Store.KeySource; it reads each key with Store.GetImage")
+	note("reconciler = reconcile.Controller fed by the state cache's image_specs informer; it reads each key from the cache")
+	note("before the cache = the same controller fed by its own subscription (Store.KeySource), reading each key with a")
+	note("  state API query, as uc's controllers did before; it runs beside the other on the same writes (missed: %d)", r.missedBefore)
 }
 
 // waitUntil polls cond every 5 ms.

@@ -42,8 +42,14 @@ import (
 	"github.com/ucplane/uc/test/harness"
 )
 
+// cacheBase is main just before controllers read through the state cache
+// (issue 12): -before's default, so that make bench shows the state
+// request rates before and after that change side by side.
+const cacheBase = "7f18157"
+
 // config sizes every measurement; -quick shrinks it for a fast check.
 type config struct {
+	before      string        // git commit to measure beside this checkout (prepullidle)
 	specs       int           // measurement 1: image specs updated one by one
 	maxPause    time.Duration // measurement 1: random pause between writes
 	services    int           // measurement 2: Compose services
@@ -82,6 +88,7 @@ var quietLog = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Leve
 
 func main() {
 	quick := flag.Bool("quick", false, "smaller sizes and shorter windows")
+	before := flag.String("before", cacheBase, "git commit whose uc and ucd the state-request section (prepullidle) also runs, side by side (\"\": none)")
 	only := flag.String("only", strings.Join(sectionNames, ","), "comma-separated sections to run: "+strings.Join(sectionNames, ", "))
 	flag.Parse()
 	harness.Progress = progress
@@ -91,7 +98,9 @@ func main() {
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err = run(ctx, configFor(*quick), sections)
+	cfg := configFor(*quick)
+	cfg.before = *before
+	err = run(ctx, cfg, sections)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -173,7 +182,7 @@ func run(ctx context.Context, cfg config, sections map[string]bool) error {
 		}
 	}
 	if sections["prepullidle"] {
-		if err := runPrepullIdle(ctx, cfg, bins, work, &sum); err != nil {
+		if err := runPrepullIdleBeside(ctx, cfg, bins, work, &sum); err != nil {
 			return fmt.Errorf("idle cluster with %d image specs: %w", prepullIdleSpecs, err)
 		}
 	}

@@ -42,6 +42,7 @@ import (
 
 	"github.com/ucplane/uc/api"
 	"github.com/ucplane/uc/state"
+	"github.com/ucplane/uc/test/harness"
 )
 
 const (
@@ -481,6 +482,29 @@ func runPrepullIdle(ctx context.Context, cfg config, bins binaries, work string,
 	}
 	res.print()
 	sum.prepullIdle = &res
+	return nil
+}
+
+// runPrepullIdleBeside runs measurement 9 on the uc of cfg.before too,
+// first, and prints the state request rates of both side by side.
+func runPrepullIdleBeside(ctx context.Context, cfg config, bins binaries, work string, sum *summary) error {
+	if cfg.before == "" {
+		return runPrepullIdle(ctx, cfg, bins, work, sum)
+	}
+	old, err := harness.BuildBinariesAt(ctx, filepath.Join(work, "bin-before"), cfg.before)
+	if err != nil {
+		progress("measurement 9: cannot build uc as of %s, so no before column: %v", cfg.before, err)
+		return runPrepullIdle(ctx, cfg, bins, work, sum)
+	}
+	progress("measurement 9 (before: uc as of %s)", cfg.before)
+	was, err := benchPrepullIdle(ctx, cfg, old, filepath.Join(work, "prepullidle-before"))
+	if err != nil {
+		return fmt.Errorf("as of %s: %w", cfg.before, err)
+	}
+	if err := runPrepullIdle(ctx, cfg, bins, work, sum); err != nil {
+		return err
+	}
+	printIdleBeside(cfg.before, was, *sum.prepullIdle)
 	return nil
 }
 

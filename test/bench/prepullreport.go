@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // print writes measurement 8's table: the time until present on all 3
@@ -192,4 +193,37 @@ func (r prepullIdleResult) summaryRows(t table) {
 	}
 	t.row(label+": state requests/s node2 / node3 (node1)", fmt.Sprintf("%s (%s)", strings.Join(state, " / "), n1))
 	t.row(label+": engine API requests/s node1 / node2 / node3", strings.Join(engine, " / "))
+}
+
+// printIdleBeside compares measurement 9 as of an earlier commit with
+// this checkout: state requests per second by node, and ucd's CPU.
+func printIdleBeside(ref string, was, now prepullIdleResult) {
+	if was.skipped != "" || now.skipped != "" {
+		return
+	}
+	t := newTable(fmt.Sprintf("9b. idle cluster, before (uc as of %s) and after (this checkout): %d image specs × %d nodes",
+		ref, now.specs, prepullNodes), "node", "state req/s before", "state req/s after", "after / before",
+		"state calls before: subs / queries / tx", "after", "ucd CPU % before", "after")
+	for i, row := range now.rows {
+		old := was.rows[i]
+		if row.state == nil || old.state == nil {
+			t.row(row.node, "not proxied", "not proxied", "-", "-", "-", fmt.Sprintf("%.3f", old.pct), fmt.Sprintf("%.3f", row.pct))
+			continue
+		}
+		b, a := rate(*old.state, was.window), rate(*row.state, now.window)
+		t.row(row.node, fmt.Sprintf("%.2f", b), fmt.Sprintf("%.2f", a), rateRatio(a, b),
+			classCells(*old.state, clsSubscribe, clsQuery, clsTx), classCells(*row.state, clsSubscribe, clsQuery, clsTx),
+			fmt.Sprintf("%.3f", old.pct), fmt.Sprintf("%.3f", row.pct))
+	}
+	t.flush()
+	note("node2 and node3 reach the state through counting proxies; node1 serves it. A heartbeat is one transaction per node every %s.", "5 s")
+}
+
+func rate(r reqCounts, window time.Duration) float64 { return float64(r.total()) / window.Seconds() }
+
+func rateRatio(a, b float64) string {
+	if b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f×", a/b)
 }

@@ -85,6 +85,7 @@ func (s summary) print(cfg config) {
 	t := newTable("Summary", "measurement", "value")
 	if l := s.latency; l != nil {
 		t.row("write ack → reconcile p50 / p99 (ms)", ms(l.toReconcile.p50)+" / "+ms(l.toReconcile.p99))
+		t.row("  the same before the state cache", ms(l.beforeToReconcile.p50)+" / "+ms(l.beforeToReconcile.p99))
 	}
 	if a := s.apply; a != nil {
 		a.summaryRows(t)

@@ -31,7 +31,7 @@ func TestBuildBadInputs(t *testing.T) {
 		args  []string
 		want  []string
 	}{
-		{"missing Dockerfile", func(dir string) {}, nil, []string{"services.web.build.context", "Dockerfile"}},
+		{"missing Dockerfile", func(dir string) {}, nil, []string{"services.web.build.dockerfile", "Dockerfile"}},
 		{"symlink out of the context", func(dir string) {
 			writeFile(t, filepath.Join(dir, "Dockerfile"), "FROM busybox\n")
 			if err := os.Symlink("/etc/passwd", filepath.Join(dir, "passwd")); err != nil {

@@ -31,17 +31,45 @@ func BuildBinaries(ctx context.Context, dir string) (Binaries, error) {
 	if err != nil {
 		return Binaries{}, err
 	}
-	b := Binaries{UC: filepath.Join(dir, "uc"), UCD: filepath.Join(dir, "ucd")}
 	Progress("building uc and ucd into %s", dir)
+	return buildFrom(ctx, root, dir)
+}
+
+func buildFrom(ctx context.Context, src, dir string) (Binaries, error) {
+	b := Binaries{UC: filepath.Join(dir, "uc"), UCD: filepath.Join(dir, "ucd")}
 	for out, pkg := range map[string]string{b.UC: "./cmd/uc", b.UCD: "./cmd/ucd"} {
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
-		cmd.Dir = root
+		cmd.Dir = src
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if o, err := cmd.CombinedOutput(); err != nil {
-			return Binaries{}, fmt.Errorf("go build %s: %w\n%s", pkg, err, o)
+			return Binaries{}, fmt.Errorf("go build %s in %s: %w\n%s", pkg, src, err, o)
 		}
 	}
 	return b, nil
+}
+
+// BuildBinariesAt builds uc and ucd as they were at a git commit, from a
+// temporary work tree of this checkout's repository, to measure a change
+// against the code before it in the same run.
+func BuildBinariesAt(ctx context.Context, dir, ref string) (Binaries, error) {
+	root, err := ModuleRoot(ctx)
+	if err != nil {
+		return Binaries{}, err
+	}
+	src := filepath.Join(dir, "src")
+	git := func(args ...string) error {
+		cmd := exec.CommandContext(ctx, "git", append([]string{"-C", root}, args...)...)
+		if o, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("git %s: %w\n%s", strings.Join(args, " "), err, o)
+		}
+		return nil
+	}
+	if err := git("worktree", "add", "--detach", src, ref); err != nil {
+		return Binaries{}, err
+	}
+	defer func() { _ = git("worktree", "remove", "--force", src) }()
+	Progress("building uc and ucd as of %s into %s", ref, dir)
+	return buildFrom(ctx, src, dir)
 }
 
 // ModuleRoot is the directory of the uc module the program runs in.
