@@ -40,8 +40,8 @@ FUZZ_TARGETS := \
 	./state/corrosion:FuzzStreamDecode \
 	./state/embedded:FuzzLex \
 	./state/embedded:FuzzExpandSQL \
-	./api:FuzzLoadCompose \
-	./api:FuzzWalkContext
+	./api/compose:FuzzLoadCompose \
+	./api/buildcontext:FuzzWalkContext
 FUZZTIME ?= 20s
 FUZZPARALLEL ?= 1
 

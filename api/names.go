@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/distribution/reference"
@@ -62,26 +63,54 @@ func CheckReference(ref string) error {
 	return nil
 }
 
-// internalName is the name an image gets in the internal registry, where
+// InternalName is the name an image gets in the internal registry, where
 // the domain is dropped: path and tag ("latest" when none).
-func internalName(image string) string {
+func InternalName(image string) (string, error) {
 	named, err := reference.ParseNormalizedNamed(image)
 	if err != nil {
-		return image
+		return "", fmt.Errorf("image name %q: %w", image, err)
 	}
 	tag := "latest"
 	if t, ok := named.(reference.Tagged); ok {
 		tag = t.Tag()
 	}
-	return reference.Path(named) + ":" + tag
+	return reference.Path(named) + ":" + tag, nil
 }
 
-// fullName is an external image's name as an engine resolves it, tag
-// included ("docker.io/library/nginx:latest" for "nginx").
-func fullName(image string) string {
+// InternalRef names image in the internal registry at registry.
+func InternalRef(registry, image string) (string, error) {
+	name, err := InternalName(image)
+	if err != nil {
+		return "", err
+	}
+	return registry + "/" + name, nil
+}
+
+// DefaultCacheRef is the registry cache a build of image reads and
+// writes unless it names its own: kept apart from images, per image.
+func DefaultCacheRef(registry, image string) (string, error) {
 	named, err := reference.ParseNormalizedNamed(image)
 	if err != nil {
-		return image
+		return "", fmt.Errorf("image name %q: %w", image, err)
 	}
-	return reference.TagNameOnly(named).String()
+	return registry + "/uc-cache/" + reference.Path(named) + ":buildcache", nil
+}
+
+// CacheRefs are every registry cache reference the build reads or writes
+// in the internal registry at registry: the default one and its
+// cache_from and cache_to. The build controller uses them; GC keeps them.
+func (b BuildSpec) CacheRefs(registry string) ([]string, error) {
+	def, err := DefaultCacheRef(registry, b.Image)
+	if err != nil {
+		return nil, err
+	}
+	out := []string{def}
+	for _, name := range append(slices.Clone(b.CacheFrom), b.CacheTo...) {
+		ref, err := InternalRef(registry, name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ref)
+	}
+	return out, nil
 }

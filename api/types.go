@@ -1,5 +1,8 @@
-// Package api holds uc's spec and status types, their validation, and the
-// translation of Compose projects into specs.
+// Package api holds uc's spec and status types and the pure rules over
+// them: names, validation, placement, need, ownership (rendezvous hashing)
+// and node liveness. The CLI and the controllers share these rules. It
+// does no I/O: translating Compose files into specs is package
+// api/compose, and reading build contexts is package api/buildcontext.
 //
 // Specs are written by users (uc apply, GitOps jobs); status is written by
 // exactly one node per row. Both are stored as JSON in TEXT columns of the

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/distribution/distribution/v3/registry/auth"
+
+	"github.com/ucplane/uc/registry/regclient"
 )
 
 // uc's own registry endpoints: run a collection, read the last one, and
@@ -32,7 +34,7 @@ func (s *Server) authorized(next http.Handler) http.Handler {
 // serveGC runs a collection with the posted keep set; ?dry_run=true only
 // reports what would go.
 func (s *Server) serveGC(w http.ResponseWriter, r *http.Request) {
-	var keep KeepSet
+	var keep regclient.KeepSet
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<20)).Decode(&keep); err != nil {
 		http.Error(w, fmt.Sprintf("keep set: %v", err), http.StatusBadRequest)
 		return

@@ -15,71 +15,14 @@ import (
 	"github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/ucplane/uc/registry/regclient"
 )
 
 // Online garbage collection. Unlike distribution's MarkAndSweep it runs
 // while clients push and pull: the mark reads without locks, and each
 // deletion is checked against recent touches under a lock held only for
 // that one deletion (see touches).
-
-// KeepSet is what must survive a sweep, as read from desired state.
-type KeepSet struct {
-	// Digests are manifests to keep in whatever repository holds them:
-	// built images, their last builds, images specs name, context indexes.
-	Digests []string `json:"digests"`
-	// Tags keep whatever they point at when the sweep runs (cache refs).
-	Tags []RepoTag `json:"tags,omitempty"`
-	// Grace keeps anything uploaded, re-tagged or relied on by a client
-	// within this long; it covers pushes in flight. Unset (nil):
-	// DefaultGrace; a zero that is set means zero (uc registry gc --grace 0s).
-	Grace *time.Duration `json:"grace,omitempty"`
-	// UploadAge purges partial uploads begun longer ago than this (none a
-	// client still sends). Zero: the grace. Under disk pressure it is short:
-	// an upload a full disk broke holds its bytes until purged.
-	UploadAge time.Duration `json:"upload_age,omitempty"`
-}
-
-// GraceOrDefault is the grace period a collection with this keep set uses.
-func (k KeepSet) GraceOrDefault() time.Duration {
-	if k.Grace == nil || *k.Grace < 0 {
-		return DefaultGrace
-	}
-	return *k.Grace
-}
-
-// RepoTag names a tag in a repository of this registry.
-type RepoTag struct {
-	Repo string `json:"repo"`
-	Tag  string `json:"tag"`
-}
-
-// DefaultGrace is how long new content is kept regardless of the keep set.
-const DefaultGrace = time.Hour
-
-// GCReport is what a collection did, or with DryRun would do.
-type GCReport struct {
-	DryRun           bool          `json:"dry_run"`
-	StartedAt        time.Time     `json:"started_at"`
-	Duration         time.Duration `json:"duration"`
-	ManifestsKept    int           `json:"manifests_kept"`
-	ManifestsRemoved []string      `json:"manifests_removed"` // repo@digest
-	BlobsKept        int           `json:"blobs_kept"`
-	BlobsRemoved     int           `json:"blobs_removed"`
-	BytesFreed       int64         `json:"bytes_freed"`
-	// Spared counts what the mark chose but a client touched meanwhile.
-	Spared int `json:"spared"`
-	// Grace is the grace this collection kept new content for.
-	Grace time.Duration `json:"grace"`
-	// KeptReferencedBytes is what stayed because the keep set (specs,
-	// builds, nodes) needs it; KeptYoungBytes what stayed only because it
-	// is younger than the grace or a client used it meanwhile.
-	KeptReferencedBytes int64 `json:"kept_referenced_bytes"`
-	KeptYoungBytes      int64 `json:"kept_young_bytes"`
-	// UploadsPurged counts abandoned partial uploads removed (their bytes
-	// are in BytesFreed too, and in UploadBytesFreed).
-	UploadsPurged    int   `json:"uploads_purged"`
-	UploadBytesFreed int64 `json:"upload_bytes_freed"`
-}
 
 // collector holds one registry's storage as GC sees it.
 type collector struct {
@@ -111,10 +54,10 @@ func newCollector(ctx context.Context, d driver.StorageDriver, t *touches) (*col
 }
 
 // Collect marks from keep and sweeps the rest.
-func (c *collector) Collect(ctx context.Context, keep KeepSet, dryRun bool) (GCReport, error) {
+func (c *collector) Collect(ctx context.Context, keep regclient.KeepSet, dryRun bool) (regclient.GCReport, error) {
 	c.running.Lock()
 	defer c.running.Unlock()
-	rep := GCReport{DryRun: dryRun, StartedAt: time.Now()}
+	rep := regclient.GCReport{DryRun: dryRun, StartedAt: time.Now()}
 	rep.Grace = keep.GraceOrDefault()
 	cutoff := rep.StartedAt.Add(-rep.Grace)
 	m, err := c.mark(ctx, keep, cutoff)
@@ -177,7 +120,7 @@ func (m manifestJS) references() []digest.Digest {
 // mark finds the roots (kept digests and tags, fresh manifests), then
 // everything they reach: child manifests, referrers whose subject is
 // kept, and blobs.
-func (c *collector) mark(ctx context.Context, keep KeepSet, cutoff time.Time) (*marked, error) {
+func (c *collector) mark(ctx context.Context, keep regclient.KeepSet, cutoff time.Time) (*marked, error) {
 	m := &marked{tags: map[manifestRef][]string{}, keptManifests: map[manifestRef]bool{},
 		keptBlobs: map[digest.Digest]bool{}, bodies: map[manifestRef]manifestJS{}, young: map[manifestRef]bool{}}
 	keepDigests := map[digest.Digest]bool{}
@@ -205,7 +148,7 @@ func (c *collector) mark(ctx context.Context, keep KeepSet, cutoff time.Time) (*
 	return m, nil
 }
 
-func (c *collector) markRepo(ctx context.Context, repo string, keep KeepSet, keepDigests map[digest.Digest]bool, cutoff time.Time, m *marked) error {
+func (c *collector) markRepo(ctx context.Context, repo string, keep regclient.KeepSet, keepDigests map[digest.Digest]bool, cutoff time.Time, m *marked) error {
 	r, err := c.repository(ctx, repo)
 	if err != nil {
 		return err
@@ -235,7 +178,7 @@ func (c *collector) markRepo(ctx context.Context, repo string, keep KeepSet, kee
 }
 
 // markTags records tags and keeps what kept or fresh tags point at.
-func (c *collector) markTags(ctx context.Context, r distribution.Repository, repo string, keep KeepSet, m *marked) error {
+func (c *collector) markTags(ctx context.Context, r distribution.Repository, repo string, keep regclient.KeepSet, m *marked) error {
 	tags, err := r.Tags(ctx).All(ctx)
 	var notFound distribution.ErrRepositoryUnknown
 	if errors.As(err, &notFound) {
@@ -251,7 +194,7 @@ func (c *collector) markTags(ctx context.Context, r distribution.Repository, rep
 		}
 		ref := manifestRef{repo, desc.Digest}
 		m.tags[ref] = append(m.tags[ref], tag)
-		if slices.Contains(keep.Tags, RepoTag{repo, tag}) {
+		if slices.Contains(keep.Tags, regclient.RepoTag{Repo: repo, Tag: tag}) {
 			m.keptManifests[ref] = true
 		}
 	}
@@ -301,7 +244,7 @@ func (m *marked) parentKept(ref manifestRef) bool {
 	return false
 }
 
-func (c *collector) sweepManifests(ctx context.Context, m *marked, cutoff time.Time, dryRun bool, rep *GCReport) error {
+func (c *collector) sweepManifests(ctx context.Context, m *marked, cutoff time.Time, dryRun bool, rep *regclient.GCReport) error {
 	vacuum := storage.NewVacuum(ctx, c.driver)
 	for _, ref := range m.manifests {
 		if m.keptManifests[ref] {
@@ -347,7 +290,7 @@ func (c *collector) removeManifest(ctx context.Context, vacuum storage.Vacuum, r
 	return vacuum.RemoveManifest(ref.repo, ref.digest, gone)
 }
 
-func (c *collector) sweepBlobs(ctx context.Context, m *marked, cutoff time.Time, dryRun bool, rep *GCReport) error {
+func (c *collector) sweepBlobs(ctx context.Context, m *marked, cutoff time.Time, dryRun bool, rep *regclient.GCReport) error {
 	vacuum := storage.NewVacuum(ctx, c.driver)
 	err := c.ns.Blobs().Enumerate(ctx, func(d digest.Digest) error {
 		var size int64
@@ -392,7 +335,7 @@ func (c *collector) sweepBlobs(ctx context.Context, m *marked, cutoff time.Time,
 // (a request in flight, or one within uploadIdle): the purge date moves
 // back to before the oldest of those began. An upload it fails to remove
 // (a client wrote to it meanwhile) is looked at again next time.
-func (c *collector) purgeUploads(ctx context.Context, cutoff time.Time, dryRun bool, rep *GCReport) {
+func (c *collector) purgeUploads(ctx context.Context, cutoff time.Time, dryRun bool, rep *regclient.GCReport) {
 	olderThan, idle := cutoff, time.Now().Add(-c.uploadIdle)
 	c.touches.forgetUploads(idle)
 	for _, u := range c.touches.uploadsInUse(idle) {
@@ -477,7 +420,7 @@ func blobDataPath(d digest.Digest) string {
 
 // Collect runs one collection on the served registry and remembers its
 // report for GET /uc/v1/gc and /metrics.
-func (s *Server) Collect(ctx context.Context, keep KeepSet, dryRun bool) (GCReport, error) {
+func (s *Server) Collect(ctx context.Context, keep regclient.KeepSet, dryRun bool) (regclient.GCReport, error) {
 	rep, err := s.gc.Collect(ctx, keep, dryRun)
 	if err != nil || dryRun {
 		return rep, err
@@ -495,7 +438,7 @@ func (s *Server) Collect(ctx context.Context, keep KeepSet, dryRun bool) (GCRepo
 
 // LastGC is the last collection that removed anything or ran for real,
 // nil before the first.
-func (s *Server) LastGC() *GCReport {
+func (s *Server) LastGC() *regclient.GCReport {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.lastGC

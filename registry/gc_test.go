@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/ucplane/uc/registry/regclient"
 )
 
 // gcRegistry serves a registry on loopback for one test.
@@ -190,7 +192,7 @@ func TestGCKeepsReferencedAndSweepsTheRest(t *testing.T) {
 	old := must(c.pushImage("app/web", "v0", shared, oldLayer))
 	orphan := must(c.pushImage("junk/thing", "x", randomBytes(40_000)))
 
-	keep := KeepSet{Digests: []string{built.String(), index.String()}, Tags: []RepoTag{{"uc-cache/app/web", "buildcache"}},
+	keep := regclient.KeepSet{Digests: []string{built.String(), index.String()}, Tags: []regclient.RepoTag{{Repo: "uc-cache/app/web", Tag: "buildcache"}},
 		Grace: new(time.Duration)}
 
 	dry, err := srv.Collect(context.Background(), keep, true)
@@ -305,7 +307,7 @@ func TestGCConcurrentPushes(t *testing.T) {
 	}
 	sweeps, spared, removed := 0, 0, 0
 	for ctx.Err() == nil {
-		rep, err := srv.Collect(context.Background(), KeepSet{Grace: ptr(grace)}, false)
+		rep, err := srv.Collect(context.Background(), regclient.KeepSet{Grace: ptr(grace)}, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -321,7 +323,7 @@ func TestGCConcurrentPushes(t *testing.T) {
 
 // TestGCGrace collects through the HTTP API, as uc registry gc does: an
 // explicit zero grace sweeps what was just pushed, an unset one keeps it
-// for DefaultGrace.
+// for regclient.DefaultGrace.
 func TestGCGrace(t *testing.T) {
 	for _, tt := range []struct {
 		name  string
@@ -336,7 +338,7 @@ func TestGCGrace(t *testing.T) {
 			_, base := gcRegistry(t)
 			c := gcClient{base: base, http: http.DefaultClient}
 			orphan := mustDigest(t)(c.pushImage("junk/thing", "x", randomBytes(4000)))
-			rep, err := RequestGC(context.Background(), http.DefaultClient, base, KeepSet{Grace: tt.grace}, false)
+			rep, err := regclient.RequestGC(context.Background(), http.DefaultClient, base, regclient.KeepSet{Grace: tt.grace}, false)
 			if err != nil {
 				t.Fatal(err)
 			}

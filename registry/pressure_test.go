@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/ucplane/uc/registry/regclient"
 )
 
 // startUpload begins a blob upload and returns its location.
@@ -70,7 +72,7 @@ func TestGCPurgesStaleUploads(t *testing.T) {
 	// A long grace, as a collection under disk pressure has: the upload
 	// age alone decides.
 	hour := time.Hour
-	rep, err := srv.Collect(context.Background(), KeepSet{Grace: &hour, UploadAge: time.Nanosecond}, false)
+	rep, err := srv.Collect(context.Background(), regclient.KeepSet{Grace: &hour, UploadAge: time.Nanosecond}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +99,7 @@ func TestGCReportsWhyItKept(t *testing.T) {
 	used := must(c.pushImage("app/web", "v1", randomBytes(40_000)))
 	unused := must(c.pushImage("app/web", "v0", randomBytes(20_000)))
 	hour := time.Hour
-	keep := KeepSet{Digests: []string{used.String()}, Grace: &hour}
+	keep := regclient.KeepSet{Digests: []string{used.String()}, Grace: &hour}
 
 	rep, err := srv.Collect(context.Background(), keep, false)
 	if err != nil {

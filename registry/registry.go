@@ -1,7 +1,9 @@
 // Package registry is uc's internal registry: distribution/v3 embedded in
 // ucd, with filesystem storage under the node's data dir and deletes
 // enabled (for GC). It serves on a listener of its own so that ucd controls
-// its address and its shutdown.
+// its address and its shutdown. Its client side (the credential transport
+// and the GC request with its wire types) is package regclient, so that
+// clients such as the uc CLI do not link the server.
 package registry
 
 import (
@@ -24,6 +26,8 @@ import (
 	"github.com/distribution/distribution/v3/registry/handlers"
 	"github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
 	"github.com/sirupsen/logrus"
+
+	"github.com/ucplane/uc/registry/regclient"
 )
 
 // Config is how one registry is served.
@@ -50,7 +54,7 @@ type Server struct {
 	admin auth.AccessController
 
 	mu     sync.Mutex
-	lastGC *GCReport
+	lastGC *regclient.GCReport
 	totals gcTotals
 }
 

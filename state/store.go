@@ -14,7 +14,6 @@ import (
 	"strings"
 
 	"github.com/ucplane/uc/state/corrosion"
-	"github.com/ucplane/uc/state/embedded"
 )
 
 // Schema is the state schema. On Corrosion it goes into db.schema_paths;
@@ -45,7 +44,7 @@ func (s *Store) Client() *corrosion.Client { return s.c }
 // real Corrosion agent the schema is loaded from files, so a missing piece
 // means a node runs an older schema file; the error says what is missing.
 func (s *Store) CheckSchema(ctx context.Context) error {
-	want, err := embedded.SchemaTables(ctx, Schema)
+	want, err := schemaTables(Schema)
 	if err != nil {
 		return fmt.Errorf("uc's own schema is invalid: %w", err)
 	}

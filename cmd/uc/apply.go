@@ -5,9 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/docker/go-units"
@@ -15,7 +12,9 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/api/compose"
 	"github.com/ucplane/uc/state"
+	"github.com/ucplane/uc/state/apply"
 	"github.com/ucplane/uc/state/corrosion"
 )
 
@@ -33,22 +32,21 @@ func (f *composeFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.maxContextSize, "max-context-size", "1GiB", "refuse a local build context larger than this")
 }
 
-func (f *composeFlags) load(cmd *cobra.Command) (*api.Project, error) {
-	limit, err := units.RAMInBytes(f.maxContextSize)
-	if err != nil || limit <= 0 {
-		return nil, fmt.Errorf("--max-context-size %q: want a size like 512MiB", f.maxContextSize)
-	}
-	return api.LoadCompose(cmd.Context(), api.LoadOptions{
-		Files: f.files, ProjectName: f.projectName, Profiles: f.profiles, MaxContextSize: limit,
-	})
+// options are the flags as apply.Options, for commands that read only
+// the project's name (--max-context-size is not checked).
+func (f *composeFlags) options() apply.Options {
+	return apply.Options{Compose: compose.LoadOptions{Files: f.files, ProjectName: f.projectName, Profiles: f.profiles}}
 }
 
-// fileName names the Compose file in error messages.
-func (f *composeFlags) fileName() string {
-	if len(f.files) == 0 {
-		return "compose.yaml"
+// applyOptions are the flags as apply.Options, the context size included.
+func (f *composeFlags) applyOptions() (apply.Options, error) {
+	limit, err := units.RAMInBytes(f.maxContextSize)
+	if err != nil || limit <= 0 {
+		return apply.Options{}, fmt.Errorf("--max-context-size %q: want a size like 512MiB", f.maxContextSize)
 	}
-	return filepath.Base(f.files[0])
+	opts := f.options()
+	opts.Compose.MaxContextSize = limit
+	return opts, nil
 }
 
 func newApplyCmd(g *globals) *cobra.Command {
@@ -60,27 +58,22 @@ func newApplyCmd(g *globals) *cobra.Command {
 		Short: "Record a Compose project's BuildSpecs and ImageSpecs as desired state",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := cf.load(cmd)
+			opts, err := cf.applyOptions()
 			if err != nil {
 				return err
 			}
-			for _, w := range p.Warnings {
-				fmt.Fprintln(cmd.ErrOrStderr(), "warning:", w)
+			opts.DryRun, opts.Force, opts.Progress = dryRun, force, cmd.OutOrStdout()
+			p, err := apply.Load(cmd.Context(), opts)
+			if p != nil {
+				printLoadNotes(cmd.ErrOrStderr(), p)
 			}
-			for _, n := range p.Notes {
-				fmt.Fprintln(cmd.ErrOrStderr(), "note:", n)
-			}
-			p.Origin = projectOrigin(cmd.Context(), p.Files)
-			// A git context's spec names the commit its ref points to now:
-			// pinned before any check compares specs with the stored ones.
-			if err := pinGitContexts(cmd, cf.fileName(), p); err != nil {
+			if err != nil {
 				return err
 			}
-			opts := state.ApplyOptions{DryRun: dryRun, Force: force}
 			if dryRun {
-				return explain(dryRunApply(cmd, g, &cf, p, opts))
+				return explain(dryRunApply(cmd, g, p, opts))
 			}
-			return explain(apply(cmd, g, &cf, p, wait, opts))
+			return explain(runApply(cmd, g, p, wait, opts))
 		},
 	}
 	cf.register(cmd)
@@ -112,19 +105,23 @@ func waitForBuilds(cmd *cobra.Command, store *state.Store, p *api.Project, wf wa
 	return w.run(ctx)
 }
 
-func apply(cmd *cobra.Command, g *globals, cf *composeFlags, p *api.Project, wf waitFlags, opts state.ApplyOptions) error {
+// printLoadNotes shows what the loader accepted with no effect, or with
+// an effect the user may not expect, and how names were mapped.
+func printLoadNotes(w io.Writer, p *api.Project) {
+	for _, msg := range p.Warnings {
+		fmt.Fprintln(w, "warning:", msg)
+	}
+	for _, n := range p.Notes {
+		fmt.Fprintln(w, "note:", n)
+	}
+}
+
+func runApply(cmd *cobra.Command, g *globals, p *api.Project, wf waitFlags, opts apply.Options) error {
 	store, err := g.store()
 	if err != nil {
 		return err
 	}
-	if _, err := checkState(cmd, store, cf, p, opts); err != nil {
-		return err
-	}
-	limit, _ := units.RAMInBytes(cf.maxContextSize)
-	if err := shipContexts(cmd, store, p, limit); err != nil {
-		return err
-	}
-	res, err := store.ApplyProject(cmd.Context(), p, opts)
+	res, err := apply.Apply(cmd.Context(), store, p, opts)
 	if err != nil {
 		return err
 	}
@@ -132,28 +129,17 @@ func apply(cmd *cobra.Command, g *globals, cf *composeFlags, p *api.Project, wf 
 	return waitForBuilds(cmd, store, p, wf)
 }
 
-// checkState runs every check of an apply that needs the state, and
-// returns what the apply would change; it writes nothing. Apply and
-// --dry-run share it, so that a passing dry run predicts the apply.
-func checkState(cmd *cobra.Command, store *state.Store, cf *composeFlags, p *api.Project, opts state.ApplyOptions) (state.ApplyResult, error) {
-	if err := checkNodes(cmd, store, cf.fileName(), p); err != nil {
-		return state.ApplyResult{}, err
-	}
-	opts.DryRun = true
-	return store.ApplyProject(cmd.Context(), p, opts)
-}
-
 // stateChecks are what a dry run cannot check without the state API.
 const stateChecks = "that placement and x-uc-builder nodes exist, and what the apply would change or delete (another origin's specs included)"
 
 // dryRunApply prints the specs, and what the apply would change when the
 // state API answers; unreachable, it says which checks it could not run.
-func dryRunApply(cmd *cobra.Command, g *globals, cf *composeFlags, p *api.Project, opts state.ApplyOptions) error {
+func dryRunApply(cmd *cobra.Command, g *globals, p *api.Project, opts apply.Options) error {
 	store, err := g.store()
 	if err != nil {
 		return err
 	}
-	res, err := checkState(cmd, store, cf, p, opts)
+	res, err := apply.Check(cmd.Context(), store, p, opts)
 	var unreachable *corrosion.Unreachable
 	if errors.As(err, &unreachable) {
 		fmt.Fprintf(cmd.ErrOrStderr(), "warning: dry run without the state: %v; not checked: %s\n", err, stateChecks)
@@ -163,46 +149,6 @@ func dryRunApply(cmd *cobra.Command, g *globals, cf *composeFlags, p *api.Projec
 		return err
 	}
 	return printDryRun(cmd.OutOrStdout(), p, res.Changes)
-}
-
-// checkNodes refuses placements that name nodes the cluster does not know.
-func checkNodes(cmd *cobra.Command, store *state.Store, file string, p *api.Project) error {
-	nodes, err := store.ListNodes(cmd.Context())
-	if err != nil {
-		return err
-	}
-	known := make([]string, 0, len(nodes))
-	for _, n := range nodes {
-		known = append(known, n.Name)
-	}
-	for _, b := range p.Builds {
-		if n := b.Builder.Node; n != "" && !slices.Contains(known, n) {
-			return fmt.Errorf("%s: services.%s.x-uc-builder: unknown node %q (known nodes: %s)", file, b.Service, n, orNone(known))
-		}
-	}
-	for _, img := range p.Images {
-		for _, name := range img.Placement.NodeNames() {
-			if !slices.Contains(known, name) {
-				return fmt.Errorf("%s: services.%s.%s: unknown node %q (known nodes: %s)",
-					file, img.Service, placementField(img.Placement), name, orNone(known))
-			}
-		}
-	}
-	return nil
-}
-
-func placementField(p api.Placement) string {
-	if len(p.Nodes) > 0 {
-		return "x-machines"
-	}
-	return "deploy.placement.constraints"
-}
-
-func orNone(names []string) string {
-	if len(names) == 0 {
-		return "none registered yet"
-	}
-	return strings.Join(names, ", ")
 }
 
 func printDryRun(w io.Writer, p *api.Project, changes []state.Change) error {

@@ -6,8 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ucplane/uc/api"
-	"github.com/ucplane/uc/state"
+	"github.com/ucplane/uc/state/apply"
 )
 
 func newDeleteCmd(g *globals) *cobra.Command {
@@ -51,18 +50,17 @@ func deleteOne(cmd *cobra.Command, g *globals, kind, name string) error {
 // refused without --force, as apply refuses them. Only the project's name
 // is read: its build contexts may be gone already.
 func deleteProject(cmd *cobra.Command, g *globals, cf *composeFlags, force bool) error {
-	p, err := api.LoadProjectName(cmd.Context(), api.LoadOptions{
-		Files: cf.files, ProjectName: cf.projectName, Profiles: cf.profiles,
-	})
+	opts := cf.options()
+	opts.Force = force
+	p, err := apply.LoadName(cmd.Context(), opts)
 	if err != nil {
 		return err
 	}
-	p.Origin = projectOrigin(cmd.Context(), p.Files)
 	store, err := g.store()
 	if err != nil {
 		return err
 	}
-	res, err := store.ApplyProject(cmd.Context(), p, state.ApplyOptions{Force: force})
+	res, err := apply.Delete(cmd.Context(), store, p, opts)
 	if err != nil {
 		return err
 	}

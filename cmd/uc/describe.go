@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ucplane/uc/api"
-	"github.com/ucplane/uc/controllers/owner"
 	"github.com/ucplane/uc/state"
 )
 
@@ -200,7 +199,7 @@ func (v view) presenceState(p api.ImagePresence, nodes []api.Node) string {
 		case n.Name != p.Node:
 		case n.State == api.NodeGone:
 			return p.State + " (stale: node left)"
-		case !n.Live(v.now, owner.LiveTimeout):
+		case !n.Live(v.now, api.LiveTimeout):
 			return p.State + " (stale: node silent)"
 		}
 	}

@@ -15,7 +15,6 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/ucplane/uc/api"
-	"github.com/ucplane/uc/controllers/owner"
 	"github.com/ucplane/uc/state"
 )
 
@@ -133,7 +132,7 @@ func builderString(c api.NodeCapacity) string {
 	return strings.Join(c.Builders, ",") + "(" + cmp.Or(strings.Join(c.Platforms, ","), "platforms-unknown") + ")"
 }
 
-func (v view) nodeStatus(n api.Node) string { return n.Status(v.now, owner.LiveTimeout) }
+func (v view) nodeStatus(n api.Node) string { return n.Status(v.now, api.LiveTimeout) }
 
 func (v view) buildsTable(w io.Writer, builds []state.BuildRecord) {
 	fmt.Fprintln(w, "NAME\tIMAGE\tGEN\tPHASE\tDIGEST\tBUILT ON\tAGE\tMESSAGE")
@@ -198,7 +197,7 @@ func lagStatus(img state.ImageRecord, need []api.NodeNeed, want string) string {
 // needOf is which nodes need an image, by the one rule
 // (api.ImageSpec.Need) at the live timeout every controller uses.
 func needOf(spec api.ImageSpec, nodes []api.Node, now time.Time, skipUnready bool) []api.NodeNeed {
-	return spec.Need(nodes, api.NeedOptions{Now: now, LiveTimeout: owner.LiveTimeout, SkipUnready: skipUnready})
+	return spec.Need(nodes, api.NeedOptions{Now: now, LiveTimeout: api.LiveTimeout, SkipUnready: skipUnready})
 }
 
 // presentOn counts needed nodes whose presence row for this incarnation of

@@ -12,9 +12,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ucplane/uc/api"
-	"github.com/ucplane/uc/controllers/owner"
-	registryctl "github.com/ucplane/uc/controllers/registry"
-	regserver "github.com/ucplane/uc/registry"
+	"github.com/ucplane/uc/registry/gckeep"
+	"github.com/ucplane/uc/registry/regclient"
 )
 
 func newRegistryCmd(g *globals) *cobra.Command {
@@ -187,17 +186,17 @@ func newRegistryGCCmd(g *globals) *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			addr, err := store.RegistryAddress(ctx, time.Now(), owner.LiveTimeout)
+			addr, err := store.RegistryAddress(ctx, time.Now(), api.LiveTimeout)
 			if err != nil {
 				return explain(err)
 			}
-			keep, err := registryctl.KeepSet(ctx, store)
+			keep, err := gckeep.FromState(ctx, store)
 			if err != nil {
 				return explain(err)
 			}
 			keep.Grace = &grace // set, so that --grace 0s means zero
-			client := &http.Client{Timeout: 30 * time.Minute, Transport: regserver.BasicAuth(nil, store.CredentialSource(time.Minute))}
-			rep, err := regserver.RequestGC(ctx, client, addr, keep, dryRun)
+			client := &http.Client{Timeout: 30 * time.Minute, Transport: regclient.BasicAuth(nil, store.CredentialSource(time.Minute))}
+			rep, err := regclient.RequestGC(ctx, client, addr, keep, dryRun)
 			if err != nil {
 				return err
 			}
@@ -206,11 +205,11 @@ func newRegistryGCCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print what would be deleted and the space freed; delete nothing")
-	cmd.Flags().DurationVar(&grace, "grace", regserver.DefaultGrace, "keep anything uploaded or used within this long")
+	cmd.Flags().DurationVar(&grace, "grace", regclient.DefaultGrace, "keep anything uploaded or used within this long")
 	return cmd
 }
 
-func printGCReport(w io.Writer, rep regserver.GCReport) {
+func printGCReport(w io.Writer, rep regclient.GCReport) {
 	verb := "removed"
 	if rep.DryRun {
 		verb = "would remove"

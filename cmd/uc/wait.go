@@ -15,7 +15,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ucplane/uc/api"
-	"github.com/ucplane/uc/controllers/owner"
 	"github.com/ucplane/uc/state"
 )
 
@@ -256,10 +255,10 @@ func (w *waiter) noLiveNode(ctx context.Context) string {
 func noLiveNode(nodes []api.Node, now time.Time) string {
 	var why []string
 	for _, n := range nodes {
-		if n.Live(now, owner.LiveTimeout) {
+		if n.Live(now, api.LiveTimeout) {
 			return ""
 		}
-		why = append(why, n.Unready(now, owner.LiveTimeout))
+		why = append(why, n.Unready(now, api.LiveTimeout))
 	}
 	return " (no live node: " + cmp.Or(strings.Join(why, "; "), "none has joined; start `ucd run`") + ")"
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"github.com/ucplane/uc/controllers/prepull"
 	"log/slog"
 	"net/http"
 	"os"
@@ -13,10 +12,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ucplane/uc/controllers"
 	"github.com/ucplane/uc/controllers/build"
-	"github.com/ucplane/uc/controllers/daemon"
-	registryctl "github.com/ucplane/uc/controllers/registry"
+	"github.com/ucplane/uc/controllers/managedregistry"
+	"github.com/ucplane/uc/controllers/prepull"
 	"github.com/ucplane/uc/registry"
+	"github.com/ucplane/uc/registry/regclient"
 	"github.com/ucplane/uc/state"
 )
 
@@ -35,7 +36,7 @@ func newRootCmd(log *slog.Logger) *cobra.Command {
 }
 
 func newRunCmd(log *slog.Logger) *cobra.Command {
-	cfg := daemon.Config{Version: version, Logger: log}
+	cfg := controllers.Config{Version: version, Logger: log}
 	var labels string
 	var insecure bool
 	cmd := &cobra.Command{
@@ -62,7 +63,7 @@ func newRunCmd(log *slog.Logger) *cobra.Command {
 				}
 			}
 			cfg.Logger = log.With("node", cfg.Node)
-			return daemon.Run(cmd.Context(), cfg)
+			return controllers.Run(cmd.Context(), cfg)
 		},
 	}
 	f := cmd.Flags()
@@ -81,10 +82,10 @@ func newRunCmd(log *slog.Logger) *cobra.Command {
 	f.StringVar(&cfg.BuildDriver, "build-driver", "", "how this node builds: buildkit (--buildkit-addr) or docker (the --docker-host engine's BuildKit); default buildkit if --buildkit-addr is set, else the node does not build")
 	f.StringVar(&cfg.RegistryListen, "registry-listen", "", "serve the internal registry in this process on this address, e.g. 127.0.0.1:5000 (instead of the managed registry container)")
 	f.StringVar(&cfg.AdvertiseAddr, "advertise-addr", "127.0.0.1", "the IP other nodes reach this node at; a managed registry here listens on it")
-	f.DurationVar(&cfg.RegistryFailoverAfter, "registry-failover-after", registryctl.DefaultFailoverAfter, "how long the registry's node may be silent before another node starts the registry")
-	f.DurationVar(&cfg.RegistryGC.GCInterval, "registry-gc-interval", registryctl.DefaultGCInterval, "collect the registry's garbage this often (0: never on a schedule)")
-	f.IntVar(&cfg.RegistryGC.GCDiskPercent, "registry-gc-disk-percent", registryctl.DefaultGCDiskPercent, "collect when the registry's filesystem is this full, in percent (0: never)")
-	f.DurationVar(&cfg.RegistryGC.GCGrace, "registry-gc-grace", registry.DefaultGrace, "GC keeps anything uploaded or used within this long")
+	f.DurationVar(&cfg.RegistryFailoverAfter, "registry-failover-after", managedregistry.DefaultFailoverAfter, "how long the registry's node may be silent before another node starts the registry")
+	f.DurationVar(&cfg.RegistryGC.GCInterval, "registry-gc-interval", managedregistry.DefaultGCInterval, "collect the registry's garbage this often (0: never on a schedule)")
+	f.IntVar(&cfg.RegistryGC.GCDiskPercent, "registry-gc-disk-percent", managedregistry.DefaultGCDiskPercent, "collect when the registry's filesystem is this full, in percent (0: never)")
+	f.DurationVar(&cfg.RegistryGC.GCGrace, "registry-gc-grace", regclient.DefaultGrace, "GC keeps anything uploaded or used within this long")
 	f.StringVar(&cfg.NodeAPIListen, "node-api-listen", "127.0.0.1:0", "where a builder node serves its API (full build logs)")
 	f.IntVar(&cfg.MaxBuilds, "max-builds", build.DefaultMaxBuilds, "builds this node runs at once; more wait as queued")
 	f.IntVar(&cfg.MaxPulls, "max-pulls", prepull.DefaultMaxPulls, "images this node pre-pulls at once")
@@ -111,7 +112,7 @@ func parseLabels(s string) (map[string]string, error) {
 
 func newStateCmd(log *slog.Logger) *cobra.Command {
 	state := &cobra.Command{Use: "state", Short: "The embedded single-node state"}
-	var sc daemon.StateConfig
+	var sc controllers.StateConfig
 	var insecure bool
 	serve := &cobra.Command{
 		Use:   "serve --data-dir DIR [--listen ADDR] [--token T | --insecure] [--schema PATH]",
@@ -137,13 +138,13 @@ func newStateCmd(log *slog.Logger) *cobra.Command {
 	return state
 }
 
-func serveState(cmd *cobra.Command, sc daemon.StateConfig, log *slog.Logger) error {
-	lock, err := daemon.LockDataDir(sc.DataDir)
+func serveState(cmd *cobra.Command, sc controllers.StateConfig, log *slog.Logger) error {
+	lock, err := controllers.LockDataDir(sc.DataDir)
 	if err != nil {
 		return err
 	}
 	defer lock.Close()
-	srv, ln, err := daemon.OpenEmbedded(cmd.Context(), sc, log)
+	srv, ln, err := controllers.OpenEmbedded(cmd.Context(), sc, log)
 	if err != nil {
 		return err
 	}

@@ -19,13 +19,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/distribution/reference"
 	dockerclient "github.com/docker/docker/client"
 	"github.com/moby/buildkit/session"
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/ucplane/uc/api"
-	"github.com/ucplane/uc/controllers/owner"
 	"github.com/ucplane/uc/reconcile"
 	"github.com/ucplane/uc/registry/contextstore"
 	"github.com/ucplane/uc/state"
@@ -283,7 +281,7 @@ func handled(rec state.BuildRecord, inputs map[string]string) bool {
 // build runs one build and returns its outcome; why, when set, says why
 // in the status message (a restore).
 func (r *Reconciler) build(ctx context.Context, rec state.BuildRecord, inputs map[string]string, why string) (*api.BuildStatus, error) {
-	registry, err := r.read.RegistryAddress(ctx, r.now(), owner.LiveTimeout)
+	registry, err := r.read.RegistryAddress(ctx, r.now(), api.LiveTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("build %s: %w", rec.Spec.Name, err)
 	}
@@ -320,7 +318,7 @@ func (r *Reconciler) restoreIfLost(ctx context.Context, rec state.BuildRecord, i
 	if !ok || cur.Phase != api.BuildSucceeded || cur.Digest == "" {
 		return nil, nil
 	}
-	registry, err := r.read.RegistryAddress(ctx, r.now(), owner.LiveTimeout)
+	registry, err := r.read.RegistryAddress(ctx, r.now(), api.LiveTimeout)
 	if err != nil {
 		return nil, nil // no registry now; its return enqueues nothing, the resync will look again
 	}
@@ -416,7 +414,7 @@ func (r *Reconciler) resolveBases(ctx context.Context, spec api.BuildSpec) (map[
 
 // baseAuth lets a base-image lookup authenticate to the internal registry.
 func (r *Reconciler) baseAuth(ctx context.Context) session.Attachable {
-	registry, err := r.read.RegistryAddress(ctx, r.now(), owner.LiveTimeout)
+	registry, err := r.read.RegistryAddress(ctx, r.now(), api.LiveTimeout)
 	if err != nil {
 		return registryAuth("", r.cfg.Credentials)
 	}
@@ -503,7 +501,7 @@ func (r *Reconciler) localContext(ctx context.Context, spec api.BuildSpec) (api.
 // fetch gets a shipped context from wherever the registry is now: the
 // reference names the registry it was shipped to, which may have moved.
 func (r *Reconciler) fetch(ctx context.Context, ref string) (string, error) {
-	if registry, err := r.read.RegistryAddress(ctx, r.now(), owner.LiveTimeout); err == nil {
+	if registry, err := r.read.RegistryAddress(ctx, r.now(), api.LiveTimeout); err == nil {
 		ref = rehost(ref, registry)
 	}
 	dir, err := contextstore.Fetch(ctx, r.registry.http, ref, r.cfg.ContextCacheDir)
@@ -562,7 +560,7 @@ func sameRepository(refs []string) bool {
 func imageRefs(registry string, spec api.BuildSpec) ([]string, error) {
 	var refs []string
 	for _, name := range append([]string{spec.Image}, spec.Tags...) {
-		ref, err := imageRef(registry, name)
+		ref, err := api.InternalRef(registry, name)
 		if err != nil {
 			return nil, err
 		}
@@ -571,18 +569,4 @@ func imageRefs(registry string, spec api.BuildSpec) ([]string, error) {
 		}
 	}
 	return refs, nil
-}
-
-// imageRef names the image in the internal registry: the spec's image
-// path, with its tag or "latest".
-func imageRef(registry, image string) (string, error) {
-	named, err := reference.ParseNormalizedNamed(image)
-	if err != nil {
-		return "", fmt.Errorf("image name %q: %w", image, err)
-	}
-	tag := "latest"
-	if t, ok := named.(reference.Tagged); ok {
-		tag = t.Tag()
-	}
-	return registry + "/" + reference.Path(named) + ":" + tag, nil
 }

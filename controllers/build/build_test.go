@@ -18,23 +18,6 @@ import (
 	"github.com/ucplane/uc/state"
 )
 
-func TestImageRef(t *testing.T) {
-	t.Parallel()
-	for _, tt := range []struct{ image, want string }{
-		{"hello/web", "127.0.0.1:5000/hello/web:latest"},
-		{"web", "127.0.0.1:5000/library/web:latest"},
-		{"registry.local/team/web:1.2", "127.0.0.1:5000/team/web:1.2"},
-	} {
-		got, err := imageRef("127.0.0.1:5000", tt.image)
-		if err != nil || got != tt.want {
-			t.Errorf("imageRef(%q) = %q, %v; want %q", tt.image, got, err, tt.want)
-		}
-	}
-	if _, err := imageRef("127.0.0.1:5000", "not a name"); err == nil {
-		t.Error("imageRef accepted an invalid image name")
-	}
-}
-
 // TestClassifyFailure: a failure's type, never its message, decides
 // whether a build is retried. The errors are the types BuildKit's client
 // returns (seen against a real buildkitd): a RUN that exits non-zero, a

@@ -12,7 +12,7 @@ import (
 	"github.com/docker/docker/pkg/jsonmessage"
 
 	"github.com/ucplane/uc/api"
-	regserver "github.com/ucplane/uc/registry"
+	"github.com/ucplane/uc/registry/regclient"
 )
 
 // Pushing from a Docker Engine: the docker driver's results, and images a
@@ -27,7 +27,7 @@ func enginePush(ctx context.Context, engine *dockerclient.Client, creds api.Cred
 		cred, ok = creds(ctx)
 	}
 	registry, _, _ := api.SplitImageRef(ref)
-	rc, err := engine.ImagePush(ctx, ref, image.PushOptions{RegistryAuth: regserver.EngineAuth(cred, ok, registry)})
+	rc, err := engine.ImagePush(ctx, ref, image.PushOptions{RegistryAuth: regclient.EngineAuth(cred, ok, registry)})
 	if err != nil {
 		return "", err
 	}

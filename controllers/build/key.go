@@ -6,13 +6,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	regserver "github.com/ucplane/uc/registry"
 	"io"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/registry/regclient"
 )
 
 // BuildKey hashes everything that determines a build's output: the spec
@@ -47,7 +47,7 @@ func keyTag(key string) string { return "uc-key-" + key[:40] }
 type registryClient struct{ http *http.Client }
 
 func newRegistryClient(creds api.CredentialSource) *registryClient {
-	return &registryClient{http: &http.Client{Timeout: 30 * time.Second, Transport: regserver.BasicAuth(nil, creds)}}
+	return &registryClient{http: &http.Client{Timeout: 30 * time.Second, Transport: regclient.BasicAuth(nil, creds)}}
 }
 
 const manifestAccept = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, " +

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/ucplane/uc/api"
-	"github.com/ucplane/uc/controllers/owner"
 	"github.com/ucplane/uc/reconcile"
 	"github.com/ucplane/uc/state"
 )
@@ -58,21 +57,21 @@ func pickBuilder(name string, nodes []api.Node, now time.Time, spec api.BuildSpe
 	matching := func(n api.Node) bool { return n.CanBuild() && spec.Builder.Matches(n) }
 	building := func(n api.Node) bool { return matching(n) && n.BuildsFor(spec.Platforms) }
 	eligible := func(n api.Node) bool { return building(n) && n.Allows(need) }
-	if node, ok = owner.Pick(name, nodes, now, eligible); ok {
+	if node, ok = api.PickOwner(name, nodes, now, eligible); ok {
 		return node, nil, true
 	}
-	if node, ok = owner.Pick(name, nodes, now, api.Node.CanBuild); !ok {
-		if node, ok = owner.Pick(name, nodes, now, nil); !ok {
+	if node, ok = api.PickOwner(name, nodes, now, api.Node.CanBuild); !ok {
+		if node, ok = api.PickOwner(name, nodes, now, nil); !ok {
 			return "", nil, false // no live node at all: nobody can say anything
 		}
 		return node, fmt.Errorf("no live node runs a builder (%s); start ucd run with --buildkit-addr, or --build-driver docker, on a node",
 			offers(nodes, now, nil)), true
 	}
-	if _, any := owner.Pick(name, nodes, now, matching); !any {
+	if _, any := api.PickOwner(name, nodes, now, matching); !any {
 		return node, fmt.Errorf("no live builder node matches x-uc-builder %q (%s)", spec.Builder.String(),
 			offers(nodes, now, api.Node.CanBuild)), true
 	}
-	if _, any := owner.Pick(name, nodes, now, building); !any {
+	if _, any := api.PickOwner(name, nodes, now, building); !any {
 		hint := ""
 		if len(spec.Platforms) > 1 {
 			hint = "; a multi-platform build needs the buildkit driver"
@@ -92,8 +91,8 @@ func offers(nodes []api.Node, now time.Time, candidate func(api.Node) bool) stri
 	for _, n := range nodes {
 		switch {
 		case candidate != nil && !candidate(n):
-		case !n.Live(now, owner.LiveTimeout):
-			out = append(out, n.Name+": "+n.Status(now, owner.LiveTimeout))
+		case !n.Live(now, api.LiveTimeout):
+			out = append(out, n.Name+": "+n.Status(now, api.LiveTimeout))
 		case !n.CanBuild():
 			out = append(out, n.Name+": no builder")
 		default:

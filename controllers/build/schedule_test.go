@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/ucplane/uc/api"
-	"github.com/ucplane/uc/controllers/owner"
 	"github.com/ucplane/uc/reconcile"
 	"github.com/ucplane/uc/state"
 	"github.com/ucplane/uc/state/statetest"
@@ -61,7 +60,7 @@ func TestPickBuilderSaysWhy(t *testing.T) {
 	}
 	for _, tt := range tests {
 		node, refusal, ok := pickBuilder("p/web", tt.nodes, now, tt.spec)
-		want, _ := owner.Pick("p/web", tt.nodes, now, func(n api.Node) bool { return slices.Contains(tt.owners, n.Name) })
+		want, _ := api.PickOwner("p/web", tt.nodes, now, func(n api.Node) bool { return slices.Contains(tt.owners, n.Name) })
 		if ok != (len(tt.owners) > 0) || node != want {
 			t.Errorf("%s: owner %q (ok %v), want %q", tt.name, node, ok, want)
 		}

@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"slices"
-
-	"github.com/distribution/reference"
 
 	"github.com/docker/cli/cli/config/types"
 	"github.com/moby/buildkit/client"
@@ -24,13 +21,13 @@ import (
 // reuses any other's layers, plus the spec's cache_from; it exports to
 // cache_to, or else to the default.
 func cacheOptions(registry string, spec api.BuildSpec) (imports, exports []client.CacheOptionsEntry, err error) {
-	def, err := defaultCacheRef(registry, spec.Image)
+	def, err := api.DefaultCacheRef(registry, spec.Image)
 	if err != nil {
 		return nil, nil, err
 	}
 	imports = []client.CacheOptionsEntry{registryCache(def)}
 	for _, name := range spec.CacheFrom {
-		ref, err := imageRef(registry, name)
+		ref, err := api.InternalRef(registry, name)
 		if err != nil {
 			return nil, nil, fmt.Errorf("cache_from %q: %w", name, err)
 		}
@@ -40,7 +37,7 @@ func cacheOptions(registry string, spec api.BuildSpec) (imports, exports []clien
 		return imports, []client.CacheOptionsEntry{cacheExport(def, nil)}, nil
 	}
 	for _, name := range spec.CacheTo {
-		ref, err := imageRef(registry, name)
+		ref, err := api.InternalRef(registry, name)
 		if err != nil {
 			return nil, nil, fmt.Errorf("cache_to %q: %w", name, err)
 		}
@@ -56,33 +53,6 @@ func cacheExport(ref string, opts map[string]string) client.CacheOptionsEntry {
 	e.Attrs["mode"] = "max"
 	maps.Copy(e.Attrs, opts)
 	return e
-}
-
-// CacheRefs are every registry cache reference a build reads or writes:
-// the default one and its cache_from and cache_to. GC keeps them.
-func CacheRefs(registry string, spec api.BuildSpec) ([]string, error) {
-	def, err := defaultCacheRef(registry, spec.Image)
-	if err != nil {
-		return nil, err
-	}
-	out := []string{def}
-	for _, name := range append(slices.Clone(spec.CacheFrom), spec.CacheTo...) {
-		ref, err := imageRef(registry, name)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, ref)
-	}
-	return out, nil
-}
-
-// defaultCacheRef keeps the default cache apart from images, per image.
-func defaultCacheRef(registry, image string) (string, error) {
-	named, err := reference.ParseNormalizedNamed(image)
-	if err != nil {
-		return "", fmt.Errorf("image name %q: %w", image, err)
-	}
-	return registry + "/uc-cache/" + reference.Path(named) + ":buildcache", nil
 }
 
 func registryCache(ref string) client.CacheOptionsEntry {

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/api/buildcontext"
 	"github.com/ucplane/uc/reconcile"
 )
 
@@ -125,7 +126,7 @@ func solveOpt(spec api.BuildSpec) (client.SolveOpt, func(), error) {
 	if api.IsGitContext(spec.Context) {
 		return gitSolveOpt(spec)
 	}
-	root, err := api.ContextRoot(spec.Context)
+	root, err := buildcontext.Root(spec.Context)
 	if err != nil {
 		return client.SolveOpt{}, nil, err
 	}

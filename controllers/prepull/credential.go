@@ -12,7 +12,7 @@ import (
 
 	"github.com/ucplane/uc/api"
 	"github.com/ucplane/uc/reconcile"
-	regserver "github.com/ucplane/uc/registry"
+	"github.com/ucplane/uc/registry/regclient"
 )
 
 // Private registries: an image spec holds only a reference to its pull
@@ -35,7 +35,7 @@ func (r *Reconciler) engineAuth(ctx context.Context, spec api.ImageSpec, ref str
 	if err != nil {
 		return "", reconcile.Stall("CredentialUnavailable", fmt.Errorf("credential %s on %s: %w", spec.PullCredential, r.cfg.Node, err))
 	}
-	return regserver.EngineAuth(cred, true, host), nil
+	return regclient.EngineAuth(cred, true, host), nil
 }
 
 func registryHost(ref string) (string, error) {

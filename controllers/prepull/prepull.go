@@ -19,7 +19,6 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/ucplane/uc/api"
-	"github.com/ucplane/uc/controllers/owner"
 	"github.com/ucplane/uc/reconcile"
 	"github.com/ucplane/uc/state"
 )
@@ -313,7 +312,7 @@ func (r *Reconciler) resolveTag(ctx context.Context, img state.ImageRecord, refr
 		return res, false, "", err
 	}
 	// Only a live node the image is placed on looks at it at all.
-	resolver, found := owner.Pick(img.Spec.Name, nodes, r.now(), img.Spec.Places)
+	resolver, found := api.PickOwner(img.Spec.Name, nodes, r.now(), img.Spec.Places)
 	if !found || resolver != r.cfg.Node {
 		return res, false, fmt.Sprintf("waiting for %s to resolve %s to a digest", cmp.Or(resolver, "a live node"), img.Spec.Image), nil
 	}
@@ -377,7 +376,7 @@ func (r *Reconciler) builtRef(ctx context.Context, spec api.ImageSpec) (ref, wai
 	if !ok || cur.Digest == "" {
 		return "", "waiting for build " + spec.Build, nil
 	}
-	registry, err := r.read.RegistryAddress(ctx, r.now(), owner.LiveTimeout)
+	registry, err := r.read.RegistryAddress(ctx, r.now(), api.LiveTimeout)
 	if err != nil {
 		return "", "", err
 	}

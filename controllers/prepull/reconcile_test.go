@@ -13,7 +13,6 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 
 	"github.com/ucplane/uc/api"
-	"github.com/ucplane/uc/controllers/owner"
 	"github.com/ucplane/uc/reconcile"
 	"github.com/ucplane/uc/state"
 	"github.com/ucplane/uc/state/statetest"
@@ -270,7 +269,7 @@ type presenceStep struct {
 
 func ownerOf(w *prepullWorld, img api.ImageSpec) (string, bool) {
 	nodes, _ := w.cache.ListNodes(context.Background())
-	return owner.Pick(img.Name, nodes, time.Now(), img.Places)
+	return api.PickOwner(img.Name, nodes, time.Now(), img.Places)
 }
 
 // TestPrepullProgressAndRemoval: a slow pull shows pulling with its

@@ -19,7 +19,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/api/buildcontext"
 )
 
 // Media types of a shipped context.
@@ -80,7 +80,7 @@ func New(addr string) *Client {
 func (c *Client) Push(ctx context.Context, repo, dir, dockerfile string, limit int64) (string, Stats, error) {
 	var idx Index
 	paths := map[string]string{} // digest → a file with that content
-	err := api.WalkContext(dir, dockerfile, limit, func(path, rel string, info fs.FileInfo) error {
+	err := buildcontext.Walk(dir, dockerfile, limit, func(path, rel string, info fs.FileInfo) error {
 		e, err := entryOf(path, rel, info)
 		if e.Digest != "" {
 			paths[e.Digest] = path

@@ -28,6 +28,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ucplane/uc/registry"
+	"github.com/ucplane/uc/registry/regclient"
 )
 
 const (
@@ -54,7 +55,7 @@ type gcResult struct {
 	fill        time.Duration
 	expectBytes int64 // blob bytes of the unreferenced images
 	uc, peer    gcSide
-	ucReport    registry.GCReport
+	ucReport    regclient.GCReport
 	pushes      gcPushes
 }
 
@@ -208,7 +209,7 @@ func (r *gcResult) ucRound(ctx context.Context, cfg config, srv *registry.Server
 	if err != nil {
 		return err
 	}
-	keep := registry.KeepSet{Grace: &cfg.gcGrace}
+	keep := regclient.KeepSet{Grace: &cfg.gcGrace}
 	for _, img := range refs {
 		keep.Digests = append(keep.Digests, img.manifest.String())
 	}

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/ucplane/uc/api"
-	"github.com/ucplane/uc/controllers/owner"
 	"github.com/ucplane/uc/state"
 	"github.com/ucplane/uc/state/corrosion"
 	"github.com/ucplane/uc/test/harness"
@@ -170,7 +169,7 @@ func (c *cluster) nodesLive(ctx context.Context) error {
 	}
 	live := 0
 	for _, n := range nodes {
-		if n.Live(time.Now(), owner.LiveTimeout) {
+		if n.Live(time.Now(), api.LiveTimeout) {
 			live++
 		}
 	}
@@ -186,7 +185,7 @@ func (c *cluster) registry(ctx context.Context) (node, addr string, err error) {
 	if err != nil {
 		return "", "", err
 	}
-	addr, err = c.store.RegistryAddress(ctx, time.Now(), owner.LiveTimeout)
+	addr, err = c.store.RegistryAddress(ctx, time.Now(), api.LiveTimeout)
 	if err != nil {
 		return "", "", err
 	}

@@ -1,0 +1,104 @@
+package compose
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/compose-spec/compose-go/v2/types"
+)
+
+// serviceKeys are the extension keys uc reads on a service.
+var serviceKeys = []string{machinesKey, pullCredentialKey, refreshKey, builderKey, keepBuildsKey}
+
+// ucPrefix marks extension keys that belong to uc: an unknown one is a
+// typo that would otherwise be ignored in silence.
+const ucPrefix = "x-uc-"
+
+// checkServiceExtensions refuses unknown x-uc-* keys, on the service and
+// under its build:, with the closest known key.
+func checkServiceExtensions(s types.ServiceConfig, file, field string) error {
+	for _, key := range sortedKeys(s.Extensions) {
+		if strings.HasPrefix(key, ucPrefix) && !slices.Contains(serviceKeys, key) {
+			return fmt.Errorf("%s: %s.%s: unknown uc key%s", file, field, key, didYouMean(key))
+		}
+	}
+	if s.Build == nil {
+		return nil
+	}
+	for _, key := range sortedKeys(s.Build.Extensions) {
+		if !strings.HasPrefix(key, ucPrefix) {
+			continue
+		}
+		if slices.Contains(serviceKeys, key) {
+			return fmt.Errorf("%s: %s.build.%s: uc reads %s on the service, not under build: (move it to %s.%s)", file, field, key, key, field, key)
+		}
+		return fmt.Errorf("%s: %s.build.%s: unknown uc key%s", file, field, key, didYouMean(key))
+	}
+	return nil
+}
+
+// extensionWarnings names x-* keys that are one or two typos away from a
+// key uc reads: Compose allows any x-* key, so these are warnings only.
+func extensionWarnings(s types.ServiceConfig, file, field string) []string {
+	var out []string
+	for _, key := range sortedKeys(s.Extensions) {
+		if strings.HasPrefix(key, ucPrefix) || slices.Contains(serviceKeys, key) {
+			continue
+		}
+		if hint := didYouMean(key); hint != "" {
+			out = append(out, fmt.Sprintf("%s: %s.%s: uc ignores this key%s", file, field, key, hint))
+		}
+	}
+	return out
+}
+
+// checkTopLevelExtensions refuses x-uc-* keys at the top of the file,
+// where uc reads none.
+func checkTopLevelExtensions(ext types.Extensions, file string) error {
+	for _, key := range sortedKeys(ext) {
+		if strings.HasPrefix(key, ucPrefix) {
+			return fmt.Errorf("%s: %s: unknown uc key (uc reads %s on services)", file, key, strings.Join(serviceKeys, ", "))
+		}
+	}
+	return nil
+}
+
+// didYouMean names the known key closest to key, if it is close enough to
+// be a typo (at most a third of its letters differ).
+func didYouMean(key string) string {
+	best, bestDist := "", len(key)/3+1
+	for _, k := range serviceKeys {
+		if d := editDistance(key, k); d < bestDist && d > 0 {
+			best, bestDist = k, d
+		}
+	}
+	if best == "" {
+		if strings.HasPrefix(key, ucPrefix) {
+			return " (uc reads " + strings.Join(serviceKeys, ", ") + ")"
+		}
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %s?)", best)
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
