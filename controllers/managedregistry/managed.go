@@ -25,8 +25,10 @@ import (
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/network"
 	dockerclient "github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/jsonmessage"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/ucplane/uc/api"
@@ -67,7 +69,7 @@ const DefaultFailoverAfter = 30 * time.Second
 type managed struct {
 	store  *state.Store // writes, and the fresh reads of GC's keep set
 	read   state.Reader // the cache
-	engine *dockerclient.Client
+	engine Engine
 	cfg    ManagedConfig
 	log    *slog.Logger
 	http   *http.Client
@@ -79,8 +81,22 @@ type managed struct {
 	outageAt time.Time
 }
 
+// Engine is what the managed registry needs of the node's Docker Engine;
+// *client.Client is one. It is the controller's edge: tests give a fake.
+type Engine interface {
+	ContainerInspect(ctx context.Context, name string) (container.InspectResponse, error)
+	ContainerCreate(ctx context.Context, cfg *container.Config, host *container.HostConfig, net *network.NetworkingConfig,
+		platform *ocispec.Platform, name string) (container.CreateResponse, error)
+	ContainerStart(ctx context.Context, name string, opts container.StartOptions) error
+	ContainerRemove(ctx context.Context, name string, opts container.RemoveOptions) error
+	ImageInspect(ctx context.Context, ref string, opts ...dockerclient.ImageInspectOption) (image.InspectResponse, error)
+	ImageLoad(ctx context.Context, archive io.Reader, opts ...dockerclient.ImageLoadOption) (image.LoadResponse, error)
+	ImagePull(ctx context.Context, ref string, opts image.PullOptions) (io.ReadCloser, error)
+	Events(ctx context.Context, opts events.ListOptions) (<-chan events.Message, <-chan error)
+}
+
 // NewManaged returns the managed-registry controller for this node.
-func NewManaged(cache *state.Cache, engine *dockerclient.Client, cfg ManagedConfig, log *slog.Logger) *reconcile.Controller {
+func NewManaged(cache *state.Cache, engine Engine, cfg ManagedConfig, log *slog.Logger) *reconcile.Controller {
 	if cfg.FailoverAfter <= 0 {
 		cfg.FailoverAfter = DefaultFailoverAfter
 	}
@@ -425,7 +441,7 @@ func (m *managed) unpublish(ctx context.Context, why string) error {
 	return nil
 }
 
-func pullImage(ctx context.Context, engine *dockerclient.Client, ref string) error {
+func pullImage(ctx context.Context, engine Engine, ref string) error {
 	rc, err := engine.ImagePull(ctx, ref, image.PullOptions{})
 	if err != nil {
 		return fmt.Errorf("pull %s: %w", ref, err)
