@@ -17,9 +17,12 @@
 //     engine in sequence and the single-engine pull (the limit),
 //  9. an idle three-node cluster holding 1,000 image specs (section
 //     prepullidle): each ucd's CPU and the requests reaching the state and
-//     the engines.
+//     the engines (with -before, also for uc as of that commit),
+//  10. the state requests of a 50-service project, from uc apply until every
+//     image is built once and present on three nodes (section applystate),
+//     for this checkout and for uc as of -before.
 //
-// Run it as `go run ./test/bench [-quick] [-only latency,apply,idle,build,build10,gc,failover,prepull,prepullidle]`
+// Run it as `go run ./test/bench [-quick] [-before REF] [-only latency,apply,idle,build,build10,gc,failover,prepull,prepullidle,applystate]`
 // from the module. Numbers are
 // measured on this machine, never asserted: there are no thresholds. Tables
 // go to stdout; progress and child-process logs go to stderr or temp files.
@@ -109,7 +112,7 @@ func main() {
 }
 
 // sectionNames are the measurements in the order they run.
-var sectionNames = []string{"latency", "apply", "idle", "build", "build10", "gc", "failover", "prepull", "prepullidle"}
+var sectionNames = []string{"latency", "apply", "idle", "build", "build10", "gc", "failover", "prepull", "prepullidle", "applystate"}
 
 // parseSections reads -only: a comma list of section names.
 func parseSections(list string) (map[string]bool, error) {
@@ -184,6 +187,11 @@ func run(ctx context.Context, cfg config, sections map[string]bool) error {
 	if sections["prepullidle"] {
 		if err := runPrepullIdleBeside(ctx, cfg, bins, work, &sum); err != nil {
 			return fmt.Errorf("idle cluster with %d image specs: %w", prepullIdleSpecs, err)
+		}
+	}
+	if sections["applystate"] {
+		if err := runApplyState(ctx, cfg, bins, work, &sum); err != nil {
+			return fmt.Errorf("state requests of a %d-service apply: %w", applyStateServices, err)
 		}
 	}
 	sum.print(cfg)

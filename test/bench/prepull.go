@@ -671,7 +671,7 @@ type prepullCluster struct {
 // withPrepullCluster brings the infrastructure up, starts the three nodes
 // and runs fn. Whatever happens, it stops the nodes and the proxies and
 // removes every image measurement 8 made from the engines.
-func withPrepullCluster(ctx context.Context, bins binaries, dir, label string, counted bool, fn func(c *prepullCluster) error) (skip string, err error) {
+func withPrepullCluster(ctx context.Context, bins binaries, dir, label string, counted bool, fn func(c *prepullCluster) error, node1Extra ...string) (skip string, err error) {
 	root, err := moduleRoot(ctx)
 	if err != nil {
 		return "", err
@@ -689,7 +689,7 @@ func withPrepullCluster(ctx context.Context, bins binaries, dir, label string, c
 			return fmt.Sprintf("hack/up.sh's env file does not set %s (%d engines needed)", k, prepullNodes), nil
 		}
 	}
-	c, err := startPrepullCluster(ctx, bins, env, dir, label, counted)
+	c, err := startPrepullCluster(ctx, bins, env, dir, label, counted, expandEnv(env, node1Extra)...)
 	if err != nil {
 		return "", err
 	}
@@ -697,7 +697,21 @@ func withPrepullCluster(ctx context.Context, bins binaries, dir, label string, c
 	return "", fn(c)
 }
 
-func startPrepullCluster(ctx context.Context, bins binaries, env buildEnv, dir, label string, counted bool) (*prepullCluster, error) {
+// expandEnv replaces $KEY arguments with hack/up.sh's values.
+func expandEnv(env buildEnv, args []string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if k, ok := strings.CutPrefix(a, "$"); ok {
+			a = env[k]
+		}
+		out[i] = a
+	}
+	return out
+}
+
+// startPrepullCluster starts the three nodes; node1Extra are more flags
+// for node1 (--buildkit-addr, to make it the builder).
+func startPrepullCluster(ctx context.Context, bins binaries, env buildEnv, dir, label string, counted bool, node1Extra ...string) (*prepullCluster, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -755,7 +769,7 @@ func startPrepullCluster(ctx context.Context, bins binaries, env buildEnv, dir, 
 		how = "through counting proxies"
 	}
 	progress("%s: starting ucd node1 (state %s, registry %s), node2 and node3 (state and engines %s)", label, addr, env["UC_REGISTRY"], how)
-	if err := start("node1", "--state-listen", addr, "--registry-listen", env["UC_REGISTRY"], "--docker-host", dockerHosts[0]); err != nil {
+	if err := start("node1", append([]string{"--state-listen", addr, "--registry-listen", env["UC_REGISTRY"], "--docker-host", dockerHosts[0]}, node1Extra...)...); err != nil {
 		return fail(err)
 	}
 	for i := 1; i < prepullNodes; i++ {

@@ -79,6 +79,7 @@ type summary struct {
 
 	prepull     *prepullResult
 	prepullIdle *prepullIdleResult
+	applyState  *applyStateResult
 }
 
 func (s summary) print(cfg config) {
@@ -113,6 +114,10 @@ func (s summary) print(cfg config) {
 	}
 	if p := s.prepullIdle; p != nil {
 		p.summaryRows(t)
+	}
+	if a := s.applyState; a != nil && a.skipped == "" {
+		t.row(fmt.Sprintf("%d-service apply, build and pre-pull: state requests node2 / node3 / uc", applyStateServices),
+			fmt.Sprintf("%d / %d / %d in %s", a.node2.total(), a.node3.total(), a.cli.total(), a.took.Round(time.Millisecond)))
 	}
 	t.flush()
 }
