@@ -17,6 +17,7 @@ import (
 	"github.com/ucplane/uc/state/corrosion"
 	"github.com/ucplane/uc/state/embedded"
 	"github.com/ucplane/uc/state/statetest"
+	"github.com/ucplane/uc/test/harness/poll"
 )
 
 const waitFor = 10 * time.Second
@@ -82,22 +83,14 @@ func (r *running) stop(t *testing.T) error {
 // waitNode polls until the node's row satisfies ok.
 func waitNode(t *testing.T, st *state.Store, name string, r *running, ok func(api.Node) bool) api.Node {
 	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	var n api.Node
-	var err error
-	for time.Now().Before(deadline) {
+	return poll.Value(t, "node "+name, func() (api.Node, error) {
 		select {
 		case err := <-r.done:
 			t.Fatalf("controllers.Run returned early: %v", err)
 		default:
 		}
-		if n, err = st.GetNode(t.Context(), name); err == nil && ok(n) {
-			return n
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for node %s: last %+v, err %v", name, n, err)
-	return n
+		return st.GetNode(t.Context(), name)
+	}, ok)
 }
 
 func TestRunEmbedded(t *testing.T) {

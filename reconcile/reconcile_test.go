@@ -15,6 +15,8 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/ucplane/uc/test/harness/poll"
 )
 
 // waitFor is generous on purpose: it bounds a hang, it does not measure speed.
@@ -40,17 +42,6 @@ func (c *counter) get(key string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.counts[key]
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 // testOptions uses a fast rate limiter and a silent logger.
@@ -102,7 +93,7 @@ func TestEnqueueReconciles(t *testing.T) {
 	}))
 	start(t, c)
 	c.Enqueue("a")
-	eventually(t, "a is reconciled", func() bool { return n.get("a") == 1 })
+	poll.Eventually(t, "a to be reconciled", func() bool { return n.get("a") == 1 })
 }
 
 func TestDuplicatesCoalesce(t *testing.T) {
@@ -119,7 +110,7 @@ func TestDuplicatesCoalesce(t *testing.T) {
 	// copy of "a" that was queued has been processed.
 	c.Enqueue("sentinel")
 	start(t, c)
-	eventually(t, "sentinel is reconciled", func() bool { return n.get("sentinel") == 1 })
+	poll.Eventually(t, "sentinel to be reconciled", func() bool { return n.get("sentinel") == 1 })
 	if got := n.get("a"); got != 1 {
 		t.Fatalf("a reconciled %d times, want 1", got)
 	}
@@ -136,8 +127,8 @@ func TestErrorIsRetried(t *testing.T) {
 	}))
 	start(t, c)
 	c.Enqueue("a")
-	eventually(t, "a succeeds after 3 failures", func() bool { return n.get("a") == 4 })
-	eventually(t, "a's backoff is forgotten", func() bool { return c.queue.NumRequeues("a") == 0 })
+	poll.Eventually(t, "a to succeed after 3 failures", func() bool { return n.get("a") == 4 })
+	poll.Eventually(t, "a's backoff to be forgotten", func() bool { return c.queue.NumRequeues("a") == 0 })
 }
 
 func TestTerminalErrorIsNotRetried(t *testing.T) {
@@ -152,10 +143,10 @@ func TestTerminalErrorIsNotRetried(t *testing.T) {
 	}))
 	start(t, c)
 	c.Enqueue("a")
-	eventually(t, "a is reconciled", func() bool { return n.get("a") == 1 })
+	poll.Eventually(t, "a to be reconciled", func() bool { return n.get("a") == 1 })
 	// A retry would come after ~1ms; the sentinel comes much later.
 	c.EnqueueAfter("sentinel", 100*time.Millisecond)
-	eventually(t, "sentinel is reconciled", func() bool { return n.get("sentinel") == 1 })
+	poll.Eventually(t, "sentinel to be reconciled", func() bool { return n.get("sentinel") == 1 })
 	if got := n.get("a"); got != 1 {
 		t.Fatalf("a reconciled %d times, want 1", got)
 	}
@@ -196,8 +187,8 @@ func TestPanicIsRecoveredAndRetried(t *testing.T) {
 	}))
 	start(t, c)
 	c.Enqueue("a")
-	eventually(t, "a is retried after the panic", func() bool { return n.get("a") == 2 })
-	eventually(t, "the panic is logged with its stack", func() bool {
+	poll.Eventually(t, "a to be retried after the panic", func() bool { return n.get("a") == 2 })
+	poll.Eventually(t, "the panic to be logged with its stack", func() bool {
 		for _, rec := range buf.records(t) {
 			if rec["err"] == "panic: kaboom" && rec["stack"] != nil && rec["key"] == "a" {
 				return true
@@ -218,7 +209,7 @@ func TestRequeueAfter(t *testing.T) {
 	}))
 	start(t, c)
 	c.Enqueue("a")
-	eventually(t, "a is requeued twice", func() bool { return n.get("a") == 3 })
+	poll.Eventually(t, "a to be requeued twice", func() bool { return n.get("a") == 3 })
 }
 
 func TestTimeoutCancelsReconcile(t *testing.T) {
@@ -253,7 +244,7 @@ func TestResyncEnqueuesListedKeys(t *testing.T) {
 		return Result{}, nil
 	}))
 	start(t, c)
-	eventually(t, "a and b are resynced repeatedly", func() bool { return n.get("a") >= 3 && n.get("b") >= 3 })
+	poll.Eventually(t, "a and b to be resynced repeatedly", func() bool { return n.get("a") >= 3 && n.get("b") >= 3 })
 }
 
 func TestListerRunsOnceAtStart(t *testing.T) {
@@ -273,9 +264,9 @@ func TestListerRunsOnceAtStart(t *testing.T) {
 	}))
 	c.backOffs = fastBackOff
 	start(t, c)
-	eventually(t, "a is listed after a failed listing", func() bool { return n.get("a") == 1 })
+	poll.Eventually(t, "a to be listed after a failed listing", func() bool { return n.get("a") == 1 })
 	c.EnqueueAfter("sentinel", 50*time.Millisecond)
-	eventually(t, "sentinel is reconciled", func() bool { return n.get("sentinel") == 1 })
+	poll.Eventually(t, "sentinel to be reconciled", func() bool { return n.get("sentinel") == 1 })
 	if got := lists.Load(); got != 2 {
 		t.Fatalf("lister called %d times without resync, want 2", got)
 	}
@@ -294,7 +285,7 @@ func TestSourceEnqueues(t *testing.T) {
 		return Result{}, nil
 	}), src)
 	start(t, c)
-	eventually(t, "x is reconciled", func() bool { return n.get("x") == 1 })
+	poll.Eventually(t, "x to be reconciled", func() bool { return n.get("x") == 1 })
 }
 
 func TestFailingSourceIsRestarted(t *testing.T) {
@@ -318,7 +309,7 @@ func TestFailingSourceIsRestarted(t *testing.T) {
 	}), src)
 	c.backOffs = fastBackOff
 	start(t, c)
-	eventually(t, "x is reconciled by the third run", func() bool { return n.get("x") == 1 })
+	poll.Eventually(t, "x to be reconciled by the third run", func() bool { return n.get("x") == 1 })
 	if got := runs.Load(); got != 3 {
 		t.Fatalf("source ran %d times, want 3", got)
 	}
@@ -355,7 +346,7 @@ func TestRunTwice(t *testing.T) {
 	t.Parallel()
 	c := New(testOptions(), Func(func(context.Context, string) (Result, error) { return Result{}, nil }))
 	start(t, c)
-	eventually(t, "Run has started", c.started.Load)
+	poll.Eventually(t, "Run to start", c.started.Load)
 	if err := c.Run(context.Background()); err == nil {
 		t.Fatal("second Run returned nil")
 	}
@@ -372,7 +363,7 @@ func TestLoggerCarriesControllerName(t *testing.T) {
 	}))
 	stop := start(t, c)
 	c.Enqueue("w1")
-	eventually(t, "the terminal error is logged", func() bool {
+	poll.Eventually(t, "the terminal error to be logged", func() bool {
 		for _, rec := range buf.records(t) {
 			if rec["level"] == "ERROR" && rec["key"] == "w1" && rec["err"] == "bad widget" {
 				return true
@@ -438,7 +429,7 @@ func TestWaitIsNotAFailure(t *testing.T) {
 	}))
 	start(t, c)
 	c.Enqueue("a")
-	eventually(t, "a comes back after each wait", func() bool { return n.get("a") == 3 })
+	poll.Eventually(t, "a to come back after each wait", func() bool { return n.get("a") == 3 })
 	if got := c.queue.NumRequeues("a"); got != 0 {
 		t.Errorf("NumRequeues(a) = %d after waits, want 0 (a wait is not a failure)", got)
 	}

@@ -14,9 +14,8 @@ import (
 	"github.com/ucplane/uc/state"
 	"github.com/ucplane/uc/state/corrosion"
 	"github.com/ucplane/uc/state/statetest"
+	"github.com/ucplane/uc/test/harness/poll"
 )
-
-const waitFor = 10 * time.Second
 
 // run starts the node controller against a fresh embedded state and stops
 // it when the test ends.
@@ -35,21 +34,8 @@ func run(t *testing.T, cfg node.Config) *state.Store {
 	return srv.Store
 }
 
-// eventually polls get until ok accepts its result.
-func eventually(t *testing.T, what string, get func() (api.Node, error), ok func(api.Node) bool) api.Node {
-	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	var n api.Node
-	var err error
-	for time.Now().Before(deadline) {
-		if n, err = get(); err == nil && ok(n) {
-			return n
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s: last %+v, err %v", what, n, err)
-	return n
-}
+// eventually polls get until ok accepts the node it returns.
+var eventually = poll.Value[api.Node]
 
 func TestNodeController(t *testing.T) {
 	t.Parallel()

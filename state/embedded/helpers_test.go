@@ -265,18 +265,6 @@ func (s *stream) change(t *testing.T) corrosion.Event {
 
 func stmt(q string, params ...any) corrosion.Statement { return corrosion.Stmt(q, params...) }
 
-// eventually polls cond until it holds or 10 s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // query runs a statement through /v1/queries, requires a complete stream
 // and returns its columns and row values.
 func (s *testServer) query(t *testing.T, st corrosion.Statement) ([]string, [][]any) {

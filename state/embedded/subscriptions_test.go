@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ucplane/uc/state/corrosion"
+	"github.com/ucplane/uc/test/harness/poll"
 )
 
 var (
@@ -361,7 +362,7 @@ func TestSubscriptionPurged(t *testing.T) {
 		sub.change(t)
 	}
 	var purged corrosion.Event
-	eventually(t, "a purged resume", func() bool {
+	poll.Eventually(t, "a purged resume", func() bool {
 		r := open(t, "GET", s.URL+"/v1/subscriptions/"+id+"?from=1", nil)
 		defer r.close()
 		if r.status != 200 {
@@ -402,7 +403,7 @@ func TestSubscriptionIdle(t *testing.T) {
 	sub.snapshot(t)
 	id := sub.header.Get("corro-query-id")
 	sub.close()
-	eventually(t, "the idle subscription to go", func() bool {
+	poll.Eventually(t, "the idle subscription to go", func() bool {
 		return s.subs.get(id) == nil // a GET would attach and reset the idle clock
 	})
 	if r := call(t, "GET", s.URL+"/v1/subscriptions/"+id, nil); r.status != 404 {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/ucplane/uc/state/corrosion"
+	"github.com/ucplane/uc/test/harness/poll"
 )
 
 var actorIDRe = regexp.MustCompile(`^[0-9a-f]{32}$`)
@@ -401,7 +402,7 @@ func TestConcurrencyLimit(t *testing.T) {
 		pw.Write([]byte(`{"tables":`)) // the handler now waits for the rest
 	}
 	var last reply
-	eventually(t, "a 503", func() bool {
+	poll.Eventually(t, "a 503", func() bool {
 		last = call(t, http.MethodPost, s.URL+"/v1/table_stats", `{"tables":[]}`)
 		return last.status == http.StatusServiceUnavailable
 	})

@@ -11,6 +11,7 @@ import (
 	"github.com/ucplane/uc/state"
 	"github.com/ucplane/uc/state/corrosion"
 	"github.com/ucplane/uc/state/embedded"
+	"github.com/ucplane/uc/test/harness/poll"
 )
 
 // Server is a running embedded state with uc's schema.
@@ -56,17 +57,11 @@ func StartIn(t testing.TB, dir string) *Server {
 	return &Server{Addr: addr, DataDir: dir, Store: state.NewStore(c)}
 }
 
-// Eventually polls cond every 10 ms, for up to 15 s, and fails the test
-// naming what it waited for.
+// Eventually polls cond until it holds and fails the test, naming what it
+// waited for, if it does not within poll.Timeout.
 func Eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll.Eventually(t, what, cond)
 }
 
 // StartCache starts a cache over the server's state until the test ends,
