@@ -17,6 +17,7 @@ import (
 	"github.com/ucplane/uc/state/corrosion"
 	"github.com/ucplane/uc/state/embedded"
 	"github.com/ucplane/uc/state/statetest"
+	"github.com/ucplane/uc/test/harness"
 	"github.com/ucplane/uc/test/harness/poll"
 )
 
@@ -24,12 +25,11 @@ const waitFor = 10 * time.Second
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := harness.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addr
 }
 
 func storeAt(t *testing.T, url string) *state.Store {

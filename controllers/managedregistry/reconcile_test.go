@@ -26,6 +26,7 @@ import (
 	"github.com/ucplane/uc/registry"
 	"github.com/ucplane/uc/state"
 	"github.com/ucplane/uc/state/statetest"
+	"github.com/ucplane/uc/test/harness"
 )
 
 // fakeEngine keeps containers in memory. Starting the registry container
@@ -168,13 +169,18 @@ func newRegistryWorld(t *testing.T, engine *fakeEngine) *registryWorld {
 	return w
 }
 
+// freePort is the port of test/harness.FreeAddr.
 func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	t.Helper()
+	addr, err := harness.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	tcp, err := net.ResolveTCPAddr("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tcp.Port
 }
 
 func (w *registryWorld) node(name string, heartbeat time.Time) {

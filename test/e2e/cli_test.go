@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/ucplane/uc/state"
+	"github.com/ucplane/uc/test/harness"
 )
 
 var (
@@ -149,15 +149,6 @@ func (c *cluster) stop() {
 	}
 }
 
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
 // startCluster starts the state and, unless stateOnly, both nodes; it waits
 // until they are ready and stops everything when the test ends.
 func startCluster(t *testing.T, stateOnly bool) *cluster {
@@ -192,7 +183,7 @@ func (c *cluster) stopAtEnd(t *testing.T) {
 }
 
 func (c *cluster) start(stateOnly bool) error {
-	addr, err := freeAddr()
+	addr, err := harness.FreeAddr()
 	if err != nil {
 		return err
 	}
@@ -636,7 +627,7 @@ func TestUCD(t *testing.T) {
 		}
 	})
 	c := startCluster(t, true)
-	addr, err := freeAddr()
+	addr, err := harness.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}

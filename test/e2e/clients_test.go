@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/ucplane/uc/test/harness"
 )
 
 // authRegistry runs `ucd registry serve --htpasswd` on a free loopback
@@ -24,7 +26,7 @@ func authRegistry(t *testing.T, user, pass string) string {
 	}
 	htpasswd := filepath.Join(dir, "htpasswd")
 	writeFile(t, htpasswd, user+":"+string(hash)+"\n")
-	addr, err := freeAddr()
+	addr, err := harness.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ucplane/uc/api"
 	"github.com/ucplane/uc/state"
+	"github.com/ucplane/uc/test/harness"
 )
 
 // pushImage builds a one-file image with BuildKit and pushes it as ref,
@@ -46,7 +47,7 @@ func pushImage(t *testing.T, env infra, ref, content string) string {
 func scratchRegistry(t *testing.T) (dir, addr string, p *proc) {
 	t.Helper()
 	dir = t.TempDir()
-	addr, err := freeAddr()
+	addr, err := harness.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ucplane/uc/test/harness"
 )
 
 // gitRepo makes a repository with a Dockerfile under app/ and serves it
@@ -25,7 +27,7 @@ func gitRepo(t *testing.T, message string) (url, work string) {
 	git(t, work, "init", "-q", "-b", "main")
 	commit(t, work, "first")
 	git(t, root, "clone", "-q", "--bare", work, filepath.Join(root, "repo.git"))
-	addr, err := freeAddr()
+	addr, err := harness.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
