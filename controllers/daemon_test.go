@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"maps"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -182,22 +181,8 @@ func TestRunFailsToStart(t *testing.T) {
 	t.Parallel()
 	// A state without uc's nodes table: Corrosion without the schema file.
 	incomplete := func(t *testing.T) string {
-		ctx, cancel := context.WithCancel(context.Background())
-		srv, err := embedded.Open(ctx, embedded.Options{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler),
-			Schema: []string{"CREATE TABLE IF NOT EXISTS build_specs (name TEXT NOT NULL PRIMARY KEY);"}})
-		if err != nil {
-			cancel()
-			t.Fatal(err)
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			cancel()
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- srv.Serve(ctx, ln) }()
-		t.Cleanup(func() { cancel(); <-done })
-		return "http://" + ln.Addr().String()
+		return statetest.StartWith(t, embedded.Options{Logger: slog.New(slog.DiscardHandler),
+			Schema: []string{"CREATE TABLE IF NOT EXISTS build_specs (name TEXT NOT NULL PRIMARY KEY);"}}).Addr
 	}
 	notADir := filepath.Join(t.TempDir(), "file")
 	if err := os.WriteFile(notADir, nil, 0o644); err != nil {

@@ -141,9 +141,8 @@ func (e *events) has(want string) bool {
 func TestInformerEvents(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
-	dir := t.TempDir()
-	srv := startServer(t, dir, "127.0.0.1:0", state.Schema, nil)
-	st := srv.store(t)
+	srv := startServer(t, state.Schema)
+	st := srv.Store
 	reg := func(name, zone string) {
 		t.Helper()
 		if err := st.RegisterNode(ctx, api.Node{Name: name, State: api.NodeReady, Labels: map[string]string{"zone": zone}}); err != nil {
@@ -167,12 +166,14 @@ func TestInformerEvents(t *testing.T) {
 		t.Errorf("cached node b = %+v, want zone us", n)
 	}
 
-	srv.stop()
-	startServer(t, dir, srv.addr, state.Schema, func(s *embedded.Server) {
+	err := srv.Restart(func(s *embedded.Server) {
 		if _, _, err := s.DB().Transaction(ctx, []corrosion.Statement{corrosion.Stmt("DELETE FROM nodes WHERE name = 'a'")}); err != nil {
 			t.Fatalf("delete a: %v", err)
 		}
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	statetest.Eventually(t, "a deleted event after the re-list", func() bool { return ev.has("deleted a") })
 	if _, err := c.GetNode(ctx, "a"); err == nil {
 		t.Error("node a is still cached after its delete")

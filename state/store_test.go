@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -26,60 +25,10 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-// server is an embedded state that a test can stop and start again on the
-// same data directory and address.
-type server struct {
-	t      *testing.T
-	dir    string
-	addr   string // host:port
-	cancel context.CancelFunc
-	done   chan error
-}
-
-// startServer serves the embedded state with the given schema on addr
-// (host:port; port 0 picks one). before, if set, runs on the opened state
-// before it accepts connections.
-func startServer(t *testing.T, dir, addr, schema string, before func(*embedded.Server)) *server {
+// startServer serves the embedded state with the given schema.
+func startServer(t *testing.T, schema string) *statetest.Server {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := embedded.Open(ctx, embedded.Options{DataDir: dir, Schema: []string{schema},
-		Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		cancel()
-		t.Fatalf("open embedded state: %v", err)
-	}
-	if before != nil {
-		before(srv)
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		cancel()
-		t.Fatalf("listen: %v", err)
-	}
-	s := &server{t: t, dir: dir, addr: ln.Addr().String(), cancel: cancel, done: make(chan error, 1)}
-	go func() { s.done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(s.stop)
-	return s
-}
-
-func (s *server) stop() {
-	if s.cancel == nil {
-		return
-	}
-	s.cancel()
-	s.cancel = nil
-	if err := <-s.done; err != nil {
-		s.t.Errorf("embedded state stopped with: %v", err)
-	}
-}
-
-func (s *server) store(t *testing.T, opts ...corrosion.Option) *state.Store {
-	t.Helper()
-	c, err := corrosion.New("http://"+s.addr, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return state.NewStore(c)
+	return statetest.StartWith(t, embedded.Options{Schema: []string{schema}, Logger: slog.New(slog.DiscardHandler)})
 }
 
 // probe writes a scratch row and returns the db_version of that write.
@@ -159,7 +108,7 @@ func TestCheckSchema(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			st := startServer(t, t.TempDir(), "127.0.0.1:0", tc.schema, nil).store(t)
+			st := startServer(t, tc.schema).Store
 			err := st.CheckSchema(testCtx(t))
 			if err == nil {
 				t.Fatal("CheckSchema passed on an incomplete schema")
@@ -632,7 +581,7 @@ func TestApplyIsAtomic(t *testing.T) {
 		schema := state.Schema
 		at := strings.Index(schema, "CREATE TABLE IF NOT EXISTS image_specs")
 		schema = schema[:at] + replaceOnce(t, schema[at:], "CHECK (json_valid(spec))", "CHECK (json_valid(spec) AND length(spec) < 120)")
-		st := startServer(t, t.TempDir(), "127.0.0.1:0", schema, nil).store(t)
+		st := startServer(t, schema).Store
 		small := &api.Project{Name: "demo", Images: []api.ImageSpec{{Name: "demo/db", Project: "demo", Service: "db", Image: "pg"}}}
 		if _, err := st.ApplyProject(ctx, small, state.ApplyOptions{}); err != nil {
 			t.Fatalf("apply of a small project: %v", err)
@@ -838,9 +787,8 @@ func (k *keys) await(t *testing.T, want ...string) {
 func TestKeySource(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
-	dir := t.TempDir()
-	srv := startServer(t, dir, "127.0.0.1:0", state.Schema, nil)
-	st := srv.store(t)
+	srv := startServer(t, state.Schema)
+	st := srv.Store
 	reg := func(name, zone string) {
 		t.Helper()
 		if err := st.RegisterNode(ctx, api.Node{Name: name, State: api.NodeReady, Labels: map[string]string{"zone": zone}}); err != nil {
@@ -879,13 +827,18 @@ func TestKeySource(t *testing.T) {
 	// The server restarts (its subscriptions are gone) and "c" is deleted
 	// before it serves again: the re-list must enqueue "c" although no row
 	// or change event names it.
-	srv.stop()
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
 	k.reset()
-	startServer(t, dir, srv.addr, state.Schema, func(s *embedded.Server) {
+	err := srv.Restart(func(s *embedded.Server) {
 		if _, _, err := s.DB().Transaction(ctx, []corrosion.Statement{corrosion.Stmt("DELETE FROM nodes WHERE name = 'c'")}); err != nil {
 			t.Fatalf("delete c: %v", err)
 		}
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	k.await(t, "b", "c")
 	k.mu.Lock()
 	if slices.Contains(k.seen, "a") {

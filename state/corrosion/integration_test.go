@@ -33,63 +33,41 @@ CREATE TABLE items (
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// server is an embedded state server on loopback that can be restarted on
-// the same data directory.
+// server is an embedded state server on loopback with the test schema.
 type server struct {
 	t    *testing.T
-	dir  string
 	opts embedded.Options
-	addr atomic.Value // current "host:port"
-	stop func()
+	cur  atomic.Pointer[statetest.Server]
 }
 
 func startServer(t *testing.T, opts embedded.Options) *server {
 	t.Helper()
-	s := &server{t: t, dir: t.TempDir(), opts: opts}
-	s.start()
-	t.Cleanup(func() { s.stop() })
+	opts.Schema, opts.Logger = []string{schema}, quiet()
+	s := &server{t: t, opts: opts}
+	s.cur.Store(statetest.StartWith(t, opts))
 	return s
 }
 
-func (s *server) start() {
+// restart serves the same data directory again on a new port, where dial
+// follows it.
+func (s *server) restart() {
 	s.t.Helper()
+	old := s.cur.Load()
+	if err := old.Stop(); err != nil {
+		s.t.Error(err)
+	}
 	opts := s.opts
-	opts.DataDir, opts.Schema, opts.Logger = s.dir, []string{schema}, quiet()
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := embedded.Open(ctx, opts)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	s.addr.Store(ln.Addr().String())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	var once sync.Once
-	s.stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					s.t.Errorf("Serve: %v", err)
-				}
-			case <-time.After(10 * time.Second):
-				s.t.Errorf("Serve did not return")
-			}
-		})
-	}
+	opts.DataDir = old.DataDir
+	s.cur.Store(statetest.StartWith(s.t, opts))
 }
 
-func (s *server) url() string { return "http://" + s.addr.Load().(string) }
+func (s *server) url() string { return s.cur.Load().Addr }
 
 // dial connects to wherever the server listens now, so that one client
 // follows it across restarts.
 func (s *server) dial(ctx context.Context, network, _ string) (net.Conn, error) {
 	var d net.Dialer
-	return d.DialContext(ctx, network, s.addr.Load().(string))
+	return d.DialContext(ctx, network, strings.TrimPrefix(s.url(), "http://"))
 }
 
 // protoRecorder notes the protocol of every response.
@@ -550,8 +528,7 @@ func TestWatchServerRestart(t *testing.T) {
 	cl.Exec(ctx, corrosion.Stmt("INSERT INTO items (id, name) VALUES (2, 'b')"))
 	eventually(t, "the first change", sameRows(t, w, cl))
 
-	s.stop()
-	s.start()
+	s.restart()
 	// The first request may share a dial the watcher started towards the
 	// old address; a caller retries what did not reach the server.
 	eventually(t, "a write to the new server", func() bool {

@@ -1,10 +1,14 @@
-// Package statetest starts a real embedded state server for tests.
+// Package statetest starts a real embedded state server for tests, and
+// for test/bench, which measures one.
 package statetest
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,47 +18,122 @@ import (
 	"github.com/ucplane/uc/test/harness/poll"
 )
 
-// Server is a running embedded state with uc's schema.
+// Server is a running embedded state.
 type Server struct {
-	Addr    string // http://127.0.0.1:PORT
+	Addr    string // http://127.0.0.1:PORT, kept across Restart
 	DataDir string
 	Store   *state.Store
+
+	parent context.Context // Restart serves under it again
+	opts   embedded.Options
+	cancel context.CancelFunc // nil once stopped
+	done   chan error
 }
 
-// Start serves the embedded state on a loopback port until the test ends.
+// Start serves the embedded state with uc's schema on a loopback port
+// until the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	return StartIn(t, t.TempDir())
+	return StartWith(t, embedded.Options{})
 }
 
 // StartIn is Start with a given data directory, e.g. to restart on it.
 func StartIn(t testing.TB, dir string) *Server {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := embedded.Open(ctx, embedded.Options{DataDir: dir, Schema: []string{state.Schema}})
-	if err != nil {
-		cancel()
-		t.Fatalf("open embedded state: %v", err)
+	return StartWith(t, embedded.Options{DataDir: dir})
+}
+
+// StartWith is Start with other options: a schema, a token, a logger. An
+// empty DataDir is a new temporary directory.
+func StartWith(t testing.TB, opts embedded.Options) *Server {
+	t.Helper()
+	if opts.DataDir == "" {
+		opts.DataDir = t.TempDir()
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		cancel()
-		t.Fatalf("listen: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("embedded state stopped with: %v", err)
-		}
-	})
-	addr := "http://" + ln.Addr().String()
-	c, err := corrosion.New(addr)
+	s, err := Serve(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Server{Addr: addr, DataDir: dir, Store: state.NewStore(c)}
+	t.Cleanup(func() {
+		if err := s.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return s
+}
+
+// Serve is Start for a program without a testing.TB (test/bench): it
+// serves until Stop or the end of ctx. opts.DataDir must exist; an empty
+// opts.Schema is uc's.
+func Serve(ctx context.Context, opts embedded.Options) (*Server, error) {
+	if opts.Schema == nil {
+		opts.Schema = []string{state.Schema}
+	}
+	s := &Server{DataDir: opts.DataDir, parent: ctx, opts: opts}
+	addr, err := s.serve("127.0.0.1:0", nil)
+	if err != nil {
+		return nil, err
+	}
+	s.Addr = "http://" + addr
+	c, err := corrosion.New(s.Addr)
+	if err != nil {
+		_ = s.Stop()
+		return nil, err
+	}
+	s.Store = state.NewStore(c)
+	return s, nil
+}
+
+// serve opens the data directory, runs before (if set) on the opened state
+// and serves it on addr (host:port). It returns the address it listens on.
+func (s *Server) serve(addr string, before func(*embedded.Server)) (string, error) {
+	ctx, cancel := context.WithCancel(s.parent)
+	srv, err := embedded.Open(ctx, s.opts)
+	if err != nil {
+		cancel()
+		return "", fmt.Errorf("open embedded state: %w", err)
+	}
+	if before != nil {
+		before(srv)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		cancel()
+		return "", errors.Join(fmt.Errorf("listen: %w", err), srv.DB().Close())
+	}
+	s.cancel, s.done = cancel, make(chan error, 1)
+	go func() { s.done <- srv.Serve(ctx, ln) }()
+	return ln.Addr().String(), nil
+}
+
+// Stop stops serving and waits, for up to 10 s, until the state has closed
+// its database. Stopping a stopped server does nothing.
+func (s *Server) Stop() error {
+	if s.cancel == nil {
+		return nil
+	}
+	s.cancel()
+	s.cancel = nil
+	select {
+	case err := <-s.done:
+		if err != nil {
+			return fmt.Errorf("embedded state stopped with: %w", err)
+		}
+		return nil
+	case <-time.After(10 * time.Second):
+		return errors.New("embedded state did not stop within 10 s")
+	}
+}
+
+// Restart stops the server and serves its data directory again on the same
+// address, so that clients find it there. before, if set, runs on the
+// reopened state before it serves: a change no subscription sees.
+func (s *Server) Restart(before func(*embedded.Server)) error {
+	if err := s.Stop(); err != nil {
+		return err
+	}
+	_, err := s.serve(strings.TrimPrefix(s.Addr, "http://"), before)
+	return err
 }
 
 // Eventually polls cond until it holds and fails the test, naming what it

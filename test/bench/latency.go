@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
 	"sync"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/ucplane/uc/state"
 	"github.com/ucplane/uc/state/corrosion"
 	"github.com/ucplane/uc/state/embedded"
+	"github.com/ucplane/uc/state/statetest"
 )
 
 // watchSQL is what a prepull controller would follow.
@@ -127,29 +127,16 @@ func startState(ctx context.Context, dir string) (*state.Store, func(), error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, nil, err
 	}
-	srv, err := embedded.Open(ctx, embedded.Options{DataDir: dir, Schema: []string{state.Schema}, Logger: quietLog})
+	srv, err := statetest.Serve(ctx, embedded.Options{DataDir: dir, Logger: quietLog})
 	if err != nil {
 		return nil, nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, nil, err
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(sctx, ln) }()
 	stop := func() {
-		cancel()
-		if err := <-done; err != nil {
-			progress("embedded state stopped with: %v", err)
+		if err := srv.Stop(); err != nil {
+			progress("%v", err)
 		}
 	}
-	c, err := corrosion.New("http://" + ln.Addr().String())
-	if err != nil {
-		stop()
-		return nil, nil, err
-	}
-	return state.NewStore(c), stop, nil
+	return srv.Store, stop, nil
 }
 
 func specNames(n int) []string {
