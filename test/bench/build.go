@@ -98,17 +98,6 @@ type buildEnv map[string]string
 
 var buildEnvKeys = []string{"UC_REGISTRY", "UC_BUILDKIT_ADDR", "UC_BUILDCTL", "UC_DOCKER_HOST_1", "UC_DOCKER_HOST_2"}
 
-func runBuild(ctx context.Context, cfg config, bins binaries, work string, sum *summary) error {
-	progress("measurement 4: build and pre-pull of the hello project, %d repetitions", cfg.buildReps)
-	res, err := benchBuild(ctx, cfg, bins, filepath.Join(work, "build"))
-	if err != nil {
-		return err
-	}
-	res.print()
-	sum.build = &res
-	return nil
-}
-
 // benchBuild runs every repetition of the hello project, uc then peer, on
 // the shared build cluster (withBuildCluster).
 func benchBuild(ctx context.Context, cfg config, bins binaries, dir string) (buildResult, error) {

@@ -57,17 +57,6 @@ type build10Result struct {
 	bytes bytesResult
 }
 
-func runBuild10(ctx context.Context, cfg config, bins binaries, work string, sum *summary) error {
-	progress("measurement 5: build and pre-pull of a %d-service project, %d repetitions", build10Services, cfg.buildReps)
-	res, err := benchBuild10(ctx, cfg, bins, filepath.Join(work, "build10"))
-	if err != nil {
-		return err
-	}
-	res.print()
-	sum.build10 = &res
-	return nil
-}
-
 func benchBuild10(ctx context.Context, cfg config, bins binaries, dir string) (build10Result, error) {
 	res := build10Result{reps: cfg.buildReps}
 	var warm build10Result

@@ -77,17 +77,6 @@ type gcPushes struct {
 	errs                  []string
 }
 
-func runGC(ctx context.Context, cfg config, work string, sum *summary) error {
-	progress("measurement 6: registry GC of %d unreferenced and %d referenced images while a client pushes", cfg.gcUnref, cfg.gcRef)
-	res, err := benchGC(ctx, cfg, filepath.Join(work, "gc"))
-	if err != nil {
-		return err
-	}
-	res.print()
-	sum.gc = &res
-	return nil
-}
-
 func benchGC(ctx context.Context, cfg config, dir string) (gcResult, error) {
 	res := gcResult{unref: cfg.gcUnref, ref: cfg.gcRef, grace: cfg.gcGrace, around: cfg.gcAround}
 	ucDir, peerDir := filepath.Join(dir, "uc"), filepath.Join(dir, "peer")

@@ -111,8 +111,14 @@ func main() {
 	}
 }
 
-// sectionNames are the measurements in the order they run.
-var sectionNames = []string{"latency", "apply", "idle", "build", "build10", "gc", "failover", "prepull", "prepullidle", "applystate"}
+// sectionNames are the measurements' names, in the order they run.
+var sectionNames = func() []string {
+	var names []string
+	for _, m := range measurements {
+		names = append(names, m.name)
+	}
+	return names
+}()
 
 // parseSections reads -only: a comma list of section names.
 func parseSections(list string) (map[string]bool, error) {
@@ -143,94 +149,92 @@ func run(ctx context.Context, cfg config, sections map[string]bool) error {
 	if err != nil {
 		return err
 	}
-	var sum summary
-	if sections["latency"] {
-		if err := runLatency(ctx, cfg, work, &sum); err != nil {
-			return fmt.Errorf("write → reconcile latency: %w", err)
+	r := &rig{cfg: cfg, bins: bins, work: work}
+	for _, m := range measurements {
+		if !sections[m.name] {
+			continue
+		}
+		if err := m.run(ctx, r); err != nil {
+			return fmt.Errorf("%s: %w", m.what, err)
 		}
 	}
-	if sections["apply"] {
-		if err := runApply(ctx, cfg, bins, work, &sum); err != nil {
-			return fmt.Errorf("uc apply: %w", err)
-		}
-	}
-	if sections["idle"] {
-		if err := runIdle(ctx, cfg, bins, work, &sum); err != nil {
-			return fmt.Errorf("idle ucd: %w", err)
-		}
-	}
-	if sections["build"] {
-		if err := runBuild(ctx, cfg, bins, work, &sum); err != nil {
-			return fmt.Errorf("build and pre-pull: %w", err)
-		}
-	}
-	if sections["build10"] {
-		if err := runBuild10(ctx, cfg, bins, work, &sum); err != nil {
-			return fmt.Errorf("build and pre-pull of %d services: %w", build10Services, err)
-		}
-	}
-	if sections["gc"] {
-		if err := runGC(ctx, cfg, work, &sum); err != nil {
-			return fmt.Errorf("registry GC: %w", err)
-		}
-	}
-	if sections["failover"] {
-		if err := runFailover(ctx, bins, work, &sum); err != nil {
-			return fmt.Errorf("registry failover: %w", err)
-		}
-	}
-	if sections["prepull"] {
-		if err := runPrepull(ctx, cfg, bins, work, &sum); err != nil {
-			return fmt.Errorf("pre-pull onto %d engines: %w", prepullNodes, err)
-		}
-	}
-	if sections["prepullidle"] {
-		if err := runPrepullIdleBeside(ctx, cfg, bins, work, &sum); err != nil {
-			return fmt.Errorf("idle cluster with %d image specs: %w", prepullIdleSpecs, err)
-		}
-	}
-	if sections["applystate"] {
-		if err := runApplyState(ctx, cfg, bins, work, &sum); err != nil {
-			return fmt.Errorf("state requests of a %d-service apply: %w", applyStateServices, err)
-		}
-	}
-	sum.print(cfg)
+	r.sum.print(cfg)
 	printMachine()
 	return nil
 }
 
-func runLatency(ctx context.Context, cfg config, work string, sum *summary) error {
-	progress("measurement 1: write → reconcile latency, %d specs", cfg.specs)
-	res, err := benchLatency(ctx, cfg, filepath.Join(work, "latency"))
-	if err != nil {
-		return err
-	}
-	res.print(cfg)
-	sum.latency = &res
-	return nil
+// A section is one measurement: its -only name, what its errors say was
+// measured, and how it runs: run says what it starts, measures, prints
+// the table and keeps it for the summary.
+type section struct {
+	name, what string
+	run        func(context.Context, *rig) error
 }
 
-func runApply(ctx context.Context, cfg config, bins binaries, work string, sum *summary) error {
-	pr := findPeer(ctx, cfg)
-	progress("measurement 2: uc apply of %d services, %d repetitions", cfg.services, cfg.reps)
-	res, err := benchApply(ctx, cfg, bins, pr, filepath.Join(work, "apply"))
-	if err != nil {
-		return err
-	}
-	res.print(cfg)
-	sum.apply = &res
-	return nil
+// rig is what every measurement runs with, and the summary they fill.
+type rig struct {
+	cfg  config
+	bins binaries
+	work string // each measurement works in a directory of its own below it
+	sum  summary
 }
 
-func runIdle(ctx context.Context, cfg config, bins binaries, work string, sum *summary) error {
-	progress("measurement 3: idle ucd with %d image specs, %s windows", cfg.idleSpecs, cfg.idleWindow)
-	res, err := benchIdle(ctx, cfg, bins, filepath.Join(work, "idle"))
-	if err != nil {
-		return err
+func (r *rig) dir(name string) string { return filepath.Join(r.work, name) }
+
+// measurements are the sections in the order they run.
+var measurements = []section{
+	{"latency", "write → reconcile latency", func(ctx context.Context, r *rig) error {
+		progress("measurement 1: write → reconcile latency, %d specs", r.cfg.specs)
+		return keep(&r.sum.latency, func(l latencyResult) { l.print(r.cfg) })(benchLatency(ctx, r.cfg, r.dir("latency")))
+	}},
+	{"apply", "uc apply", func(ctx context.Context, r *rig) error {
+		pr := findPeer(ctx, r.cfg) // its own progress lines come first, as they did
+		progress("measurement 2: uc apply of %d services, %d repetitions", r.cfg.services, r.cfg.reps)
+		return keep(&r.sum.apply, func(a applyResult) { a.print(r.cfg) })(benchApply(ctx, r.cfg, r.bins, pr, r.dir("apply")))
+	}},
+	{"idle", "idle ucd", func(ctx context.Context, r *rig) error {
+		progress("measurement 3: idle ucd with %d image specs, %s windows", r.cfg.idleSpecs, r.cfg.idleWindow)
+		return keep(&r.sum.idle, func(i idleResult) { i.print(r.cfg) })(benchIdle(ctx, r.cfg, r.bins, r.dir("idle")))
+	}},
+	{"build", "build and pre-pull", func(ctx context.Context, r *rig) error {
+		progress("measurement 4: build and pre-pull of the hello project, %d repetitions", r.cfg.buildReps)
+		return keep(&r.sum.build, buildResult.print)(benchBuild(ctx, r.cfg, r.bins, r.dir("build")))
+	}},
+	{"build10", fmt.Sprintf("build and pre-pull of %d services", build10Services), func(ctx context.Context, r *rig) error {
+		progress("measurement 5: build and pre-pull of a %d-service project, %d repetitions", build10Services, r.cfg.buildReps)
+		return keep(&r.sum.build10, build10Result.print)(benchBuild10(ctx, r.cfg, r.bins, r.dir("build10")))
+	}},
+	{"gc", "registry GC", func(ctx context.Context, r *rig) error {
+		progress("measurement 6: registry GC of %d unreferenced and %d referenced images while a client pushes", r.cfg.gcUnref, r.cfg.gcRef)
+		return keep(&r.sum.gc, gcResult.print)(benchGC(ctx, r.cfg, r.dir("gc")))
+	}},
+	{"failover", "registry failover", func(ctx context.Context, r *rig) error {
+		return runFailover(ctx, r.bins, r.work, &r.sum)
+	}},
+	{"prepull", fmt.Sprintf("pre-pull onto %d engines", prepullNodes), func(ctx context.Context, r *rig) error {
+		progress("measurement 8: pre-pull of a %d MiB image onto %d engines, %d repetitions", prepullBlobSize>>20, prepullNodes, r.cfg.buildReps)
+		return keep(&r.sum.prepull, prepullResult.print)(benchPrepull(ctx, r.cfg, r.bins, r.dir("prepull")))
+	}},
+	{"prepullidle", fmt.Sprintf("idle cluster with %d image specs", prepullIdleSpecs), func(ctx context.Context, r *rig) error {
+		return runPrepullIdleBeside(ctx, r.cfg, r.bins, r.work, &r.sum)
+	}},
+	{"applystate", fmt.Sprintf("state requests of a %d-service apply", applyStateServices), func(ctx context.Context, r *rig) error {
+		return runApplyState(ctx, r.cfg, r.bins, r.work, &r.sum)
+	}},
+}
+
+// keep returns what finishes a measurement: called with the measurement's
+// result and error, as in keep(&sum.x, print)(benchX(…)), it prints the
+// table of a result and keeps it for the summary, or returns the error.
+func keep[R any](slot **R, print func(R)) func(R, error) error {
+	return func(res R, err error) error {
+		if err != nil {
+			return err
+		}
+		print(res)
+		*slot = &res
+		return nil
 	}
-	res.print(cfg)
-	sum.idle = &res
-	return nil
 }
 
 // progress reports what the bench is doing on stderr, so stdout holds

@@ -90,17 +90,6 @@ func (r prepullResult) limit() []time.Duration {
 	return all
 }
 
-func runPrepull(ctx context.Context, cfg config, bins binaries, work string, sum *summary) error {
-	progress("measurement 8: pre-pull of a %d MiB image onto %d engines, %d repetitions", prepullBlobSize>>20, prepullNodes, cfg.buildReps)
-	res, err := benchPrepull(ctx, cfg, bins, filepath.Join(work, "prepull"))
-	if err != nil {
-		return err
-	}
-	res.print()
-	sum.prepull = &res
-	return nil
-}
-
 func benchPrepull(ctx context.Context, cfg config, bins binaries, dir string) (prepullResult, error) {
 	res := prepullResult{reps: cfg.buildReps, cpus: runtime.NumCPU()}
 	var warm prepullResult
@@ -476,13 +465,7 @@ const (
 
 func runPrepullIdle(ctx context.Context, cfg config, bins binaries, work string, sum *summary) error {
 	progress("measurement 9: idle cluster of %d nodes holding %d image specs, %s window", prepullNodes, prepullIdleSpecs, cfg.idleWindow)
-	res, err := benchPrepullIdle(ctx, cfg, bins, filepath.Join(work, "prepullidle"))
-	if err != nil {
-		return err
-	}
-	res.print()
-	sum.prepullIdle = &res
-	return nil
+	return keep(&sum.prepullIdle, prepullIdleResult.print)(benchPrepullIdle(ctx, cfg, bins, filepath.Join(work, "prepullidle")))
 }
 
 // runPrepullIdleBeside runs measurement 9 on the uc of cfg.before too,
