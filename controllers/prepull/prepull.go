@@ -45,6 +45,10 @@ type Config struct {
 	InternalAuth func(ctx context.Context, ref string) string
 	// Pulls records what this node pulled, for pruning; nil: no record.
 	Pulls *PullLog
+	// Registry is the internal registry's stable address on this node
+	// (registry/forward), which built images are pulled from. Empty: the
+	// registry's own address.
+	Registry string
 }
 
 // resyncEvery re-checks every image against the engine.
@@ -61,6 +65,7 @@ type Reconciler struct {
 	cfg    Config
 	log    *slog.Logger
 	now    func() time.Time
+	own    ownWrites // this node's latest row writes, newer than a lagging cache
 }
 
 // New returns the prepull controller. It follows image specs, build
@@ -148,7 +153,7 @@ func (r *Reconciler) imagesWhere(match func(api.ImageSpec) bool) []string {
 func (r *Reconciler) Reconcile(ctx context.Context, name string) (reconcile.Result, error) {
 	img, err := r.read.GetImage(ctx, name)
 	if errors.Is(err, state.ErrNotFound) {
-		return reconcile.Result{}, errors.Join(r.store.DeletePresence(ctx, name, r.cfg.Node), r.store.DeleteResolution(ctx, name, r.cfg.Node))
+		return reconcile.Result{}, errors.Join(r.deleteRow(ctx, name), r.store.DeleteResolution(ctx, name, r.cfg.Node))
 	}
 	if err != nil {
 		return reconcile.Result{}, err
@@ -171,10 +176,15 @@ func (r *Reconciler) dropOwnRow(ctx context.Context, img state.ImageRecord) erro
 	if _, ok := r.ownRow(img); !ok {
 		return nil
 	}
-	return r.store.DeletePresence(ctx, img.Spec.Name, r.cfg.Node)
+	return r.deleteRow(ctx, img.Spec.Name)
 }
 
+// ownRow is this node's row for the image: its own latest write while the
+// cache may lag behind it, else the cache's copy.
 func (r *Reconciler) ownRow(img state.ImageRecord) (api.ImagePresence, bool) {
+	if ow, ok := r.own.recall(img.Spec.Name, r.now()); ok {
+		return ow.row, !ow.deleted
+	}
 	for _, p := range img.Presence {
 		if p.Node == r.cfg.Node {
 			return p, true
@@ -208,7 +218,7 @@ func (r *Reconciler) summarize(ctx context.Context, img state.ImageRecord, row *
 	} else if had && prev.SpecUID == row.SpecUID {
 		row.ObservedGeneration = prev.ObservedGeneration
 	}
-	return errors.Join(outcome, r.store.PutPresence(ctx, *row))
+	return errors.Join(outcome, r.putRow(ctx, *row))
 }
 
 // attempt prefixes a pull's failure with its attempt number.
@@ -376,11 +386,12 @@ func (r *Reconciler) builtRef(ctx context.Context, spec api.ImageSpec) (ref, wai
 	if !ok || cur.Digest == "" {
 		return "", "waiting for build " + spec.Build, nil
 	}
-	registry, err := r.read.RegistryAddress(ctx, r.now(), api.LiveTimeout)
+	registry, err := r.read.NodeRegistry(ctx, r.cfg.Registry, r.now())
 	if err != nil {
 		return "", "", err
 	}
-	// The repository from the build, the registry from where it runs now.
+	// The repository from the build, through this node's stable address
+	// (a build recorded before it existed names the registry's own).
 	_, repo, _ := api.SplitImageRef(cur.Detail.Ref)
 	return registry + "/" + repo + "@" + cur.Digest, "", nil
 }
@@ -446,7 +457,7 @@ func pullFailure(spec api.ImageSpec, ref string, err error) error {
 // progress writes the row while a pull runs; a failed write is logged,
 // as the outcome's write comes later.
 func (r *Reconciler) progress(ctx context.Context, row api.ImagePresence) {
-	if err := r.store.PutPresence(ctx, row); err != nil {
+	if err := r.putRow(ctx, row); err != nil {
 		r.log.Warn("Writing pull progress failed.", "image", row.Image, "err", err)
 	}
 }

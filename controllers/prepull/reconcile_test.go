@@ -301,3 +301,36 @@ func TestPrepullProgressAndRemoval(t *testing.T) {
 		t.Errorf("placed elsewhere: node1's row %+v, err %v; want it gone", row, err)
 	}
 }
+
+// TestPrepullOwnWriteOutrunsTheCache: a reconcile that reads a cache which
+// has not yet seen this node's own "present" trusts the node's write. It
+// neither pulls again nor shows the image as pulling again (found by e2e:
+// `uc wait` passed, and the next read saw the row back at pulling).
+func TestPrepullOwnWriteOutrunsTheCache(t *testing.T) {
+	t.Setenv("UC_TEST_PULL_CRED", "user:pass") // a credential pulls even an image the engine holds
+	engine := &fakeEngine{pull: pulled}
+	w := newPrepullWorld(t, engine)
+	w.apply(api.ImageSpec{Name: "p/cred", Image: "127.0.0.2:5004/cred@" + extDigest, PullCredential: "env:UC_TEST_PULL_CRED"})
+
+	ctx, stop := context.WithCancel(context.Background())
+	frozen := state.NewCache(w.store, slog.New(slog.DiscardHandler))
+	frozen.Start(ctx)
+	if err := frozen.WaitForSync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stop() // from here on it lags: it never sees node1's row
+	w.r.read = frozen.Reader
+
+	for i := range 2 {
+		if _, err := w.r.Reconcile(context.Background(), "p/cred"); err != nil {
+			t.Fatalf("reconcile %d: %v", i+1, err)
+		}
+		img, err := w.store.GetImage(context.Background(), "p/cred")
+		if err != nil || len(img.Presence) != 1 || img.Presence[0].State != api.PresencePresent {
+			t.Fatalf("after reconcile %d: %+v, %v; want present", i+1, img.Presence, err)
+		}
+	}
+	if pulls, _ := engine.count(); pulls != 1 {
+		t.Errorf("%d pulls, want 1: the second reconcile did not trust this node's own write", pulls)
+	}
+}
