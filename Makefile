@@ -27,8 +27,10 @@ test: vet unit
 vet:
 	$(GO) vet ./...
 
+# The end-to-end package brings the infrastructure up itself (hack/up.sh);
+# on a fresh machine that compiles buildkitd first, hence the timeout.
 unit:
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
 
 bench:
 	$(GO) run ./test/bench
