@@ -29,6 +29,7 @@ import (
 	"github.com/ucplane/uc/controllers/managedregistry"
 	"github.com/ucplane/uc/controllers/node"
 	"github.com/ucplane/uc/controllers/prepull"
+	"github.com/ucplane/uc/registry/forward"
 	"github.com/ucplane/uc/registry/regclient"
 	"github.com/ucplane/uc/state"
 	"github.com/ucplane/uc/state/corrosion"
@@ -65,6 +66,10 @@ type Config struct {
 	Entitlements []string
 	// RegistryListen, when set, makes this node serve the internal registry.
 	RegistryListen string
+	// RegistryAddress is the internal registry's stable address: a
+	// loopback host:port, the same on every node, that this node forwards
+	// to wherever the registry runs now. Default DefaultRegistryAddress.
+	RegistryAddress string
 	// AdvertiseAddr is the IP other nodes reach this node at; a managed
 	// registry on this node listens there. Default 127.0.0.1.
 	AdvertiseAddr string
@@ -84,6 +89,10 @@ type Config struct {
 	CorrosionCA string
 	Logger      *slog.Logger
 }
+
+// DefaultRegistryAddress is the registry's stable address when
+// RegistryAddress is unset.
+const DefaultRegistryAddress = "127.0.0.1:5454"
 
 // DefaultStartTimeout is how long Run waits for the state API at start.
 const DefaultStartTimeout = 30 * time.Second
@@ -184,7 +193,11 @@ type runnable func(context.Context) error
 func assemble(cache *state.Cache, cfg Config, log *slog.Logger) ([]runnable, func(), error) {
 	store := cache.Store()
 	capacity := apitypes.NodeCapacity{}
-	runs := []runnable{}
+	stable, forwarder, err := registryForwarder(cache, cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	runs := []runnable{forwarder}
 	closeAll := func() {}
 	creds := cache.CredentialSource()
 	driver, err := buildDriver(cfg, creds)
@@ -202,7 +215,7 @@ func assemble(cache *state.Cache, cfg Config, log *slog.Logger) ([]runnable, fun
 		}
 		capacity.API = api
 		buildCfg := build.Config{Node: cfg.Node, Driver: driver, MaxBuilds: cfg.MaxBuilds, LogDir: logDir,
-			ContextCacheDir: filepath.Join(cfg.DataDir, "contexts"), DataDir: cfg.DataDir, Credentials: creds}
+			ContextCacheDir: filepath.Join(cfg.DataDir, "contexts"), DataDir: cfg.DataDir, Credentials: creds, Registry: stable}
 		if cfg.DockerHost != "" {
 			engine, err := dockerclient.NewClientWithOpts(dockerclient.WithHost(cfg.DockerHost), dockerclient.WithAPIVersionNegotiation())
 			if err != nil {
@@ -230,7 +243,7 @@ func assemble(cache *state.Cache, cfg Config, log *slog.Logger) ([]runnable, fun
 			return nil, nil, err
 		}
 		runs = append(runs, prepull.New(cache, engine, prepull.Config{Node: cfg.Node, MaxPulls: cfg.MaxPulls,
-			InternalAuth: internalRegistryAuth(cache, creds), Pulls: pulls}, log).Run)
+			InternalAuth: internalRegistryAuth(cache, stable, creds), Pulls: pulls, Registry: stable}, log).Run)
 		if cfg.PruneAfter > 0 {
 			runs = append(runs, prepull.NewPruner(store, engine.Client(), pulls, cfg.Node, cfg.PruneAfter, log).Run)
 		}
@@ -275,16 +288,47 @@ func managedRegistry(cache *state.Cache, cfg Config, addr string, log *slog.Logg
 
 // internalRegistryAuth authenticates the engine's pulls from the internal
 // registry with its credential; other registries get none.
-func internalRegistryAuth(cache *state.Cache, creds apitypes.CredentialSource) func(context.Context, string) string {
+func internalRegistryAuth(cache *state.Cache, stable string, creds apitypes.CredentialSource) func(context.Context, string) string {
 	return func(ctx context.Context, ref string) string {
 		host, _, _ := apitypes.SplitImageRef(ref)
-		registry, err := cache.RegistryAddress(ctx, time.Now(), apitypes.LiveTimeout)
+		registry, err := cache.NodeRegistry(ctx, stable, time.Now())
 		if err != nil || host != registry {
 			return ""
 		}
 		cred, ok := creds(ctx)
 		return regclient.EngineAuth(cred, ok, registry)
 	}
+}
+
+// registryForwarder serves the registry's stable address on this node
+// (registry/forward), forwarding to wherever the cache says the registry
+// runs now.
+func registryForwarder(cache *state.Cache, cfg Config, log *slog.Logger) (string, runnable, error) {
+	stable := cmp.Or(cfg.RegistryAddress, DefaultRegistryAddress)
+	if err := checkStableAddress(stable, cfg.RegistryListen); err != nil {
+		return "", nil, err
+	}
+	f := &forward.Forwarder{Listen: stable, Log: log.With("component", "registry-forward"),
+		Target: func(ctx context.Context) (string, error) {
+			return cache.RegistryAddress(ctx, time.Now(), apitypes.LiveTimeout)
+		}}
+	return stable, f.Run, nil
+}
+
+// checkStableAddress refuses a stable address that is not a loopback
+// host:port, or that the in-process registry itself listens on.
+func checkStableAddress(addr, registryListen string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "" || port == "0" {
+		return fmt.Errorf("--registry-address %q: want a loopback host:port with a fixed port, e.g. %s", addr, DefaultRegistryAddress)
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("--registry-address %q: the stable address is each node's own loopback port; %s is not a loopback IP (engines trust 127.0.0.0/8 without flags)", addr, host)
+	}
+	if addr == registryListen {
+		return fmt.Errorf("--registry-address %q: --registry-listen serves the registry on the same address; the stable address forwards to it and needs a port of its own", addr)
+	}
+	return nil
 }
 
 // buildDriver is the node's builder driver, or nil when it does not build.

@@ -51,6 +51,9 @@ func start(t *testing.T, cfg controllers.Config) *running {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.RegistryAddress == "" { // not the default: other tests' clusters may run beside
+		cfg.RegistryAddress = freeAddr(t)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- controllers.Run(ctx, cfg) }()

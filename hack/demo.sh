@@ -43,14 +43,14 @@ wait_for_nodes() {
 say "Starting ucd node1: embedded state on $LISTEN, registry on $UC_REGISTRY, engine 1, BuildKit"
 bin/ucd run --node node1 --data-dir "$WORK/node1" --state-listen "$LISTEN" --labels zone=a \
   --docker-host "$UC_DOCKER_HOST_1" --buildkit-addr "$UC_BUILDKIT_ADDR" --registry-listen "$UC_REGISTRY" \
-  >"$WORK/node1.log" 2>&1 &
+  --registry-address "${UC_REGISTRY_ADDRESS:-127.0.0.1:5454}" >"$WORK/node1.log" 2>&1 &
 PIDS+=($!)
 wait_for_nodes 1
 
 say "Starting ucd node2 on engine 2, sharing node1's state"
 bin/ucd run --node node2 --data-dir "$WORK/node2" --corrosion-api "$UC_CORROSION_API" --labels zone=b \
   --docker-host "$UC_DOCKER_HOST_2" --buildkit-addr "$UC_BUILDKIT_ADDR" \
-  >"$WORK/node2.log" 2>&1 &
+  --registry-address "${UC_REGISTRY_ADDRESS:-127.0.0.1:5454}" >"$WORK/node2.log" 2>&1 &
 PIDS+=($!)
 wait_for_nodes 2
 bin/uc get nodes
@@ -71,9 +71,9 @@ bin/uc get builds
 say "uc get images"
 bin/uc get images
 
-say "Running the image once on node2 (engine 2), by digest"
+say "Running the image once on node2 (engine 2), by digest, as pre-pulled through the registry's stable address"
 REF=$(bin/uc get images hello/web -o json | jq -r '.[0].presence[] | select(.node=="node2") | .digest')
-REPO="$UC_REGISTRY/hello/web@$REF"
+REPO="${UC_REGISTRY_ADDRESS:-127.0.0.1:5454}/hello/web@$REF"
 docker -H "$UC_DOCKER_HOST_2" run --rm "$REPO"
 
 say "uc apply again: an unchanged project writes nothing and builds nothing"

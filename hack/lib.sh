@@ -22,7 +22,10 @@ uc_config() {
   : "${UC_CACHE_DIR:=/var/cache/uc}"
   : "${UC_REGISTRY:=127.0.0.1:5000}"
   : "${UC_BASE_REGISTRY:=127.0.0.1:5100}"
-  export UC_NODES UC_RUN_DIR UC_DATA_DIR UC_CACHE_DIR UC_REGISTRY UC_BASE_REGISTRY
+  # The internal registry's stable address (ucd run --registry-address):
+  # each ucd forwards it to wherever the registry runs now.
+  : "${UC_REGISTRY_ADDRESS:=127.0.0.1:5454}"
+  export UC_NODES UC_RUN_DIR UC_DATA_DIR UC_CACHE_DIR UC_REGISTRY UC_BASE_REGISTRY UC_REGISTRY_ADDRESS
 
   [[ $UC_NODES =~ ^[0-9]+$ ]] && ((UC_NODES >= 1 && UC_NODES <= 254)) ||
     die "UC_NODES must be 1..254 (each node gets bridge 172.31.N.1/24), got '$UC_NODES'"
@@ -32,7 +35,7 @@ uc_config() {
     [[ ${!d} == /?* && ${!d} != *..* ]] || die "$d must be an absolute path below /, got '${!d}'"
     printf -v "$d" '%s' "${!d%/}"
   done
-  for d in UC_REGISTRY UC_BASE_REGISTRY; do
+  for d in UC_REGISTRY UC_BASE_REGISTRY UC_REGISTRY_ADDRESS; do
     [[ ${!d} =~ ^[A-Za-z0-9.-]+:[0-9]+$ ]] || die "$d must be HOST:PORT, got '${!d}'"
   done
 

@@ -229,6 +229,12 @@ insecure-entitlements = ["network.host", "security.insecure"]
   http = true
   insecure = true
 
+# The internal registry's stable address, the one every node's ucd
+# forwards: set once, wherever the registry runs.
+[registry."$UC_REGISTRY_ADDRESS"]
+  http = true
+  insecure = true
+
 EOF
 }
 
@@ -425,6 +431,7 @@ write_env_file() {
     echo "UC_CACHE_DIR=$UC_CACHE_DIR"
     echo "UC_REGISTRY=$UC_REGISTRY"
     echo "UC_BASE_REGISTRY=$UC_BASE_REGISTRY"
+    echo "UC_REGISTRY_ADDRESS=$UC_REGISTRY_ADDRESS"
     echo "UC_BASE_IMAGE=$UC_BASE_REGISTRY/library/busybox:latest"
     echo "UC_BUILDKIT_VERSION=$BUILDKIT_VERSION"
     echo "UC_BUILDKIT_ADDR=unix://$UC_BUILDKIT_SOCK"

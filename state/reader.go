@@ -1,6 +1,7 @@
 package state
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -198,6 +199,19 @@ func (r Reader) RegistryAddress(ctx context.Context, now time.Time, liveTimeout 
 		return "", noRegistry(statuses, byName, now, liveTimeout)
 	}
 	return best.Address, nil
+}
+
+// NodeRegistry is the address a node reaches the internal registry at,
+// once a registry is served somewhere: stable, the node's loopback
+// forwarder (see registry/forward), so that references never name where
+// the registry happens to run. An empty stable falls back to the
+// registry's own address (a process without a forwarder, such as a test).
+func (r Reader) NodeRegistry(ctx context.Context, stable string, now time.Time) (string, error) {
+	addr, err := r.RegistryAddress(ctx, now, api.LiveTimeout)
+	if err != nil {
+		return "", err
+	}
+	return cmp.Or(stable, addr), nil
 }
 
 // GetRegistrySpec returns the desired registry and its generation;

@@ -80,6 +80,8 @@ func newRunCmd(log *slog.Logger) *cobra.Command {
 	f.StringVar(&cfg.DockerHost, "docker-host", defaultDockerHost(), "this node's Docker Engine, for pre-pulls (empty: none)")
 	f.StringVar(&cfg.BuildkitAddr, "buildkit-addr", "", "this node's buildkitd address, for the buildkit driver")
 	f.StringVar(&cfg.BuildDriver, "build-driver", "", "how this node builds: buildkit (--buildkit-addr) or docker (the --docker-host engine's BuildKit); default buildkit if --buildkit-addr is set, else the node does not build")
+	f.StringVar(&cfg.RegistryAddress, "registry-address", controllers.DefaultRegistryAddress,
+		"the internal registry's stable address: a loopback host:port, the same on every node, forwarded to wherever the registry runs now; engines and BuildKit pull and push there")
 	f.StringVar(&cfg.RegistryListen, "registry-listen", "", "serve the internal registry in this process on this address, e.g. 127.0.0.1:5000 (instead of the managed registry container)")
 	f.StringVar(&cfg.AdvertiseAddr, "advertise-addr", "127.0.0.1", "the IP other nodes reach this node at; a managed registry here listens on it")
 	f.DurationVar(&cfg.RegistryFailoverAfter, "registry-failover-after", managedregistry.DefaultFailoverAfter, "how long the registry's node may be silent before another node starts the registry")

@@ -5,6 +5,7 @@
 package build
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -51,6 +52,10 @@ type Config struct {
 	// Engine is this node's Docker Engine, if any: a restore copies from it
 	// an image whose sources are gone with the old registry.
 	Engine *dockerclient.Client
+	// Registry is the internal registry's stable address on this node
+	// (registry/forward): builds push there and record it in their
+	// references. Empty: the registry's own address.
+	Registry string
 }
 
 // Reconciler builds the BuildSpecs this node owns.
@@ -249,8 +254,10 @@ func (r *Reconciler) inputs(ctx context.Context, spec api.BuildSpec) (map[string
 		if !ready {
 			return nil, dep, nil
 		}
-		registry, repo, _ := api.SplitImageRef(res.Detail.Ref) // the digest pins it, not the tag
-		out[dep] = registry + "/" + repo + "@" + res.Digest
+		// The digest pins it, not the tag; a result recorded before the
+		// stable address existed names the registry's own address.
+		registry, repo, _ := api.SplitImageRef(res.Detail.Ref)
+		out[dep] = cmp.Or(r.cfg.Registry, registry) + "/" + repo + "@" + res.Digest
 	}
 	return out, "", nil
 }
@@ -281,7 +288,7 @@ func handled(rec state.BuildRecord, inputs map[string]string) bool {
 // build runs one build and returns its outcome; why, when set, says why
 // in the status message (a restore).
 func (r *Reconciler) build(ctx context.Context, rec state.BuildRecord, inputs map[string]string, why string) (*api.BuildStatus, error) {
-	registry, err := r.read.RegistryAddress(ctx, r.now(), api.LiveTimeout)
+	registry, err := r.read.NodeRegistry(ctx, r.cfg.Registry, r.now())
 	if err != nil {
 		return nil, fmt.Errorf("build %s: %w", rec.Spec.Name, err)
 	}
@@ -318,7 +325,7 @@ func (r *Reconciler) restoreIfLost(ctx context.Context, rec state.BuildRecord, i
 	if !ok || cur.Phase != api.BuildSucceeded || cur.Digest == "" {
 		return nil, nil
 	}
-	registry, err := r.read.RegistryAddress(ctx, r.now(), api.LiveTimeout)
+	registry, err := r.read.NodeRegistry(ctx, r.cfg.Registry, r.now())
 	if err != nil {
 		return nil, nil // no registry now; its return enqueues nothing, the resync will look again
 	}
@@ -414,7 +421,7 @@ func (r *Reconciler) resolveBases(ctx context.Context, spec api.BuildSpec) (map[
 
 // baseAuth lets a base-image lookup authenticate to the internal registry.
 func (r *Reconciler) baseAuth(ctx context.Context) session.Attachable {
-	registry, err := r.read.RegistryAddress(ctx, r.now(), api.LiveTimeout)
+	registry, err := r.read.NodeRegistry(ctx, r.cfg.Registry, r.now())
 	if err != nil {
 		return registryAuth("", r.cfg.Credentials)
 	}
@@ -498,10 +505,11 @@ func (r *Reconciler) localContext(ctx context.Context, spec api.BuildSpec) (api.
 	return spec, nil
 }
 
-// fetch gets a shipped context from wherever the registry is now: the
-// reference names the registry it was shipped to, which may have moved.
+// fetch gets a shipped context through the registry's stable address: the
+// reference names the registry's own address at the time (the CLI, which
+// is no node, ships there), and the registry may have moved since.
 func (r *Reconciler) fetch(ctx context.Context, ref string) (string, error) {
-	if registry, err := r.read.RegistryAddress(ctx, r.now(), api.LiveTimeout); err == nil {
+	if registry, err := r.read.NodeRegistry(ctx, r.cfg.Registry, r.now()); err == nil {
 		ref = rehost(ref, registry)
 	}
 	dir, err := contextstore.Fetch(ctx, r.registry.http, ref, r.cfg.ContextCacheDir)

@@ -2,8 +2,8 @@
 // node started with a registry address serves distribution/v3 in process
 // (Run); with a registry spec, one eligible node runs it as a container on
 // its engine and another takes over when that node dies (NewManaged).
-// Either way the node publishes the address in state, where builders and
-// pre-pullers find it, and collects garbage on a schedule and when its
+// Either way the node publishes the address in state, where every node's
+// stable-address forwarder (registry/forward) finds it, and collects garbage on a schedule and when its
 // disk fills. The registry server itself is package registry.
 package managedregistry
 

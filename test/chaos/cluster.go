@@ -31,6 +31,7 @@ type cluster struct {
 	env       map[string]string
 	bins      harness.Binaries
 	stateAddr string
+	stable    string // the registry's stable address, a port of this cluster's own
 	state     *harness.Proc
 	tcp       *tcpProxy
 	http      *httpProxy
@@ -50,7 +51,11 @@ func startCluster(ctx context.Context, bins harness.Binaries, env map[string]str
 	if err != nil {
 		return nil, err
 	}
-	c := &cluster{dir: dir, env: env, bins: bins, stateAddr: addr, nodes: map[string]*harness.Proc{}}
+	stable, err := harness.FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	c := &cluster{dir: dir, env: env, bins: bins, stateAddr: addr, stable: stable, nodes: map[string]*harness.Proc{}}
 	if err := c.waitState(ctx); err != nil {
 		return nil, err
 	}
@@ -132,7 +137,7 @@ func (c *cluster) startNode(node string) error {
 		"--data-dir", c.dataDir(node), "--corrosion-api", "http://"+c.tcp.addr(), "--heartbeat", "1s",
 		"--docker-host", c.env["UC_DOCKER_HOST_"+i], "--buildkit-addr", c.env["UC_BUILDKIT_ADDR"],
 		"--advertise-addr", "127.0.0."+i, "--registry-failover-after", "5s",
-		"--registry-gc-interval", "5s", "--registry-gc-grace", "30s")
+		"--registry-gc-interval", "5s", "--registry-gc-grace", "30s", "--registry-address", c.stable)
 	c.nodes[node] = p
 	return err
 }

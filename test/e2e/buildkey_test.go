@@ -130,7 +130,7 @@ func TestBuildKeyFollowsBaseImage(t *testing.T) {
 
 	appCompose := filepath.Join(appDir, "compose.yaml")
 	writeFile(t, appCompose, "name: onbase\nservices:\n  app:\n    build: .\n")
-	writeFile(t, filepath.Join(appDir, "Dockerfile"), "FROM "+env["UC_REGISTRY"]+"/moving/base:latest\nRUN cat /v > /seen\n")
+	writeFile(t, filepath.Join(appDir, "Dockerfile"), "FROM "+c.stable+"/moving/base:latest\nRUN cat /v > /seen\n")
 	c.ok(t, "apply", "-f", appCompose)
 	c.ok(t, "wait", "images", "onbase/app", "--timeout", "5m")
 	first, solves := sameDigestOnBoth(t, c, "onbase/app"), c.builds("onbase/app")

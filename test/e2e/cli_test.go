@@ -138,6 +138,9 @@ type cluster struct {
 	procs    map[string]*proc
 	// nodeArgs adds flags to a node's `ucd run`, e.g. its engine.
 	nodeArgs func(node string) []string
+	// stable is the registry's stable address all its nodes forward, a
+	// port of its own so that no other test's nodes answer on it.
+	stable string
 }
 
 // stop stops the nodes first and the state they report to last.
@@ -188,6 +191,9 @@ func (c *cluster) start(stateOnly bool) error {
 		return err
 	}
 	c.apiURL = "http://" + addr
+	if c.stable, err = harness.FreeAddr(); err != nil {
+		return err
+	}
 	c.stateDir = filepath.Join(c.dir, "state")
 	st, err := startProc(c.dir, "state", "state", "serve", "--data-dir", c.stateDir, "--listen", addr)
 	if err != nil {
@@ -226,7 +232,8 @@ func (c *cluster) start(stateOnly bool) error {
 // startNode starts one `ucd run` on the cluster's state, with nodeArgs.
 func (c *cluster) startNode(name, labels string) error {
 	args := []string{"run", "--node", name, "--data-dir", filepath.Join(c.dir, name),
-		"--corrosion-api", c.apiURL, "--labels", labels, "--heartbeat", "1s", "--docker-host", ""}
+		"--corrosion-api", c.apiURL, "--labels", labels, "--heartbeat", "1s", "--docker-host", "",
+		"--registry-address", c.stable}
 	if c.nodeArgs != nil {
 		args = append(args, c.nodeArgs(name)...)
 	}

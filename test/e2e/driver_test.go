@@ -60,7 +60,7 @@ func TestDockerDriver(t *testing.T) {
 		t.Errorf("drv/web row %q, want built on node2", row)
 	}
 	// The engine built it; the pre-puller found it already there.
-	if out := docker(t, env["UC_DOCKER_HOST_2"], "image", "inspect", "-f", "{{.RepoDigests}}", env["UC_REGISTRY"]+"/drv/web:latest"); !strings.Contains(out, digest) {
+	if out := docker(t, env["UC_DOCKER_HOST_2"], "image", "inspect", "-f", "{{.RepoDigests}}", c.stable+"/drv/web:latest"); !strings.Contains(out, digest) {
 		t.Errorf("engine2 holds %s, want digest %s", out, digest)
 	}
 

@@ -37,13 +37,17 @@ func TestFullDataDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stable, err := harness.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
 	node, err := startProc(t.TempDir(), "node1", "run", "--node", "node1", "--data-dir", data, "--state-listen", addr,
-		"--heartbeat", "1s", "--docker-host", env["UC_DOCKER_HOST_1"], "--buildkit-addr", env["UC_BUILDKIT_ADDR"],
+		"--registry-address", stable, "--heartbeat", "1s", "--docker-host", env["UC_DOCKER_HOST_1"], "--buildkit-addr", env["UC_BUILDKIT_ADDR"],
 		"--registry-listen", env["UC_REGISTRY"])
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &cluster{apiURL: "http://" + addr, procs: map[string]*proc{"node1": node}}
+	c := &cluster{apiURL: "http://" + addr, procs: map[string]*proc{"node1": node}, stable: stable}
 	t.Cleanup(func() {
 		c.stop()
 		if t.Failed() {

@@ -36,7 +36,7 @@ func TestNodeJoin(t *testing.T) {
 	c.ok(t, "wait", "images", "join/web", "--timeout", "5m")
 	digest := sameDigestOnBoth(t, c, "join/web")
 	t.Cleanup(func() {
-		_, _ = runTool(t, nil, "docker", "-H", env["UC_DOCKER_HOST_3"], "rmi", env["UC_REGISTRY"]+"/join/web@"+digest)
+		_, _ = runTool(t, nil, "docker", "-H", env["UC_DOCKER_HOST_3"], "rmi", c.stable+"/join/web@"+digest)
 	})
 
 	if err := c.startNode("node3", "zone=c"); err != nil {
@@ -56,7 +56,7 @@ func TestNodeJoin(t *testing.T) {
 	if d := presentDigests(t, c, "join/zonec"); d["node1"] != "" || d["node2"] != "" {
 		t.Errorf("join/zonec present on %v, want node3 only", d)
 	}
-	docker(t, env["UC_DOCKER_HOST_3"], "image", "inspect", env["UC_REGISTRY"]+"/join/web@"+digest)
+	docker(t, env["UC_DOCKER_HOST_3"], "image", "inspect", c.stable+"/join/web@"+digest)
 
 	t.Run("a node that dies leaves stale rows and is not waited for", func(t *testing.T) {
 		p := c.procs["node3"]

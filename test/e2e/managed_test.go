@@ -130,6 +130,15 @@ func TestManagedRegistry(t *testing.T) {
 		t.Logf("image pullable from the new registry %s after the node died", time.Since(start).Round(time.Millisecond))
 		j := strings.TrimPrefix(other, "node")
 		docker(t, env["UC_DOCKER_HOST_"+j], "pull", ref)
+		// Image references in state name the stable address, not where
+		// the registry runs, so they did not change (the context's names
+		// the registry uc shipped it to, which the builder rehosts); the surviving node
+		// forwards that address now, even if the dead one served it.
+		builds := c.ok(t, "get", "builds", "hello/web", "-o", "json")
+		if !strings.Contains(builds, c.stable+"/hello/web") || strings.Contains(builds, addr+"/hello/") || strings.Contains(builds, newAddr+"/hello/") {
+			t.Errorf("build references do not name the stable address %s only:\n%s", c.stable, builds)
+		}
+		docker(t, env["UC_DOCKER_HOST_"+j], "pull", c.stable+"/hello/web@"+digest)
 	})
 }
 

@@ -30,8 +30,8 @@ func TestPrune(t *testing.T) {
 	c.ok(t, "apply", "-f", compose)
 	c.ok(t, "wait", "images", "prune/a", "prune/b", "--timeout", "5m")
 	host := env["UC_DOCKER_HOST_2"]
-	refA := env["UC_REGISTRY"] + "/prune/a@" + sameDigestOnBoth(t, c, "prune/a")
-	refB := env["UC_REGISTRY"] + "/prune/b@" + sameDigestOnBoth(t, c, "prune/b")
+	refA := c.stable + "/prune/a@" + sameDigestOnBoth(t, c, "prune/a")
+	refB := c.stable + "/prune/b@" + sameDigestOnBoth(t, c, "prune/b")
 	container := strings.TrimSpace(docker(t, host, "create", refB))
 	t.Cleanup(func() {
 		_, _ = runTool(t, nil, "docker", "-H", host, "rm", "-f", container)

@@ -76,9 +76,10 @@ func TestRegistryGC(t *testing.T) {
 	if code := registryGet(t, reg, "/v2/"+repo+"/manifests/"+dg, nil); code != http.StatusOK {
 		t.Errorf("the shipped context %s after gc: GET %d, want 200", builds[0].Spec.ContextRef, code)
 	}
-	// The current image is still whole: a node that lacks it pulls it.
-	docker(t, env["UC_DOCKER_HOST_2"], "rmi", reg+"/gcp/web@"+digests[2])
-	docker(t, env["UC_DOCKER_HOST_2"], "pull", reg+"/gcp/web@"+digests[2])
+	// The current image is still whole: a node that lacks it pulls it,
+	// through the registry's stable address as the pre-puller did.
+	docker(t, env["UC_DOCKER_HOST_2"], "rmi", c.stable+"/gcp/web@"+digests[2])
+	docker(t, env["UC_DOCKER_HOST_2"], "pull", c.stable+"/gcp/web@"+digests[2])
 
 	if err := poll(30*time.Second, func() error {
 		st := c.ok(t, "registry", "status")
