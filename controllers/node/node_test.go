@@ -12,14 +12,13 @@ import (
 	"github.com/ucplane/uc/api"
 	"github.com/ucplane/uc/controllers/node"
 	"github.com/ucplane/uc/state"
-	"github.com/ucplane/uc/state/corrosion"
 	"github.com/ucplane/uc/state/statetest"
 	"github.com/ucplane/uc/test/harness/poll"
 )
 
 // run starts the node controller against a fresh embedded state and stops
 // it when the test ends.
-func run(t *testing.T, cfg node.Config) *state.Store {
+func run(t *testing.T, cfg node.Config) *statetest.Server {
 	t.Helper()
 	srv := statetest.Start(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -31,7 +30,7 @@ func run(t *testing.T, cfg node.Config) *state.Store {
 		}
 	})
 	t.Cleanup(func() { cancel(); wg.Wait() }) // runs before statetest's cleanup
-	return srv.Store
+	return srv
 }
 
 // eventually polls get until ok accepts the node it returns.
@@ -41,7 +40,7 @@ func TestNodeController(t *testing.T) {
 	t.Parallel()
 	labels := map[string]string{"zone": "eu", "gpu": "yes"}
 	cfg := node.Config{Name: "node1", Labels: labels, Version: "v1.2.3", Heartbeat: 50 * time.Millisecond}
-	st := run(t, cfg)
+	st := run(t, cfg).Store
 	ctx := t.Context()
 	get := func() (api.Node, error) { return st.GetNode(ctx, "node1") }
 	registered := func(n api.Node) bool {
@@ -90,22 +89,35 @@ func TestRowIsRestored(t *testing.T) {
 		t.Run("heartbeat "+hb.String(), func(t *testing.T) {
 			t.Parallel()
 			labels := map[string]string{"zone": "eu"}
-			st := run(t, node.Config{Name: "node1", Labels: labels, Version: "v1", Heartbeat: hb})
-			ctx := t.Context()
+			srv := run(t, node.Config{Name: "node1", Labels: labels, Version: "v1", Heartbeat: hb})
+			st, ctx := srv.Store, t.Context()
 			get := func() (api.Node, error) { return st.GetNode(ctx, "node1") }
 			registered := func(n api.Node) bool {
 				return n.State == api.NodeReady && n.Version == "v1" && maps.Equal(n.Labels, labels)
 			}
 			first := eventually(t, "the node to register", get, registered)
-			for _, tc := range []struct{ name, sql string }{
-				{"deleted row", `DELETE FROM nodes WHERE name = 'node1'`},
-				{"edited labels", `UPDATE nodes SET labels = '{"zone":"us"}' WHERE name = 'node1'`},
-				{"cleared labels", `UPDATE nodes SET labels = '{}' WHERE name = 'node1'`},
-				{"gone state", `UPDATE nodes SET state = 'gone' WHERE name = 'node1'`},
-				{"version", `UPDATE nodes SET version = 'old' WHERE name = 'node1'`},
-				{"started_at", `UPDATE nodes SET started_at = 1 WHERE name = 'node1'`},
+			edit := func(change func(*api.Node)) func() error {
+				return func() error {
+					n, err := get()
+					if err != nil {
+						return err
+					}
+					change(&n)
+					return st.RegisterNode(ctx, n)
+				}
+			}
+			for _, tc := range []struct {
+				name   string
+				tamper func() error
+			}{
+				{"deleted row", func() error { return srv.DeleteNode(ctx, "node1") }},
+				{"edited labels", edit(func(n *api.Node) { n.Labels = map[string]string{"zone": "us"} })},
+				{"cleared labels", edit(func(n *api.Node) { n.Labels = nil })},
+				{"gone state", edit(func(n *api.Node) { n.State = api.NodeGone })},
+				{"version", edit(func(n *api.Node) { n.Version = "old" })},
+				{"started_at", edit(func(n *api.Node) { n.StartedAt = time.UnixMilli(1) })},
 			} {
-				if _, err := st.Client().Exec(ctx, corrosion.Stmt(tc.sql)); err != nil {
+				if err := tc.tamper(); err != nil {
 					t.Fatal(err)
 				}
 				n := eventually(t, tc.name+" to be restored", get, func(n api.Node) bool {
@@ -124,35 +136,27 @@ func TestRowIsRestored(t *testing.T) {
 func TestHeartbeatIsQuiet(t *testing.T) {
 	t.Parallel()
 	const interval = 50 * time.Millisecond
-	st := run(t, node.Config{Name: "node1", Version: "v1", Heartbeat: interval})
+	srv := run(t, node.Config{Name: "node1", Version: "v1", Heartbeat: interval})
 	ctx := t.Context()
-	eventually(t, "the node to register", func() (api.Node, error) { return st.GetNode(ctx, "node1") },
+	eventually(t, "the node to register", func() (api.Node, error) { return srv.Store.GetNode(ctx, "node1") },
 		func(n api.Node) bool { return n.State == api.NodeReady })
 
-	sub, err := st.Client().Subscribe(ctx, corrosion.Stmt("SELECT name, labels, state, version, started_at, heartbeat_at FROM nodes"), corrosion.SubscribeOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sub.Close() })
+	// Every write to the row comes back through the cache's subscription
+	// as one event.
+	cache := srv.StartCache(t)
 	var mu sync.Mutex
-	writes := 0
-	var other []corrosion.Event
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			ev, err := sub.Next()
-			if err != nil {
-				return
-			}
-			if ev.Kind != corrosion.EventChange {
-				continue
-			}
-			mu.Lock()
+	writes, replayed := 0, false
+	var other []state.Event[api.Node]
+	remove := cache.Nodes.AddHandler(func(ev state.Event[api.Node]) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case ev.Type == state.EventAdded && !replayed:
+			replayed = true // the row as the cache holds it, not a write
+		case ev.Type == state.EventUpdated:
 			writes++
-			if ev.Change != corrosion.ChangeUpdate {
-				other = append(other, ev)
-			}
-			mu.Unlock()
+		default:
+			other = append(other, ev)
 		}
 	})
 	const window = time.Second
@@ -161,8 +165,7 @@ func TestHeartbeatIsQuiet(t *testing.T) {
 	mu.Lock()
 	n, elapsed := writes, time.Since(start)
 	mu.Unlock()
-	sub.Close()
-	wg.Wait()
+	remove()
 
 	// About one heartbeat per interval (bounded with 2x slack); a write
 	// loop would produce hundreds. At least a few must have happened.
@@ -170,6 +173,8 @@ func TestHeartbeatIsQuiet(t *testing.T) {
 	if n > upper || n < 3 {
 		t.Errorf("%d writes to the node row in %v; want between 3 and %d at a %v heartbeat", n, elapsed, upper, interval)
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	if len(other) > 0 {
 		t.Errorf("an idle node re-wrote its row: %+v", other)
 	}
@@ -179,7 +184,7 @@ func TestDefaultHeartbeat(t *testing.T) {
 	t.Parallel()
 	// With no interval configured the node still registers at once; the
 	// next heartbeat is DefaultHeartbeat away.
-	st := run(t, node.Config{Name: "n"})
+	st := run(t, node.Config{Name: "n"}).Store
 	n := eventually(t, "the node to register", func() (api.Node, error) { return st.GetNode(t.Context(), "n") },
 		func(n api.Node) bool { return n.State == api.NodeReady })
 	if n.Labels == nil || len(n.Labels) != 0 {

@@ -158,3 +158,10 @@ func (s *Server) StartCache(t testing.TB) *state.Cache {
 	}
 	return c
 }
+
+// DeleteNode removes a node's row, as an operator editing the state by
+// hand would: nothing in uc deletes one.
+func (s *Server) DeleteNode(ctx context.Context, name string) error {
+	_, err := s.Store.Client().Exec(ctx, corrosion.Stmt("DELETE FROM nodes WHERE name = ?", name))
+	return err
+}

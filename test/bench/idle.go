@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ucplane/uc/state/corrosion"
+	"github.com/ucplane/uc/state/statetest"
 )
 
 // idleRow is one CPU sampling window of ucd.
@@ -92,7 +93,7 @@ func countingWatch(ctx context.Context, c *corrosion.Client, subs *subCounter) (
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		_ = c.Watch(ctx, corrosion.Stmt(watchSQL), corrosion.WatchOptions{Logger: quietLog}, func(ev corrosion.WatchEvent) error {
+		_ = c.Watch(ctx, statetest.ImageGenerations, corrosion.WatchOptions{Logger: quietLog}, func(ev corrosion.WatchEvent) error {
 			if ev.Snapshot {
 				subs.snapshotRows.Store(int64(len(ev.Rows)))
 			} else {

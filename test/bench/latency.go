@@ -18,9 +18,6 @@ import (
 	"github.com/ucplane/uc/state/statetest"
 )
 
-// watchSQL is what a prepull controller would follow.
-const watchSQL = "SELECT name, generation FROM image_specs"
-
 // benchWorkers is the reconcile worker count, as a real controller might
 // run; it is printed with the table.
 const benchWorkers = 4
@@ -155,8 +152,7 @@ func imageBody(name, tag string) string {
 }
 
 func insertStmt(name string) corrosion.Statement {
-	return corrosion.Stmt(`INSERT INTO image_specs (name, project, uid, generation, spec, updated_at) VALUES (?, 'bench', ?, 1, ?, ?)`,
-		name, "uid-"+name, imageBody(name, "latest"), time.Now().UnixMilli())
+	return statetest.InsertImageSpec(name, "bench", imageBody(name, "latest"))
 }
 
 // seedSpecs inserts every name at generation 1 in one transaction.
@@ -180,7 +176,7 @@ func startWatchers(ctx context.Context, store *state.Store, recon, events, befor
 	ctrl := reconcile.New(reconcile.Options{Name: "bench", Workers: benchWorkers, Logger: quietLog},
 		marker(&cache.Reader, recon), specs)
 	old := reconcile.New(reconcile.Options{Name: "bench-before", Workers: benchWorkers, Logger: quietLog},
-		marker(&store.Reader, before), store.KeySource(corrosion.Stmt(watchSQL), quietLog))
+		marker(&store.Reader, before), store.KeySource(statetest.ImageGenerations, quietLog))
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = ctrl.Run(ctx) })
 	wg.Go(func() { _ = old.Run(ctx) })
@@ -205,7 +201,7 @@ func marker(read *state.Reader, seen *seen) reconcile.Reconciler {
 
 // rawWatch stamps every row of the snapshot and every change event.
 func rawWatch(ctx context.Context, c *corrosion.Client, events *seen) error {
-	return c.Watch(ctx, corrosion.Stmt(watchSQL), corrosion.WatchOptions{Logger: quietLog}, func(ev corrosion.WatchEvent) error {
+	return c.Watch(ctx, statetest.ImageGenerations, corrosion.WatchOptions{Logger: quietLog}, func(ev corrosion.WatchEvent) error {
 		now := time.Now()
 		if ev.Snapshot {
 			for _, r := range ev.Rows {
@@ -225,8 +221,7 @@ func rawWatch(ctx context.Context, c *corrosion.Client, events *seen) error {
 func writeUpdates(ctx context.Context, c *corrosion.Client, names []string, maxPause time.Duration) (starts, acks map[string]time.Time, err error) {
 	starts, acks = map[string]time.Time{}, map[string]time.Time{}
 	for i, n := range names {
-		stmt := corrosion.Stmt(`UPDATE image_specs SET spec = ?, generation = generation + 1, updated_at = ? WHERE name = ?`,
-			imageBody(n, fmt.Sprintf("v%d", i)), time.Now().UnixMilli(), n)
+		stmt := statetest.BumpImageSpec(n, imageBody(n, fmt.Sprintf("v%d", i)))
 		start := time.Now()
 		if _, err := c.Exec(ctx, stmt); err != nil {
 			return nil, nil, fmt.Errorf("update %s: %w", n, err)
