@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -66,6 +67,11 @@ func benchApplyState(ctx context.Context, bins binaries, dir string) (applyState
 func (c *prepullCluster) applyState(ctx context.Context, dir string, res *applyStateResult) error {
 	proj := filepath.Join(dir, "project")
 	if err := writeApplyStateProject(proj, c.env["UC_BASE_IMAGE"]); err != nil {
+		return err
+	}
+	// Builds are reproducible: an earlier run's images would still be on
+	// the engines, and every pull would be skipped.
+	if err := c.removeImagesOf(ctx, "as"); err != nil {
 		return err
 	}
 	cli, err := newStateProxy(c.stateAddr, log.New(c.proxyLog, "", log.LstdFlags))
@@ -146,4 +152,31 @@ func printApplyState(ref string, was *applyStateResult, now applyStateResult) {
 	note("after:  %s from apply to all present, %d builds, %d pulls", now.took.Round(time.Millisecond), now.builds, now.pulls)
 	note("node1 serves the state, builds (hack/up.sh's buildkitd) and serves the registry; its own requests reach its own")
 	note("  listener and are not counted. uc apply and uc wait go through a counting proxy of their own.")
+}
+
+// removeImagesOf removes from every engine the images of a project's
+// repositories (any registry), so that a run pulls them again.
+func (c *prepullCluster) removeImagesOf(ctx context.Context, project string) error {
+	removed := 0
+	for _, host := range c.hosts {
+		out, err := exec.CommandContext(ctx, "docker", "-H", host, "images", "--no-trunc", "--format", "{{.Repository}} {{.ID}}").Output()
+		if err != nil {
+			return fmt.Errorf("docker -H %s images: %w", host, err)
+		}
+		ids := map[string]bool{}
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			repo, id, _ := strings.Cut(line, " ")
+			if _, path, _ := strings.Cut(repo, "/"); strings.HasPrefix(path, project+"/") {
+				ids[id] = true
+			}
+		}
+		for id := range ids {
+			if out, err := exec.CommandContext(ctx, "docker", "-H", host, "rmi", "-f", id).CombinedOutput(); err != nil {
+				return fmt.Errorf("docker -H %s rmi -f %s: %w: %s", host, id, err, out)
+			}
+			removed++
+		}
+	}
+	progress("applystate: removed %d images of project %s left on the engines", removed, project)
+	return nil
 }
