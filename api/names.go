@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"net"
 	"regexp"
 	"slices"
 	"strings"
@@ -113,4 +114,50 @@ func (b BuildSpec) CacheRefs(registry string) ([]string, error) {
 		out = append(out, ref)
 	}
 	return out, nil
+}
+
+// Makes reports whether image, as a Dockerfile's FROM or COPY --from names
+// it, is an image this build makes: its image: or one of its tags, by
+// repository and tag ("latest" when none), named either as the Compose
+// file names it or through a loopback registry (the stable address every
+// node reaches the internal registry at). A name pinned by digest is not.
+func (b BuildSpec) Makes(image string) bool {
+	want, err := reference.ParseNormalizedNamed(image)
+	if err != nil {
+		return false
+	}
+	if _, pinned := want.(reference.Digested); pinned {
+		return false // a digest names one image for good, not this build's next one
+	}
+	for _, name := range append([]string{b.Image}, b.Tags...) {
+		have, err := reference.ParseNormalizedNamed(name)
+		if err == nil && sameImage(want, have) {
+			return true
+		}
+	}
+	return false
+}
+
+func sameImage(ref, made reference.Named) bool {
+	if reference.Path(ref) != reference.Path(made) || tagOf(ref) != tagOf(made) {
+		return false
+	}
+	domain := reference.Domain(ref)
+	return domain == reference.Domain(made) || isLoopbackHost(domain)
+}
+
+func tagOf(n reference.Named) string {
+	if t, ok := n.(reference.Tagged); ok {
+		return t.Tag()
+	}
+	return "latest"
+}
+
+func isLoopbackHost(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host = hostport
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || ip != nil && ip.IsLoopback()
 }

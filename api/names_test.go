@@ -2,6 +2,7 @@ package api
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -45,5 +46,30 @@ func TestCacheRefs(t *testing.T) {
 	want := []string{"r:5000/uc-cache/team/web:buildcache", "r:5000/team/cache:latest", "r:5000/team/cache:v2"}
 	if err != nil || !slices.Equal(got, want) {
 		t.Errorf("CacheRefs = %q, %v; want %q", got, err, want)
+	}
+}
+
+func TestBuildSpecMakes(t *testing.T) {
+	t.Parallel()
+	b := BuildSpec{Image: "shop/base", Tags: []string{"shop/base:1.0", "ghcr.io/acme/base:v2"}}
+	for image, want := range map[string]bool{
+		"shop/base":                    true,
+		"shop/base:latest":             true,
+		"docker.io/shop/base":          true,
+		"shop/base:1.0":                true,
+		"127.0.0.1:5454/shop/base":     true,
+		"localhost:5000/shop/base:1.0": true,
+		"ghcr.io/acme/base:v2":         true,
+		"127.0.0.1:5454/acme/base:v2":  true,
+		"shop/base:2.0":                false,
+		"ghcr.io/shop/base":            false,
+		"shop/other":                   false,
+		"busybox":                      false,
+		"shop/base@sha256:" + strings.Repeat("a", 64): false,
+		"Not A Name": false,
+	} {
+		if got := b.Makes(image); got != want {
+			t.Errorf("Makes(%q) = %v, want %v", image, got, want)
+		}
 	}
 }

@@ -217,6 +217,9 @@ func convertProject(cp *types.Project, file string, limit int64) (*api.Project, 
 	}
 	sort.Slice(p.Builds, func(i, j int) bool { return p.Builds[i].Name < p.Builds[j].Name })
 	sort.Slice(p.Images, func(i, j int) bool { return p.Images[i].Name < p.Images[j].Name })
+	if err := linkFromLines(p, file); err != nil {
+		return nil, err
+	}
 	if err := checkGraph(p, file); err != nil {
 		return nil, err
 	}

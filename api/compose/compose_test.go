@@ -2,6 +2,7 @@ package compose
 
 import (
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -524,7 +525,7 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name:  "cycle of two",
 			files: map[string]string{"compose.yaml": "name: p\nservices:\n  a:\n    build: {context: ., additional_contexts: {x: \"service:b\"}}\n  b:\n    build: {context: ., additional_contexts: {y: \"service:a\"}}\n", "Dockerfile": "FROM busybox\n"},
-			want:  []string{"compose.yaml: services.a.build.additional_contexts: a cycle through service: contexts, a → b → a; each build would wait for the next one's image forever"},
+			want:  []string{"compose.yaml: services.a.build.additional_contexts: a cycle through service: contexts or FROM lines, a → b → a; each build would wait for the next one's image forever"},
 		},
 		{
 			name: "longer cycle",
@@ -539,12 +540,12 @@ services:
   c3:
     build: {context: ., additional_contexts: {x: "service:c1"}}
 `, "Dockerfile": "FROM busybox\n"},
-			want: []string{"a cycle through service: contexts, c1 → c2 → c3 → c1"},
+			want: []string{"a cycle through service: contexts or FROM lines, c1 → c2 → c3 → c1"},
 		},
 		{
 			name:  "self cycle",
 			files: map[string]string{"compose.yaml": "name: p\nservices:\n  a:\n    build: {context: ., additional_contexts: {x: \"service:a\"}}\n", "Dockerfile": "FROM busybox\n"},
-			want:  []string{"a cycle through service: contexts, a → a"},
+			want:  []string{"a cycle through service: contexts or FROM lines, a → a"},
 		},
 		{
 			name:  "context is a file",
@@ -846,5 +847,82 @@ services:
 		if !slices.ContainsFunc(p.Warnings, func(w string) bool { return strings.Contains(w, want) }) {
 			t.Errorf("warnings %q lack %q", p.Warnings, want)
 		}
+	}
+}
+
+// TestFromLinesLinkBuilds: a FROM or COPY --from line naming an image
+// another service builds becomes an edge, fed by digest under the name
+// the frontend looks up.
+func TestFromLinesLinkBuilds(t *testing.T) {
+	t.Parallel()
+	dir := writeFiles(t, map[string]string{
+		"compose.yaml": `name: shop
+services:
+  base:
+    build: ./base
+    image: shop/base
+  tools:
+    build: {context: ./tools, tags: ["shop/tools:1.0"]}
+  app:
+    build: {context: ./app, args: {BASE: shop/base}}
+  pinned:
+    build: ./pinned
+  own:
+    build:
+      context: ./own
+      additional_contexts: {shop/base: "docker-image://busybox"}
+`,
+		"base/Dockerfile":   "FROM busybox\n",
+		"tools/Dockerfile":  "FROM busybox\n",
+		"app/Dockerfile":    "ARG BASE=other\nFROM ${BASE}:latest AS build\nCOPY --from=127.0.0.1:5454/shop/tools:1.0 /t /t\nFROM build\n",
+		"pinned/Dockerfile": "FROM shop/base@sha256:" + strings.Repeat("a", 64) + "\nFROM docker.io/library/busybox\n",
+		"own/Dockerfile":    "FROM shop/base\n",
+	})
+	p, err := load(t, dir, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]map[string]string{}
+	for _, b := range p.Builds {
+		got[b.Service] = b.AdditionalContexts
+	}
+	want := map[string]map[string]string{
+		"app": {"shop/base": "service:shop/base", "127.0.0.1:5454/shop/tools:1.0": "service:shop/tools"},
+		"own": {"shop/base": "docker-image://busybox"},
+	}
+	for _, svc := range []string{"base", "tools", "app", "pinned", "own"} {
+		if !maps.Equal(got[svc], want[svc]) {
+			t.Errorf("%s: additional contexts %v, want %v", svc, got[svc], want[svc])
+		}
+	}
+}
+
+func TestFromLineErrors(t *testing.T) {
+	t.Parallel()
+	for name, tt := range map[string]struct {
+		files map[string]string
+		want  string
+	}{
+		"a cycle through FROM lines": {map[string]string{
+			"compose.yaml": "name: loop\nservices:\n  a:\n    build: ./a\n  b:\n    build: ./b\n",
+			"a/Dockerfile": "FROM loop/b\n",
+			"b/Dockerfile": "FROM loop/a\n",
+		}, "compose.yaml: services.a.build.additional_contexts: a cycle through service: contexts or FROM lines, a → b → a"},
+		"a build from its own image": {map[string]string{
+			"compose.yaml": "name: self\nservices:\n  a:\n    build: ./a\n",
+			"a/Dockerfile": "FROM self/a\n",
+		}, "a cycle through service: contexts or FROM lines, a → a"},
+		"a Dockerfile the parser refuses": {map[string]string{
+			"compose.yaml": "name: bad\nservices:\n  a:\n    build: ./a\n",
+			"a/Dockerfile": "RUN true\n",
+		}, "compose.yaml: services.a.build.dockerfile: "},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			_, err := load(t, writeFiles(t, tt.files), LoadOptions{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %v, want %q", err, tt.want)
+			}
+		})
 	}
 }

@@ -9,8 +9,9 @@ import (
 )
 
 // checkGraph refuses a service: context that names no build of the
-// project, and any cycle through service: contexts, which would have each
-// build wait for the next forever. The cycle is named in order.
+// project, and any cycle through service: contexts or FROM lines (see
+// linkFromLines), which would have each build wait for the next forever.
+// The cycle is named in order.
 func checkGraph(p *api.Project, file string) error {
 	builds := map[string]api.BuildSpec{}
 	for _, b := range p.Builds {
@@ -39,7 +40,7 @@ func checkGraph(p *api.Project, file string) error {
 			for i := range cycle {
 				cycle[i] = serviceOf(cycle[i])
 			}
-			return fmt.Errorf("%s: services.%s.build.additional_contexts: a cycle through service: contexts, %s; each build would wait for the next one's image forever",
+			return fmt.Errorf("%s: services.%s.build.additional_contexts: a cycle through service: contexts or FROM lines, %s; each build would wait for the next one's image forever",
 				file, cycle[0], strings.Join(cycle, " → "))
 		case 2:
 			return nil

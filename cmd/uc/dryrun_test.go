@@ -98,7 +98,7 @@ func TestDryRunPredictsApply(t *testing.T) {
 		{name: "bad reference", files: with("name: badref\nservices:\n  web:\n    image: \"nginx:\"\n", nil),
 			wantErr: `compose.yaml: services.web.image: "nginx:" is not a valid image reference`},
 		{name: "cycle", files: with("name: cyc\nservices:\n  a:\n    build: {context: ./app, additional_contexts: {x: \"service:b\"}}\n  b:\n    build: {context: ./app, additional_contexts: {x: \"service:a\"}}\n", nil),
-			wantErr: "a cycle through service: contexts, a → b → a"},
+			wantErr: "a cycle through service: contexts or FROM lines, a → b → a"},
 		{name: "same project from elsewhere",
 			setup:   with("name: shop\nservices:\n  web:\n    build: ./app\n  api:\n    build: ./app\n", nil),
 			files:   with("name: shop\nservices:\n  web:\n    build: ./app\n", nil),

@@ -1,7 +1,6 @@
 package build
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"fmt"
@@ -13,13 +12,11 @@ import (
 	"github.com/distribution/reference"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb/sourceresolver"
-	"github.com/moby/buildkit/frontend/dockerfile/instructions"
-	"github.com/moby/buildkit/frontend/dockerfile/parser"
-	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	gateway "github.com/moby/buildkit/frontend/gateway/client"
 	"github.com/moby/buildkit/session"
 
 	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/api/dockerfile"
 )
 
 // Base images are part of a build's key: a tag that moved to a new digest
@@ -38,8 +35,8 @@ func baseImages(spec api.BuildSpec) ([]string, error) {
 		return nil, err
 	}
 	if df != nil {
-		if names, err = dockerfileImages(df, spec.Args); err != nil {
-			return nil, err
+		if names, err = dockerfile.Images(df, spec.Args); err != nil {
+			return nil, fmt.Errorf("dockerfile: %w", err)
 		}
 	}
 	var out []string
@@ -49,7 +46,7 @@ func baseImages(spec api.BuildSpec) ([]string, error) {
 		}
 	}
 	for _, name := range names {
-		if _, named := spec.AdditionalContexts[name]; !named {
+		if !replacedByContext(spec, name) {
 			add(name)
 		}
 	}
@@ -60,6 +57,18 @@ func baseImages(spec api.BuildSpec) ([]string, error) {
 	}
 	slices.Sort(out)
 	return out, nil
+}
+
+// replacedByContext reports whether a named context stands in for the
+// image, as the frontend matches them: by the name as written, or by its
+// familiar form (a FROM line linked to another build by uc apply).
+func replacedByContext(spec api.BuildSpec, name string) bool {
+	if _, ok := spec.AdditionalContexts[name]; ok {
+		return true
+	}
+	key, ok := dockerfile.ContextKey(name)
+	_, replaced := spec.AdditionalContexts[key]
+	return ok && replaced
 }
 
 // dockerfileBytes reads the Dockerfile the build uses, or nil when it is
@@ -80,61 +89,6 @@ func dockerfileBytes(spec api.BuildSpec) ([]byte, error) {
 		return nil, fmt.Errorf("dockerfile: %w", err)
 	}
 	return b, nil
-}
-
-// dockerfileImages parses a Dockerfile as the frontend does and returns
-// the names its FROM and COPY --from lines read that are not stages.
-func dockerfileImages(df []byte, args map[string]string) ([]string, error) {
-	res, err := parser.Parse(bytes.NewReader(df))
-	if err != nil {
-		return nil, fmt.Errorf("dockerfile: %w", err)
-	}
-	stages, metaArgs, err := instructions.Parse(res.AST, nil)
-	if err != nil {
-		return nil, fmt.Errorf("dockerfile: %w", err)
-	}
-	env := metaArgEnv(metaArgs, args)
-	lex := shell.NewLex(res.EscapeToken)
-	var out []string
-	isStage := func(name string, before int) bool {
-		_, found := instructions.HasStage(stages[:before], name)
-		return found
-	}
-	for i, st := range stages {
-		base, _, err := lex.ProcessWord(st.BaseName, env)
-		if err != nil {
-			return nil, fmt.Errorf("dockerfile: FROM %s: %w", st.BaseName, err)
-		}
-		if !isStage(base, i) && base != "scratch" {
-			out = append(out, base)
-		}
-		for _, cmd := range st.Commands {
-			if cp, ok := cmd.(*instructions.CopyCommand); ok && cp.From != "" && !isStage(cp.From, i) && !isIndex(cp.From) {
-				out = append(out, cp.From)
-			}
-		}
-	}
-	return out, nil
-}
-
-// metaArgEnv is the environment FROM lines expand in: the ARGs declared
-// before the first FROM, with the build's values over their defaults.
-func metaArgEnv(metaArgs []instructions.ArgCommand, args map[string]string) shell.EnvGetter {
-	var env []string
-	for _, cmd := range metaArgs {
-		for _, kv := range cmd.Args {
-			if v, ok := args[kv.Key]; ok {
-				env = append(env, kv.Key+"="+v)
-			} else if kv.Value != nil {
-				env = append(env, kv.Key+"="+*kv.Value)
-			}
-		}
-	}
-	return shell.EnvsFromSlice(env)
-}
-
-func isIndex(s string) bool {
-	return s != "" && strings.Trim(s, "0123456789") == ""
 }
 
 // unpinned normalizes an image name; ok is false when it is pinned by

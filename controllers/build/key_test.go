@@ -56,38 +56,20 @@ func TestBuildKey(t *testing.T) {
 	}
 }
 
-func TestDockerfileImages(t *testing.T) {
+func TestBaseImages(t *testing.T) {
 	t.Parallel()
-	df := `ARG BASE=busybox
-ARG TAG=1.36
-FROM ${BASE}:${TAG} AS deps
-FROM scratch AS empty
-FROM deps AS app
-COPY --from=deps /a /a
-COPY --from=0 /b /b
-COPY --from=127.0.0.1:5100/tools:v1 /c /c
-FROM app
-`
-	got, err := dockerfileImages([]byte(df), map[string]string{"TAG": "1.37"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []string{"busybox:1.37", "127.0.0.1:5100/tools:v1"}
-	if !slices.Equal(got, want) {
-		t.Errorf("images = %q, want %q", got, want)
-	}
+	df := "ARG TAG=1.36\nFROM busybox:${TAG} AS deps\nCOPY --from=127.0.0.1:5100/tools:v1 /c /c\nFROM docker.io/shop/base:latest\n"
 	spec := api.BuildSpec{DockerfileInline: df, AdditionalContexts: map[string]string{
-		"busybox:1.36": "docker-image://alpine@sha256:" + strings.Repeat("a", 64), "extra": "docker-image://debian:12"}}
+		"busybox:1.36": "docker-image://alpine@sha256:" + strings.Repeat("a", 64), "extra": "docker-image://debian:12",
+		"shop/base": "service:shop/base"}}
 	bases, err := baseImages(spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// busybox:1.36 is replaced by a pinned named context: nothing to resolve.
-	want = []string{"127.0.0.1:5100/tools:v1", "docker.io/library/debian:12"}
+	// busybox:1.36 is replaced by a pinned named context, and shop/base by
+	// another build's result (its familiar name): nothing to resolve.
+	want := []string{"127.0.0.1:5100/tools:v1", "docker.io/library/debian:12"}
 	if !slices.Equal(bases, want) {
 		t.Errorf("bases = %q, want %q", bases, want)
-	}
-	if _, err := dockerfileImages([]byte("RUN true\n"), nil); err == nil {
-		t.Error("a Dockerfile without FROM parsed")
 	}
 }

@@ -1,0 +1,86 @@
+// Package dockerfile reads which images a Dockerfile builds from, with
+// BuildKit's own parser and instructions, so that uc sees a FROM line as
+// the frontend will: build args expanded, stage names and scratch left
+// out. uc apply uses it to link builds of one project into a graph, and
+// the build controller to put base images into the build key.
+package dockerfile
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+
+	"github.com/distribution/reference"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
+)
+
+// Images returns the names a Dockerfile's FROM and COPY --from lines read
+// that are not stages of its own (nor scratch, nor a stage index), in
+// order. FROM lines are expanded in the ARGs declared before the first
+// FROM, with args over their defaults, as the frontend does.
+func Images(df []byte, args map[string]string) ([]string, error) {
+	res, err := parser.Parse(bytes.NewReader(df))
+	if err != nil {
+		return nil, err
+	}
+	stages, metaArgs, err := instructions.Parse(res.AST, nil)
+	if err != nil {
+		return nil, err
+	}
+	env := metaArgEnv(metaArgs, args)
+	lex := shell.NewLex(res.EscapeToken)
+	var out []string
+	isStage := func(name string, before int) bool {
+		_, found := instructions.HasStage(stages[:before], name)
+		return found
+	}
+	for i, st := range stages {
+		base, _, err := lex.ProcessWord(st.BaseName, env)
+		if err != nil {
+			return nil, fmt.Errorf("FROM %s: %w", st.BaseName, err)
+		}
+		if !isStage(base, i) && base != "scratch" {
+			out = append(out, base)
+		}
+		for _, cmd := range st.Commands {
+			if cp, ok := cmd.(*instructions.CopyCommand); ok && cp.From != "" && !isStage(cp.From, i) && !isIndex(cp.From) {
+				out = append(out, cp.From)
+			}
+		}
+	}
+	return out, nil
+}
+
+// metaArgEnv is the environment FROM lines expand in: the ARGs declared
+// before the first FROM, with the build's values over their defaults.
+func metaArgEnv(metaArgs []instructions.ArgCommand, args map[string]string) shell.EnvGetter {
+	var env []string
+	for _, cmd := range metaArgs {
+		for _, kv := range cmd.Args {
+			if v, ok := args[kv.Key]; ok {
+				env = append(env, kv.Key+"="+v)
+			} else if kv.Value != nil {
+				env = append(env, kv.Key+"="+*kv.Value)
+			}
+		}
+	}
+	return shell.EnvsFromSlice(env)
+}
+
+func isIndex(s string) bool {
+	return s != "" && strings.Trim(s, "0123456789") == ""
+}
+
+// ContextKey is the named-context key under which BuildKit's frontend
+// looks for a replacement of image: its familiar name without ":latest"
+// (so FROM docker.io/shop/base:latest and FROM shop/base share one).
+// ok is false for a name that is no image reference.
+func ContextKey(image string) (string, bool) {
+	named, err := reference.ParseNormalizedNamed(image)
+	if err != nil {
+		return "", false
+	}
+	return strings.TrimSuffix(reference.FamiliarString(named), ":latest"), true
+}
