@@ -194,6 +194,13 @@ func wrapLoadErr(files []string, err error) error {
 	return fmt.Errorf("%s: %s", strings.Join(bases, ", "), msg)
 }
 
+// Convert translates a Compose model into uc's specs with every check
+// Load runs; file names the input in errors. Bake files (api/bake) come
+// through it too, written as Compose services.
+func Convert(cp *types.Project, file string, limit int64) (*api.Project, error) {
+	return convertProject(cp, file, limit)
+}
+
 func convertProject(cp *types.Project, file string, limit int64) (*api.Project, error) {
 	p := &api.Project{Name: cp.Name}
 	if err := checkTopLevelExtensions(cp.Extensions, file); err != nil {

@@ -26,7 +26,7 @@ type composeFlags struct {
 }
 
 func (f *composeFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringArrayVarP(&f.files, "file", "f", nil, "Compose file (repeatable)")
+	cmd.Flags().StringArrayVarP(&f.files, "file", "f", nil, "Compose or Bake file (repeatable)")
 	cmd.Flags().StringVarP(&f.projectName, "project-name", "p", "", "project name (default: from the file or directory)")
 	cmd.Flags().StringArrayVar(&f.profiles, "profile", nil, "Compose profile to enable (repeatable)")
 	cmd.Flags().StringVar(&f.maxContextSize, "max-context-size", "1GiB", "refuse a local build context larger than this")
@@ -54,14 +54,22 @@ func newApplyCmd(g *globals) *cobra.Command {
 	var dryRun, force bool
 	var wait waitFlags
 	cmd := &cobra.Command{
-		Use:   "apply -f compose.yaml [--dry-run] [--wait] [--force]",
-		Short: "Record a Compose project's BuildSpecs and ImageSpecs as desired state",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Use:   "apply -f compose.yaml|docker-bake.hcl [GROUP|TARGET...] [--dry-run] [--wait] [--force]",
+		Short: "Record a Compose or Bake project's BuildSpecs and ImageSpecs as desired state",
+		Long: `Record a project's BuildSpecs and ImageSpecs as desired state.
+
+A Compose file applies all its services. A Bake file (docker-bake.hcl, .json,
+docker-bake.override.hcl; found as Bake finds them when -f is absent and no
+Compose file is there) applies its default group, or the groups and targets
+named, as docker buildx bake does; the project is --project-name or the
+directory's name.`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
 			opts, err := cf.applyOptions()
 			if err != nil {
 				return err
 			}
+			opts.Targets = args
 			opts.DryRun, opts.Force, opts.Progress = dryRun, force, cmd.OutOrStdout()
 			p, err := apply.Load(cmd.Context(), opts)
 			if p != nil {

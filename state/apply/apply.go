@@ -32,6 +32,9 @@ type Options struct {
 	// compose's -f, -p and --profile do; its MaxContextSize also limits
 	// what is shipped.
 	Compose compose.LoadOptions
+	// Targets are the Bake groups or targets to apply (Bake files only);
+	// empty: the default group.
+	Targets []string
 	// DryRun runs every check an apply runs and writes nothing: no spec
 	// and no context.
 	DryRun bool
@@ -43,9 +46,12 @@ type Options struct {
 	Progress io.Writer
 }
 
-// fileName names the Compose file in error messages.
+// fileName names the Compose or Bake file in error messages.
 func (o Options) fileName() string {
 	if len(o.Compose.Files) == 0 {
+		if isBake, _ := o.isBake(); isBake {
+			return "docker-bake.hcl"
+		}
 		return "compose.yaml"
 	}
 	return filepath.Base(o.Compose.Files[0])
@@ -61,7 +67,7 @@ func (o Options) stateOptions() state.ApplyOptions {
 // ones. When only pinning fails, the project is returned with the error,
 // so that the loader's warnings can still be shown.
 func Load(ctx context.Context, opts Options) (*api.Project, error) {
-	p, err := compose.Load(ctx, opts.Compose)
+	p, err := loadSpecs(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +79,7 @@ func Load(ctx context.Context, opts Options) (*api.Project, error) {
 // nothing is hashed, so a project whose build contexts are gone can still
 // be deleted.
 func LoadName(ctx context.Context, opts Options) (*api.Project, error) {
-	p, err := compose.LoadName(ctx, opts.Compose)
+	p, err := loadName(ctx, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,75 @@
+package apply
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/api/bake"
+	"github.com/ucplane/uc/api/compose"
+)
+
+// composeDefaults are the files docker compose finds by itself.
+var composeDefaults = []string{"compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml"}
+
+// isBake says whether the project comes from Bake files: every -f file
+// is one, or none is named, no Compose file is in the working directory,
+// and a Bake file is (Bake's own lookup). Compose and Bake files do not
+// mix in one apply.
+func (o Options) isBake() (bool, error) {
+	if len(o.Compose.Files) > 0 {
+		bakes := 0
+		for _, f := range o.Compose.Files {
+			if bake.IsBakeFile(f) {
+				bakes++
+			}
+		}
+		if bakes > 0 && bakes < len(o.Compose.Files) {
+			return false, errors.New("-f names both Compose and Bake files; apply them as two projects")
+		}
+		return bakes > 0, nil
+	}
+	dir := cmp.Or(o.Compose.WorkingDir, ".")
+	for _, f := range composeDefaults {
+		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			return false, nil
+		}
+	}
+	return len(bake.Found(dir)) > 0, nil
+}
+
+func (o Options) bakeOptions() bake.LoadOptions {
+	c := o.Compose
+	return bake.LoadOptions{Files: c.Files, WorkingDir: c.WorkingDir, ProjectName: c.ProjectName, Targets: o.Targets,
+		Env: c.Env, MaxContextSize: c.MaxContextSize}
+}
+
+// loadSpecs reads the project's specs from its Compose or Bake files.
+func loadSpecs(ctx context.Context, opts Options) (*api.Project, error) {
+	isBake, err := opts.isBake()
+	switch {
+	case err != nil:
+		return nil, err
+	case isBake:
+		return bake.Load(ctx, opts.bakeOptions())
+	case len(opts.Targets) > 0:
+		return nil, fmt.Errorf("%v: target and group arguments are for Bake files (docker-bake.hcl); a Compose file applies all its services", opts.Targets)
+	}
+	return compose.Load(ctx, opts.Compose)
+}
+
+// loadName reads only the project's name from its Compose or Bake files.
+func loadName(ctx context.Context, opts Options) (*api.Project, error) {
+	isBake, err := opts.isBake()
+	if err != nil {
+		return nil, err
+	}
+	if isBake {
+		return bake.LoadName(opts.bakeOptions())
+	}
+	return compose.LoadName(ctx, opts.Compose)
+}
