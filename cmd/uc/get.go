@@ -20,8 +20,9 @@ import (
 
 func newGetCmd(g *globals) *cobra.Command {
 	var output string
+	var tree bool
 	cmd := &cobra.Command{
-		Use:       "get nodes|builds|images [NAME]",
+		Use:       "get nodes|builds|images [NAME] [--tree]",
 		Short:     "List nodes, builds or images with their status",
 		Args:      cobra.RangeArgs(1, 2),
 		ValidArgs: []string{"nodes", "builds", "images"},
@@ -37,11 +38,15 @@ func newGetCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			v := view{cmd: cmd, store: store, output: output, now: time.Now()}
+			if tree && strings.TrimSuffix(args[0], "s") != "build" {
+				return fmt.Errorf("--tree draws the build graph: use it with uc get builds")
+			}
+			v := view{cmd: cmd, store: store, output: output, now: time.Now(), tree: tree}
 			return explain(v.get(args[0], name))
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table, json or yaml")
+	cmd.Flags().BoolVar(&tree, "tree", false, "builds: draw the build graph (with NAME, that build's project), each build with its phase; -o json or yaml gives the graph as data")
 	return cmd
 }
 
@@ -51,6 +56,7 @@ type view struct {
 	store  *state.Store
 	output string
 	now    time.Time
+	tree   bool // builds as their graph
 }
 
 func (v view) get(kind, name string) error {
@@ -74,6 +80,9 @@ func (v view) get(kind, name string) error {
 		if err := missing("build", name, len(builds)); err != nil {
 			return err
 		}
+		if v.tree {
+			return v.buildTree(name)
+		}
 		return v.render(builds, func(w io.Writer) { v.buildsTable(w, builds) })
 	case "image":
 		images, err := v.store.ListImages(ctx, name)
@@ -90,6 +99,19 @@ func (v view) get(kind, name string) error {
 		return v.render(images, func(w io.Writer) { v.imagesTable(w, images, nodes) })
 	}
 	return fmt.Errorf("unknown kind %q: want nodes, builds or images", kind)
+}
+
+// buildTree renders every build, or those of name's project, as a graph.
+func (v view) buildTree(name string) error {
+	builds, err := v.store.ListBuilds(v.cmd.Context(), "")
+	if err != nil {
+		return err
+	}
+	if project, _, ok := strings.Cut(name, "/"); ok {
+		builds = slices.DeleteFunc(builds, func(b state.BuildRecord) bool { return b.Spec.Project != project })
+	}
+	graph := buildGraph(builds)
+	return v.render(graph, func(w io.Writer) { treeTable(w, graph) })
 }
 
 // missing fails `uc get KIND NAME` when there is no such NAME, as kubectl

@@ -67,6 +67,12 @@ func TestBakeTree(t *testing.T) {
 	if strings.Contains(builds, "bk/variant-plain-1") {
 		t.Errorf("a variant nothing selected was applied:\n%s", builds)
 	}
+	if tree := c.ok(t, "get", "builds", "bk/leaf", "--tree"); !strings.Contains(tree, "└─ bk/variant-salty-2") || !strings.Contains(tree, "   └─ bk/leaf") {
+		t.Errorf("uc get builds --tree does not draw base → variant → leaf:\n%s", tree)
+	}
+	if graph := c.ok(t, "get", "builds", "--tree", "-o", "json"); !strings.Contains(graph, `"depends_on": [`) {
+		t.Errorf("uc get builds --tree -o json has no edges:\n%s", graph)
+	}
 
 	dry := c.ok(t, "apply", "-f", bake, "--project-name", "bk", "--dry-run", "variant")
 	for _, name := range []string{"bk/variant-plain-1", "bk/variant-plain-2", "bk/variant-salty-1", "bk/variant-salty-2"} {
