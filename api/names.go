@@ -139,11 +139,19 @@ func (b BuildSpec) Makes(image string) bool {
 }
 
 func sameImage(ref, made reference.Named) bool {
-	if reference.Path(ref) != reference.Path(made) || tagOf(ref) != tagOf(made) {
+	if tagOf(ref) != tagOf(made) {
 		return false
 	}
-	domain := reference.Domain(ref)
-	return domain == reference.Domain(made) || isLoopbackHost(domain)
+	if reference.Domain(ref) == reference.Domain(made) {
+		return reference.Path(ref) == reference.Path(made)
+	}
+	// Through a loopback registry, "jq" is named as written: 127.0.0.1:5454/jq,
+	// not …/library/jq.
+	familiar := strings.TrimPrefix(reference.Path(made), "library/")
+	if reference.Domain(made) != "docker.io" {
+		familiar = reference.Path(made)
+	}
+	return isLoopbackHost(reference.Domain(ref)) && (reference.Path(ref) == reference.Path(made) || reference.Path(ref) == familiar)
 }
 
 func tagOf(n reference.Named) string {

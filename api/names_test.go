@@ -72,4 +72,12 @@ func TestBuildSpecMakes(t *testing.T) {
 			t.Errorf("Makes(%q) = %v, want %v", image, got, want)
 		}
 	}
+	// An official-style name is named without library/ through a loopback
+	// registry, as a monorepo's FROM ${REGISTRY}/jq does.
+	jq := BuildSpec{Image: "jq:1.6.0"}
+	for image, want := range map[string]bool{"127.0.0.1:5454/jq:1.6.0": true, "127.0.0.1:5454/library/jq:1.6.0": true, "jq:1.6.0": true, "ghcr.io/jq:1.6.0": false} {
+		if got := jq.Makes(image); got != want {
+			t.Errorf("Makes(%q) = %v, want %v", image, got, want)
+		}
+	}
 }

@@ -2,13 +2,13 @@ package bake
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/test/harness/files"
 )
 
 // seedTree is shaped like seed 001's Bake tree: a base, a 2×3 matrix of
@@ -59,22 +59,12 @@ target "leaf-b" {
 
 func writeTree(t *testing.T, bakeFile string) string {
 	t.Helper()
-	dir := t.TempDir()
-	for name, body := range map[string]string{
+	return files.Write(t, t.TempDir(), map[string]string{
 		"docker-bake.hcl":    bakeFile,
 		"base/Dockerfile":    "FROM busybox\n",
 		"variant/Dockerfile": "FROM base\nARG OS VER\n",
 		"leaf/Dockerfile":    "FROM parent\n",
-	} {
-		path := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
+	})
 }
 
 func builds(p *api.Project) map[string]api.BuildSpec {

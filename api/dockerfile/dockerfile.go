@@ -44,13 +44,49 @@ func Images(df []byte, args map[string]string) ([]string, error) {
 		if !isStage(base, i) && base != "scratch" {
 			out = append(out, base)
 		}
+		stageEnv := map[string]string{}
 		for _, cmd := range st.Commands {
-			if cp, ok := cmd.(*instructions.CopyCommand); ok && cp.From != "" && !isStage(cp.From, i) && !isIndex(cp.From) {
-				out = append(out, cp.From)
+			switch c := cmd.(type) {
+			case *instructions.ArgCommand:
+				declare(stageEnv, c, args, env)
+			case *instructions.CopyCommand:
+				from, _, err := lex.ProcessWord(c.From, shell.EnvsFromSlice(pairs(stageEnv)))
+				if err != nil {
+					return nil, fmt.Errorf("COPY --from=%s: %w", c.From, err)
+				}
+				if from != "" && !isStage(from, i) && !isIndex(from) {
+					out = append(out, from)
+				}
 			}
 		}
 	}
 	return out, nil
+}
+
+// declare records a stage's ARG as the frontend sees it: the build's
+// value, else the ARG's default, else the value of the same ARG before
+// the first FROM.
+func declare(env map[string]string, c *instructions.ArgCommand, args map[string]string, meta shell.EnvGetter) {
+	for _, kv := range c.Args {
+		switch v, ok := args[kv.Key]; {
+		case ok:
+			env[kv.Key] = v
+		case kv.Value != nil:
+			env[kv.Key] = *kv.Value
+		default:
+			if v, ok := meta.Get(kv.Key); ok {
+				env[kv.Key] = v
+			}
+		}
+	}
+}
+
+func pairs(env map[string]string) []string {
+	out := make([]string, 0, len(env))
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	return out
 }
 
 // metaArgEnv is the environment FROM lines expand in: the ARGs declared

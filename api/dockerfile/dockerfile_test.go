@@ -48,3 +48,17 @@ func TestContextKey(t *testing.T) {
 		t.Error("an invalid name has a key")
 	}
 }
+
+// A COPY --from in a stage expands the ARGs that stage declares, as the
+// frontend does; one it does not declare is empty there.
+func TestImagesCopyFromArgs(t *testing.T) {
+	t.Parallel()
+	df := "ARG REGISTRY=r.example\nFROM ${REGISTRY}/base\nARG REGISTRY\nARG TOOL=jq\nCOPY --from=${REGISTRY}/${TOOL}:1 /a /a\n"
+	got, err := Images([]byte(df), map[string]string{"TOOL": "yq"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"r.example/base", "r.example/yq:1"}; !slices.Equal(got, want) {
+		t.Errorf("images = %q, want %q", got, want)
+	}
+}

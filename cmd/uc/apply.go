@@ -23,6 +23,7 @@ type composeFlags struct {
 	projectName    string
 	profiles       []string
 	maxContextSize string
+	contexts       string
 }
 
 func (f *composeFlags) register(cmd *cobra.Command) {
@@ -30,12 +31,13 @@ func (f *composeFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVarP(&f.projectName, "project-name", "p", "", "project name (default: from the file or directory)")
 	cmd.Flags().StringArrayVar(&f.profiles, "profile", nil, "Compose profile to enable (repeatable)")
 	cmd.Flags().StringVar(&f.maxContextSize, "max-context-size", "1GiB", "refuse a local build context larger than this")
+	cmd.Flags().StringVar(&f.contexts, "contexts", "", "an image monorepo instead of -f: a directory of NN-name/ contexts (each a Dockerfile and info.edn), or one holding contexts/")
 }
 
 // options are the flags as apply.Options, for commands that read only
 // the project's name (--max-context-size is not checked).
 func (f *composeFlags) options() apply.Options {
-	return apply.Options{Compose: compose.LoadOptions{Files: f.files, ProjectName: f.projectName, Profiles: f.profiles}}
+	return apply.Options{Compose: compose.LoadOptions{Files: f.files, ProjectName: f.projectName, Profiles: f.profiles}, Contexts: f.contexts}
 }
 
 // applyOptions are the flags as apply.Options, the context size included.

@@ -35,6 +35,9 @@ type Options struct {
 	// Targets are the Bake groups or targets to apply (Bake files only);
 	// empty: the default group.
 	Targets []string
+	// Contexts, when set, is an image monorepo's contexts directory
+	// (api/monorepo), read instead of Compose or Bake files.
+	Contexts string
 	// DryRun runs every check an apply runs and writes nothing: no spec
 	// and no context.
 	DryRun bool

@@ -11,6 +11,7 @@ import (
 	"github.com/ucplane/uc/api"
 	"github.com/ucplane/uc/api/bake"
 	"github.com/ucplane/uc/api/compose"
+	"github.com/ucplane/uc/api/monorepo"
 )
 
 // composeDefaults are the files docker compose finds by itself.
@@ -48,8 +49,16 @@ func (o Options) bakeOptions() bake.LoadOptions {
 		Env: c.Env, MaxContextSize: c.MaxContextSize}
 }
 
-// loadSpecs reads the project's specs from its Compose or Bake files.
+// loadSpecs reads the project's specs from its Compose or Bake files, or
+// its monorepo of contexts.
 func loadSpecs(ctx context.Context, opts Options) (*api.Project, error) {
+	if opts.Contexts != "" {
+		if err := opts.monorepoOnly(); err != nil {
+			return nil, err
+		}
+		return monorepo.Load(ctx, monorepo.LoadOptions{Dir: opts.Contexts, ProjectName: opts.Compose.ProjectName,
+			MaxContextSize: opts.Compose.MaxContextSize})
+	}
 	isBake, err := opts.isBake()
 	switch {
 	case err != nil:
@@ -62,8 +71,23 @@ func loadSpecs(ctx context.Context, opts Options) (*api.Project, error) {
 	return compose.Load(ctx, opts.Compose)
 }
 
-// loadName reads only the project's name from its Compose or Bake files.
+// monorepoOnly refuses files or targets beside --contexts.
+func (o Options) monorepoOnly() error {
+	if len(o.Compose.Files) > 0 || len(o.Targets) > 0 {
+		return errors.New("--contexts reads a monorepo of build contexts; it takes no -f files or targets")
+	}
+	return nil
+}
+
+// loadName reads only the project's name from its Compose or Bake files
+// or its monorepo.
 func loadName(ctx context.Context, opts Options) (*api.Project, error) {
+	if opts.Contexts != "" {
+		if err := opts.monorepoOnly(); err != nil {
+			return nil, err
+		}
+		return monorepo.LoadName(monorepo.LoadOptions{Dir: opts.Contexts, ProjectName: opts.Compose.ProjectName})
+	}
 	isBake, err := opts.isBake()
 	if err != nil {
 		return nil, err

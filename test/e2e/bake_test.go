@@ -1,10 +1,11 @@
 package e2e
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ucplane/uc/test/harness/files"
 )
 
 const bakeTree = `variable "GREETING" { default = "hello" }
@@ -39,18 +40,12 @@ func TestBakeTree(t *testing.T) {
 	env := requireInfra(t)
 	t.Setenv("GREETING", "hi") // uc reads Bake variables from its environment
 	c := sliceCluster(t, env)
-	dir := t.TempDir()
-	for name, body := range map[string]string{
+	dir := files.Write(t, t.TempDir(), map[string]string{
 		"docker-bake.hcl":    bakeTree,
 		"base/Dockerfile":    "FROM busybox\nRUN echo base > /chain\n",
 		"variant/Dockerfile": "FROM base\nARG FLAVOR N\nRUN echo \"$FLAVOR-$N\" >> /chain\n",
 		"leaf/Dockerfile":    "FROM parent\nARG GREETING\nRUN echo \"$GREETING\" >> /chain\nCMD [\"cat\", \"/chain\"]\n",
-	} {
-		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(name)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		writeFile(t, filepath.Join(dir, name), body)
-	}
+	})
 	bake := filepath.Join(dir, "docker-bake.hcl")
 	c.ok(t, "apply", "-f", bake, "--project-name", "bk")
 	c.ok(t, "wait", "images", "bk/leaf", "--timeout", "5m")

@@ -2,10 +2,11 @@ package e2e
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ucplane/uc/test/harness/files"
 )
 
 const fromLinesCompose = `name: tree
@@ -29,18 +30,13 @@ services:
 func TestFromLinesBuildInOrder(t *testing.T) {
 	env := requireInfra(t)
 	c := sliceCluster(t, env)
-	dir := t.TempDir()
-	for _, sub := range []string{"base", "variant", "leaf"} {
-		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := files.Write(t, t.TempDir(), map[string]string{
+		"compose.yaml":       fromLinesCompose,
+		"base/Dockerfile":    "FROM busybox\nRUN echo base-v1 > /base.txt\n",
+		"variant/Dockerfile": "ARG PARENT=nothing\nFROM ${PARENT}\nRUN echo variant >> /base.txt\n",
+		"leaf/Dockerfile":    fmt.Sprintf("FROM %s/tree/variant:v1\nCMD [\"cat\", \"/base.txt\"]\n", c.stable),
+	})
 	compose := filepath.Join(dir, "compose.yaml")
-	writeFile(t, compose, fromLinesCompose)
-	writeFile(t, filepath.Join(dir, "base", "Dockerfile"), "FROM busybox\nRUN echo base-v1 > /base.txt\n")
-	writeFile(t, filepath.Join(dir, "variant", "Dockerfile"), "ARG PARENT=nothing\nFROM ${PARENT}\nRUN echo variant >> /base.txt\n")
-	writeFile(t, filepath.Join(dir, "leaf", "Dockerfile"),
-		fmt.Sprintf("FROM %s/tree/variant:v1\nCMD [\"cat\", \"/base.txt\"]\n", c.stable))
 
 	c.ok(t, "apply", "-f", compose)
 	c.ok(t, "wait", "images", "tree/leaf", "--timeout", "5m")
