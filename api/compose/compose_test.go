@@ -11,23 +11,14 @@ import (
 	"testing"
 
 	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/test/harness/files"
 )
 
 // writeFiles creates files (path relative to a fresh temp dir) and returns
 // the dir.
-func writeFiles(t *testing.T, files map[string]string) string {
+func writeFiles(t *testing.T, tree map[string]string) string {
 	t.Helper()
-	dir := t.TempDir()
-	for name, body := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
+	return files.Write(t, t.TempDir(), tree)
 }
 
 // load runs Load on dir/compose.yaml (plus extra -f files). It blanks

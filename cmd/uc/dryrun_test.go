@@ -11,6 +11,8 @@ import (
 	"github.com/ucplane/uc/api"
 	"github.com/ucplane/uc/registry"
 	"github.com/ucplane/uc/state/statetest"
+
+	"github.com/ucplane/uc/test/harness/files"
 )
 
 // ucAt runs uc in-process against the state at addr.
@@ -48,18 +50,7 @@ func startCluster(t *testing.T) string {
 	return srv.Addr
 }
 
-func writeTree(t *testing.T, dir string, files map[string]string) {
-	t.Helper()
-	for name, body := range files {
-		path := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
+func writeTree(t *testing.T, dir string, tree map[string]string) { files.Write(t, dir, tree) }
 
 // TestDryRunPredictsApply runs uc apply --dry-run and then uc apply on the
 // same file and the same state over a table of inputs: both must pass or
