@@ -2,6 +2,7 @@ package monorepo
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -97,5 +98,63 @@ func TestLoadErrors(t *testing.T) {
 				t.Errorf("error %v\nwant %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestCascade(t *testing.T) {
+	t.Parallel()
+	dir := writeRepo(t, seedRepo)
+	ctx := context.Background()
+	load := func() (*api.Project, []Context) {
+		t.Helper()
+		p, err := Load(ctx, LoadOptions{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, contexts, err := Scan(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p, contexts
+	}
+	before, contexts := load()
+	applied := map[string]api.BuildSpec{}
+	for _, b := range before.Builds {
+		applied[b.Name] = b
+	}
+	if bumps := Cascade(before, contexts, applied); len(bumps) != 0 {
+		t.Fatalf("nothing changed, yet %v", bumps)
+	}
+
+	// The root changes, and java-dev's owner already raised its version.
+	files.Write(t, filepath.Join(dir, "contexts"), map[string]string{
+		"00-debian-slim/Dockerfile": "FROM busybox\nRUN true\n",
+		"02-java-dev/info.edn":      `{:version "0.4.0"}`,
+	})
+	now, contexts := load()
+	bumps := Cascade(now, contexts, applied)
+	var got []string
+	for _, b := range bumps {
+		got = append(got, b.String())
+		if err := b.Write(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{
+		"01-base-dev: 2.1.0 → 2.1.1 (descends from 00-debian-slim, which changed)",
+		"01-jq: 1.6.0 → 1.6.1 (descends from 00-debian-slim, which changed)",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("plan:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	after, _ := load()
+	for _, b := range after.Builds {
+		if b.Service == "base-dev" && b.Image != "base-dev:2.1.1" {
+			t.Errorf("base-dev is %s after the cascade", b.Image)
+		}
+	}
+	body, _ := os.ReadFile(filepath.Join(dir, "contexts/01-base-dev/info.edn"))
+	if string(body) != "{:version \"2.1.1\"\n :maintainer \"me\"}" {
+		t.Errorf("info.edn rewritten as %q; want only the version changed", body)
 	}
 }

@@ -40,6 +40,25 @@ func TestMonorepo(t *testing.T) {
 		}
 	}
 
+	// The base changes: a cascade raises its descendants' versions, and
+	// the next apply builds them.
+	files.Write(t, dir, map[string]string{"contexts/00-base/Dockerfile": "FROM busybox\nRUN echo base2 > /chain\n"})
+	plan := c.ok(t, "contexts", "cascade", dir, "--dry-run")
+	for _, want := range []string{"01-tool: 0.4.2 → 0.4.3 (descends from 00-base, which changed)", "02-app: 2.0.1 → 2.0.2 (descends from 00-base, which changed)"} {
+		if !strings.Contains(plan, want) {
+			t.Errorf("cascade plan lacks %q:\n%s", want, plan)
+		}
+	}
+	c.ok(t, "contexts", "cascade", dir)
+	c.ok(t, "apply", "--contexts", dir)
+	c.ok(t, "wait", "images", "images/app", "--timeout", "5m")
+	if out := docker(t, env["UC_DOCKER_HOST_2"], "run", "--rm", c.stable+"/library/app@"+sameDigestOnBoth(t, c, "images/app")); out != "base2\ntool\napp\n" {
+		t.Errorf("app after the cascade shows %q", out)
+	}
+	if code := registryGet(t, env["UC_REGISTRY"], "/v2/library/app/manifests/2.0.2", nil); code != 200 {
+		t.Errorf("the registry has no app:2.0.2 after the cascade: %d", code)
+	}
+
 	// A prefix that contradicts a FROM line is refused, naming both.
 	files.Write(t, dir, map[string]string{
 		"contexts/03-extra/Dockerfile": "FROM busybox\n",
