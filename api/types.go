@@ -88,6 +88,11 @@ type BuildSpec struct {
 	// KeepBuilds is how many of the last successful builds' images the
 	// registry's GC keeps (x-uc-keep-builds); 0 means DefaultKeepBuilds.
 	KeepBuilds int `json:"keep_builds,omitempty" yaml:"keep_builds,omitempty"`
+	// RebuildOnBase, a duration (x-uc-rebuild-on-base), has the build's
+	// owner resolve its external base images that often and rebuild when
+	// one moved to a new digest, as kpack and OpenShift's image-change
+	// triggers do. Internal bases always follow, through the graph.
+	RebuildOnBase string `json:"rebuild_on_base,omitempty" yaml:"rebuild_on_base,omitempty"`
 }
 
 // BuilderSelector picks builder nodes by name or by labels; empty means
@@ -191,6 +196,16 @@ const MinRefreshEvery = 10 * time.Second
 // (apply refuses invalid values).
 func (s ImageSpec) RefreshInterval() time.Duration {
 	d, err := time.ParseDuration(s.RefreshEvery)
+	if err != nil || d < MinRefreshEvery {
+		return 0
+	}
+	return d
+}
+
+// BaseFollowInterval is RebuildOnBase parsed; zero when unset or invalid
+// (apply refuses invalid values).
+func (b BuildSpec) BaseFollowInterval() time.Duration {
+	d, err := time.ParseDuration(b.RebuildOnBase)
 	if err != nil || d < MinRefreshEvery {
 		return 0
 	}

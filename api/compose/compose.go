@@ -319,6 +319,8 @@ const (
 	// keepBuildsKey says how many of a build's last successful images the
 	// registry's GC keeps.
 	keepBuildsKey = "x-uc-keep-builds"
+	// rebuildOnBaseKey has the build follow its external base images.
+	rebuildOnBaseKey = "x-uc-rebuild-on-base"
 )
 
 func buildExtensions(b *api.BuildSpec, ext map[string]any, file, field string) error {
@@ -334,6 +336,17 @@ func buildExtensions(b *api.BuildSpec, ext map[string]any, file, field string) e
 			return fmt.Errorf("%s: %s.%s: want a whole number of builds, at least 1 (got %v)", file, field, keepBuildsKey, raw)
 		}
 		b.KeepBuilds = n
+	}
+	if raw, ok := ext[rebuildOnBaseKey]; ok {
+		v, _ := raw.(string)
+		d, err := time.ParseDuration(v)
+		switch {
+		case err != nil:
+			return fmt.Errorf("%s: %s.%s: want a duration such as 1h (got %v)", file, field, rebuildOnBaseKey, raw)
+		case d < api.MinRefreshEvery:
+			return fmt.Errorf("%s: %s.%s: %s is too often: at least %s", file, field, rebuildOnBaseKey, v, api.MinRefreshEvery)
+		}
+		b.RebuildOnBase = v
 	}
 	return nil
 }

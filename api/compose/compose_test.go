@@ -917,3 +917,24 @@ func TestFromLineErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestRebuildOnBaseKey(t *testing.T) {
+	t.Parallel()
+	for value, want := range map[string]string{
+		"1h":  "",
+		"2s":  "services.app.x-uc-rebuild-on-base: 2s is too often: at least 10s",
+		"yes": "services.app.x-uc-rebuild-on-base: want a duration such as 1h",
+	} {
+		dir := writeFiles(t, map[string]string{
+			"compose.yaml": "name: f\nservices:\n  app:\n    build: .\n    x-uc-rebuild-on-base: " + value + "\n",
+			"Dockerfile":   "FROM busybox\n",
+		})
+		p, err := load(t, dir, LoadOptions{})
+		switch {
+		case want == "" && (err != nil || p.Builds[0].RebuildOnBase != value):
+			t.Errorf("%s: %v, %+v", value, err, p)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("%s: error %v, want %q", value, err, want)
+		}
+	}
+}

@@ -75,6 +75,7 @@ type Reconciler struct {
 	// until a retry writes them.
 	unwritten map[string]api.BuildStatus
 	attempts  map[string]attempt // failed attempts, by build name
+	followed  baseChecks         // when followed builds' bases were last resolved
 }
 
 // DefaultMaxBuilds is how many builds a node runs at once by default.
@@ -190,7 +191,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string) (reconcile.Resu
 		return reconcile.Result{}, err
 	}
 	st, err := r.reconcileBuild(ctx, rec)
-	return reconcile.Result{}, r.summarize(ctx, rec, st, err)
+	// A build that follows its bases comes back when they are due.
+	return reconcile.Result{RequeueAfter: rec.Spec.BaseFollowInterval()}, r.summarize(ctx, rec, st, err)
 }
 
 // reconcileBuild decides what this node does about a build, and returns
@@ -212,6 +214,9 @@ func (r *Reconciler) reconcileBuild(ctx context.Context, rec state.BuildRecord) 
 	done := handled(rec, inputs)
 	switch {
 	case done && r.cfg.Driver != nil:
+		if st, moved, err := r.followBases(ctx, rec, inputs); moved {
+			return st, err
+		}
 		return r.restoreIfLost(ctx, rec, inputs)
 	case done || r.cfg.Driver == nil && refusal == nil: // a node without a driver only reports refusals
 		return nil, nil

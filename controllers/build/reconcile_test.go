@@ -37,6 +37,7 @@ type fakeSolver struct {
 	mu      sync.Mutex
 	solves  int
 	outcome func(ctx context.Context, n int, report func(progress)) (solveResult, error)
+	bases   map[string]string // what base images resolve to now
 }
 
 func (f *fakeSolver) solve(ctx context.Context, _ string, _ session.Attachable, _ api.BuildSpec, refs []string, _ map[string]string, _ io.Writer, report func(progress)) (solveResult, error) {
@@ -114,8 +115,22 @@ func put(ctx context.Context, url, method, ctype string, body []byte, want int) 
 	return nil
 }
 
-func (f *fakeSolver) resolveBases(context.Context, []string, session.Attachable) (map[string]string, error) {
-	return nil, nil
+func (f *fakeSolver) resolveBases(_ context.Context, images []string, _ session.Attachable) (map[string]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]string{}
+	for _, img := range images {
+		if dg, ok := f.bases[img]; ok {
+			out[img] = dg
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeSolver) moveBase(image, digest string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.bases[image] = digest
 }
 
 func (f *fakeSolver) count() int {
@@ -198,7 +213,9 @@ func (w *buildWorld) apply(specs ...api.BuildSpec) {
 	w.t.Helper()
 	for i := range specs {
 		specs[i].Project, specs[i].Context = "p", w.t.TempDir()
-		specs[i].DockerfileInline = "FROM scratch\n"
+		if specs[i].DockerfileInline == "" {
+			specs[i].DockerfileInline = "FROM scratch\n"
+		}
 		if specs[i].Image == "" {
 			specs[i].Image = specs[i].Name
 		}
@@ -417,4 +434,49 @@ func newController(w *buildWorld) *reconcile.Controller {
 	specs := w.r.cancelSuperseded(w.cache.BuildSpecs.Source(func(ev state.Event[state.BuildRecord]) []string { return []string{ev.Key} }))
 	return reconcile.New(reconcile.Options{Name: "build", Workers: 2, Lister: w.r.listBuilds, Logger: slog.New(slog.DiscardHandler)},
 		w.r, specs, w.cache.BuildStatus.Source(w.r.dependentsOf))
+}
+
+// TestBuildFollowsItsBase: a build with x-uc-rebuild-on-base rebuilds when
+// its base moves, checked at most once per interval, and not otherwise.
+func TestBuildFollowsItsBase(t *testing.T) {
+	t.Parallel()
+	const base = "docker.io/library/base:1"
+	w := newBuildWorld(t, func(_ context.Context, n int, _ func(progress)) (solveResult, error) {
+		return solveResult{Digest: strconv.Itoa(n)}, nil
+	})
+	w.solver.bases = map[string]string{base: "sha256:" + strings.Repeat("a", 64)}
+	clock := time.Now()
+	w.r.now = func() time.Time { return clock }
+	w.apply(api.BuildSpec{Name: "p/f", RebuildOnBase: "10s", DockerfileInline: "FROM base:1\n"})
+
+	steps := []struct {
+		name    string
+		advance time.Duration
+		moveTo  string
+		solves  int
+		message string
+	}{
+		{"first build", 0, "", 1, ""},
+		{"base unchanged", 11 * time.Second, "", 1, ""},
+		{"base moved, not due yet", time.Second, "sha256:" + strings.Repeat("b", 64), 1, ""},
+		{"base moved and due", 10 * time.Second, "", 2, "; base " + base + " moved to a new digest"},
+		{"built on the new base", 11 * time.Second, "", 2, ""},
+	}
+	for _, s := range steps {
+		clock = clock.Add(s.advance)
+		if s.moveTo != "" {
+			w.solver.moveBase(base, s.moveTo)
+		}
+		st, err := w.reconcile("p/f")
+		if err != nil || st.Phase != api.BuildSucceeded || w.solver.count() != s.solves {
+			t.Fatalf("%s: %s after %d solves, %v; want succeeded after %d", s.name, st.Phase, w.solver.count(), err, s.solves)
+		}
+		if s.message != "" && !strings.Contains(st.Message, s.message) {
+			t.Errorf("%s: message %q, want %q", s.name, st.Message, s.message)
+		}
+	}
+	b, _ := w.store.GetBuild(context.Background(), "p/f")
+	if cur, _ := b.Current(); cur.Detail.Bases[base] != "sha256:"+strings.Repeat("b", 64) {
+		t.Errorf("bases recorded %v, want the moved digest", cur.Detail.Bases)
+	}
 }
