@@ -169,3 +169,18 @@ func isLoopbackHost(hostport string) bool {
 	ip := net.ParseIP(host)
 	return host == "localhost" || ip != nil && ip.IsLoopback()
 }
+
+// Repositories are the internal registry repositories the build writes:
+// its image's and its tags' (their caches live under the same names).
+func (b BuildSpec) Repositories() []string {
+	var out []string
+	for _, name := range append([]string{b.Image}, b.Tags...) {
+		if n, err := InternalName(name); err == nil {
+			repo, _, _ := strings.Cut(n, ":")
+			if !slices.Contains(out, repo) {
+				out = append(out, repo)
+			}
+		}
+	}
+	return out
+}

@@ -93,6 +93,9 @@ type BuildSpec struct {
 	// one moved to a new digest, as kpack and OpenShift's image-change
 	// triggers do. Internal bases always follow, through the graph.
 	RebuildOnBase string `json:"rebuild_on_base,omitempty" yaml:"rebuild_on_base,omitempty"`
+	// AllowWriters are the other projects that may build into this
+	// build's repositories (x-uc-allow-writers, at the top of the file).
+	AllowWriters []string `json:"allow_writers,omitempty" yaml:"allow_writers,omitempty"`
 }
 
 // BuilderSelector picks builder nodes by name or by labels; empty means

@@ -102,7 +102,9 @@ func (e *OriginConflict) Error() string {
 // new specs are created, changed ones get a new generation, specs of the
 // project that p no longer has are deleted, and unchanged ones are not
 // written at all. Specs applied from another origin are changed or deleted
-// only with Force (an *OriginConflict otherwise, also on a dry run).
+// only with Force (an *OriginConflict otherwise, also on a dry run). A
+// build into a repository another project owns is refused, Force or not
+// (a *RepositoryConflict).
 func (s *Store) ApplyProject(ctx context.Context, p *api.Project, opts ApplyOptions) (ApplyResult, error) {
 	desired, err := encodeProject(p)
 	if err != nil {
@@ -115,6 +117,9 @@ func (s *Store) ApplyProject(ctx context.Context, p *api.Project, opts ApplyOpti
 	plan := planApply(desired, existing, p.Name, p.Origin, time.Now())
 	if c := plan.conflict(p.Name, p.Origin); c != nil && !opts.Force {
 		return plan.result, c
+	}
+	if err := s.checkRepositories(ctx, p); err != nil {
+		return plan.result, err
 	}
 	if opts.DryRun || len(plan.stmts) == 0 {
 		return plan.result, nil

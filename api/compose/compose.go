@@ -203,7 +203,8 @@ func Convert(cp *types.Project, file string, limit int64) (*api.Project, error) 
 
 func convertProject(cp *types.Project, file string, limit int64) (*api.Project, error) {
 	p := &api.Project{Name: cp.Name}
-	if err := checkTopLevelExtensions(cp.Extensions, file); err != nil {
+	writers, err := checkTopLevelExtensions(cp.Extensions, file)
+	if err != nil {
 		return nil, err
 	}
 	// Walk services in name order so the first error is deterministic.
@@ -213,6 +214,7 @@ func convertProject(cp *types.Project, file string, limit int64) (*api.Project, 
 			return nil, err
 		}
 		if b != nil {
+			b.AllowWriters = writers
 			p.Builds = append(p.Builds, *b)
 		}
 		if s := cp.Services[name]; s.Build != nil && s.Build.Isolation != "" {

@@ -506,7 +506,7 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name:  "top-level x-uc key",
 			files: map[string]string{"compose.yaml": "name: p\nx-uc-builder: node1\nservices:\n  web:\n    image: busybox\n", "Dockerfile": "FROM busybox\n"},
-			want:  []string{"compose.yaml: x-uc-builder: unknown uc key (uc reads x-machines"},
+			want:  []string{"compose.yaml: x-uc-builder: unknown uc key (uc reads x-uc-allow-writers at the top and x-machines"},
 		},
 		{
 			name:  "service context names no build",

@@ -53,15 +53,35 @@ func extensionWarnings(s types.ServiceConfig, file, field string) []string {
 	return out
 }
 
-// checkTopLevelExtensions refuses x-uc-* keys at the top of the file,
-// where uc reads none.
-func checkTopLevelExtensions(ext types.Extensions, file string) error {
+// allowWritersKey, at the top of the file, lets other projects build
+// into this project's repositories.
+const allowWritersKey = "x-uc-allow-writers"
+
+// checkTopLevelExtensions refuses x-uc-* keys at the top of the file that
+// uc does not read, and returns the projects x-uc-allow-writers names.
+func checkTopLevelExtensions(ext types.Extensions, file string) ([]string, error) {
+	var writers []string
 	for _, key := range sortedKeys(ext) {
-		if strings.HasPrefix(key, ucPrefix) {
-			return fmt.Errorf("%s: %s: unknown uc key (uc reads %s on services)", file, key, strings.Join(serviceKeys, ", "))
+		switch {
+		case key == allowWritersKey:
+			list, ok := ext[key].([]any)
+			for _, v := range list {
+				name, isString := v.(string)
+				if !isString || name == "" {
+					ok = false
+					break
+				}
+				writers = append(writers, name)
+			}
+			if !ok {
+				return nil, fmt.Errorf("%s: %s: want a list of project names", file, key)
+			}
+		case strings.HasPrefix(key, ucPrefix):
+			return nil, fmt.Errorf("%s: %s: unknown uc key (uc reads %s at the top and %s on services)", file, key, allowWritersKey, strings.Join(serviceKeys, ", "))
 		}
 	}
-	return nil
+	slices.Sort(writers)
+	return slices.Compact(writers), nil
 }
 
 // didYouMean names the known key closest to key, if it is close enough to
