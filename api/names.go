@@ -106,6 +106,9 @@ func (b BuildSpec) CacheRefs(registry string) ([]string, error) {
 		return nil, err
 	}
 	out := []string{def}
+	if scoped, ok := b.ScopedCacheRef(def); ok {
+		out = append(out, scoped)
+	}
 	for _, name := range append(slices.Clone(b.CacheFrom), b.CacheTo...) {
 		ref, err := InternalRef(registry, name)
 		if err != nil {
@@ -183,4 +186,26 @@ func (b BuildSpec) Repositories() []string {
 		}
 	}
 	return out
+}
+
+var notTagChar = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+
+// ScopedCacheRef is the default cache ref of the build's cache scope, a
+// tag beside the shared one (def); ok is false without a scope.
+func (b BuildSpec) ScopedCacheRef(def string) (string, bool) {
+	if b.CacheScope == "" {
+		return "", false
+	}
+	tag := "buildcache-" + strings.Trim(notTagChar.ReplaceAllString(b.CacheScope, "-"), "-")
+	return strings.TrimSuffix(def, ":buildcache") + ":" + tag[:min(len(tag), 128)], true
+}
+
+// CacheMountNamespace keeps an untrusted scope's RUN --mount=type=cache
+// mounts apart from everyone else's (BuildKit's BUILDKIT_CACHE_MOUNT_NS);
+// "" leaves them shared.
+func (b BuildSpec) CacheMountNamespace() string {
+	if b.CacheScope == "" || b.CacheScopeTrusted {
+		return ""
+	}
+	return "uc/" + b.Project + "/" + b.CacheScope
 }

@@ -96,6 +96,12 @@ type BuildSpec struct {
 	// AllowWriters are the other projects that may build into this
 	// build's repositories (x-uc-allow-writers, at the top of the file).
 	AllowWriters []string `json:"allow_writers,omitempty" yaml:"allow_writers,omitempty"`
+	// CacheScope (x-uc-cache-scope, e.g. "repo/branch") keeps the build's
+	// registry cache and cache mounts apart: it reads the shared cache and
+	// its own, and writes only its own, unless CacheScopeTrusted (the scope
+	// is in x-uc-trusted-cache-scopes), when it writes the shared cache.
+	CacheScope        string `json:"cache_scope,omitempty" yaml:"cache_scope,omitempty"`
+	CacheScopeTrusted bool   `json:"cache_scope_trusted,omitempty" yaml:"cache_scope_trusted,omitempty"`
 }
 
 // BuilderSelector picks builder nodes by name or by labels; empty means
@@ -391,6 +397,8 @@ type BuildDetail struct {
 	FinishedAt time.Time `json:"finished_at,omitzero" yaml:"finished_at,omitempty"`
 	// Steps counts solver steps done (cached ones included) of those seen.
 	StepsDone  int      `json:"steps_done,omitempty" yaml:"steps_done,omitempty"`
+	// StepsCached of StepsTotal came from the build cache.
+	StepsCached int `json:"steps_cached,omitempty" yaml:"steps_cached,omitempty"`
 	StepsTotal int      `json:"steps_total,omitempty" yaml:"steps_total,omitempty"`
 	LogTail    []string `json:"log_tail,omitempty" yaml:"log_tail,omitempty"`
 	// Key is the build key (see the build controller's BuildKey).

@@ -203,7 +203,7 @@ func Convert(cp *types.Project, file string, limit int64) (*api.Project, error) 
 
 func convertProject(cp *types.Project, file string, limit int64) (*api.Project, error) {
 	p := &api.Project{Name: cp.Name}
-	writers, err := checkTopLevelExtensions(cp.Extensions, file)
+	top, err := checkTopLevelExtensions(cp.Extensions, file)
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +214,8 @@ func convertProject(cp *types.Project, file string, limit int64) (*api.Project, 
 			return nil, err
 		}
 		if b != nil {
-			b.AllowWriters = writers
+			b.AllowWriters = top.allowWriters
+			b.CacheScopeTrusted = b.CacheScope != "" && slices.Contains(top.trustedScopes, b.CacheScope)
 			p.Builds = append(p.Builds, *b)
 		}
 		if s := cp.Services[name]; s.Build != nil && s.Build.Isolation != "" {
@@ -323,6 +324,8 @@ const (
 	keepBuildsKey = "x-uc-keep-builds"
 	// rebuildOnBaseKey has the build follow its external base images.
 	rebuildOnBaseKey = "x-uc-rebuild-on-base"
+	// cacheScopeKey keeps the build's cache apart, e.g. per branch.
+	cacheScopeKey = "x-uc-cache-scope"
 )
 
 func buildExtensions(b *api.BuildSpec, ext map[string]any, file, field string) error {
@@ -349,6 +352,13 @@ func buildExtensions(b *api.BuildSpec, ext map[string]any, file, field string) e
 			return fmt.Errorf("%s: %s.%s: %s is too often: at least %s", file, field, rebuildOnBaseKey, v, api.MinRefreshEvery)
 		}
 		b.RebuildOnBase = v
+	}
+	if raw, ok := ext[cacheScopeKey]; ok {
+		v, _ := raw.(string)
+		if strings.TrimSpace(v) == "" {
+			return fmt.Errorf("%s: %s.%s: want a scope name such as repo/branch (got %v)", file, field, cacheScopeKey, raw)
+		}
+		b.CacheScope = v
 	}
 	return nil
 }

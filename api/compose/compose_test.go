@@ -506,7 +506,7 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name:  "top-level x-uc key",
 			files: map[string]string{"compose.yaml": "name: p\nx-uc-builder: node1\nservices:\n  web:\n    image: busybox\n", "Dockerfile": "FROM busybox\n"},
-			want:  []string{"compose.yaml: x-uc-builder: unknown uc key (uc reads x-uc-allow-writers at the top and x-machines"},
+			want:  []string{"compose.yaml: x-uc-builder: unknown uc key (uc reads x-uc-allow-writers and x-uc-trusted-cache-scopes at the top and x-machines"},
 		},
 		{
 			name:  "service context names no build",
@@ -935,6 +935,45 @@ func TestRebuildOnBaseKey(t *testing.T) {
 			t.Errorf("%s: %v, %+v", value, err, p)
 		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
 			t.Errorf("%s: error %v, want %q", value, err, want)
+		}
+	}
+}
+
+func TestCacheScopes(t *testing.T) {
+	t.Parallel()
+	dir := writeFiles(t, map[string]string{
+		"compose.yaml": `name: s
+x-uc-trusted-cache-scopes: [release]
+services:
+  main:
+    build: .
+    x-uc-cache-scope: main
+  release:
+    build: .
+    x-uc-cache-scope: release
+  branch:
+    build: .
+    x-uc-cache-scope: repo/feature-x
+`,
+		"Dockerfile": "FROM busybox\n",
+	})
+	p, err := load(t, dir, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range p.Builds {
+		want := b.Service == "release" // the file's list replaces the default, main
+		if b.CacheScopeTrusted != want {
+			t.Errorf("%s (scope %s): trusted %v, want %v", b.Service, b.CacheScope, b.CacheScopeTrusted, want)
+		}
+		if b.Service == "branch" {
+			refs, _ := b.CacheRefs("r:5000")
+			if want := "r:5000/uc-cache/s/branch:buildcache-repo-feature-x"; !slices.Contains(refs, want) {
+				t.Errorf("cache refs %v lack %s", refs, want)
+			}
+			if ns := b.CacheMountNamespace(); ns != "uc/s/repo/feature-x" {
+				t.Errorf("cache mount namespace %q", ns)
+			}
 		}
 	}
 }

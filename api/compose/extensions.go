@@ -9,7 +9,7 @@ import (
 )
 
 // serviceKeys are the extension keys uc reads on a service.
-var serviceKeys = []string{machinesKey, pullCredentialKey, refreshKey, builderKey, keepBuildsKey, rebuildOnBaseKey}
+var serviceKeys = []string{machinesKey, pullCredentialKey, refreshKey, builderKey, keepBuildsKey, rebuildOnBaseKey, cacheScopeKey}
 
 // ucPrefix marks extension keys that belong to uc: an unknown one is a
 // typo that would otherwise be ignored in silence.
@@ -53,35 +53,59 @@ func extensionWarnings(s types.ServiceConfig, file, field string) []string {
 	return out
 }
 
-// allowWritersKey, at the top of the file, lets other projects build
-// into this project's repositories.
-const allowWritersKey = "x-uc-allow-writers"
+// Keys uc reads at the top of the file.
+const (
+	// allowWritersKey lets other projects build into this project's
+	// repositories.
+	allowWritersKey = "x-uc-allow-writers"
+	// trustedScopesKey names the cache scopes that write the shared cache.
+	trustedScopesKey = "x-uc-trusted-cache-scopes"
+)
+
+// topLevel is what uc reads at the top of the file.
+type topLevel struct {
+	allowWriters  []string
+	trustedScopes []string // default: main
+}
 
 // checkTopLevelExtensions refuses x-uc-* keys at the top of the file that
-// uc does not read, and returns the projects x-uc-allow-writers names.
-func checkTopLevelExtensions(ext types.Extensions, file string) ([]string, error) {
-	var writers []string
+// uc does not read, and returns those it does.
+func checkTopLevelExtensions(ext types.Extensions, file string) (topLevel, error) {
+	top := topLevel{trustedScopes: []string{"main"}}
 	for _, key := range sortedKeys(ext) {
+		var err error
 		switch {
 		case key == allowWritersKey:
-			list, ok := ext[key].([]any)
-			for _, v := range list {
-				name, isString := v.(string)
-				if !isString || name == "" {
-					ok = false
-					break
-				}
-				writers = append(writers, name)
-			}
-			if !ok {
-				return nil, fmt.Errorf("%s: %s: want a list of project names", file, key)
-			}
+			top.allowWriters, err = nameList(ext[key])
+		case key == trustedScopesKey:
+			top.trustedScopes, err = nameList(ext[key])
 		case strings.HasPrefix(key, ucPrefix):
-			return nil, fmt.Errorf("%s: %s: unknown uc key (uc reads %s at the top and %s on services)", file, key, allowWritersKey, strings.Join(serviceKeys, ", "))
+			return top, fmt.Errorf("%s: %s: unknown uc key (uc reads %s and %s at the top and %s on services)", file, key, allowWritersKey, trustedScopesKey, strings.Join(serviceKeys, ", "))
+		}
+		if err != nil {
+			return top, fmt.Errorf("%s: %s: %v", file, key, err)
 		}
 	}
-	slices.Sort(writers)
-	return slices.Compact(writers), nil
+	return top, nil
+}
+
+// nameList reads a list of non-empty names, sorted and without repeats.
+func nameList(raw any) ([]string, error) {
+	list, ok := raw.([]any)
+	var out []string
+	for _, v := range list {
+		name, isString := v.(string)
+		if !isString || name == "" {
+			ok = false
+			break
+		}
+		out = append(out, name)
+	}
+	if !ok {
+		return nil, fmt.Errorf("want a list of names (got %v)", raw)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
 }
 
 // didYouMean names the known key closest to key, if it is close enough to

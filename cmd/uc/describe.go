@@ -77,6 +77,16 @@ func (v view) describeBuild(w io.Writer, b state.BuildRecord) {
 	field(w, "Target", s.Target)
 	field(w, "Args", kvString(s.Args))
 	field(w, "Labels", kvString(s.Labels))
+	if s.CacheScope != "" {
+		trust := "reads the shared cache, writes its own"
+		if s.CacheScopeTrusted {
+			trust = "trusted: writes the shared cache"
+		}
+		field(w, "Cache scope", s.CacheScope+" ("+trust+")")
+	}
+	if s.RebuildOnBase != "" {
+		field(w, "Follows bases", "every "+s.RebuildOnBase)
+	}
 	v.buildOptions(w, s)
 	field(w, "Generation", fmt.Sprintf("%d (uid %s, updated %s ago)", b.Meta.Generation, b.Meta.UID, v.ago(b.Meta.UpdatedAt)))
 	if len(b.Status) == 0 {
@@ -110,6 +120,7 @@ func (v view) buildDetail(w io.Writer, d api.BuildDetail) {
 	}
 	if d.StepsTotal > 0 {
 		field(w, "Steps", fmt.Sprintf("%d/%d", d.StepsDone, d.StepsTotal))
+		field(w, "Cache hits", fmt.Sprintf("%d/%d steps (%d%%)", d.StepsCached, d.StepsTotal, 100*d.StepsCached/d.StepsTotal))
 	}
 	field(w, "Driver", d.Driver)
 	field(w, "Restored from", d.RestoredFrom)

@@ -471,7 +471,7 @@ func (r *Reconciler) solve(ctx context.Context, rec state.BuildRecord, st api.Bu
 	r.log.Info("Building.", "build", rec.Spec.Name, "generation", rec.Meta.Generation, "ref", refs[0])
 	auth := registryAuth(registry, r.cfg.Credentials)
 	res, err := r.solver.solve(bctx, registry, auth, rec.Spec, refs, inputs, writerOrNil(logf), r.reporter(ctx, st))
-	st.Detail.LogTail, st.Detail.StepsDone, st.Detail.StepsTotal = res.LogTail, res.StepsDone, res.StepsTotal
+	st.Detail.LogTail, st.Detail.StepsDone, st.Detail.StepsTotal, st.Detail.StepsCached = res.LogTail, res.StepsDone, res.StepsTotal, res.StepsCached
 	closeLog(logf, outcome(err, bctx))
 	switch {
 	case err != nil && errors.Is(context.Cause(bctx), errSuperseded):

@@ -26,6 +26,15 @@ func cacheOptions(registry string, spec api.BuildSpec) (imports, exports []clien
 		return nil, nil, err
 	}
 	imports = []client.CacheOptionsEntry{registryCache(def)}
+	// A cache scope reads the shared cache and its own; only a trusted
+	// scope writes the shared one.
+	scoped, hasScope := spec.ScopedCacheRef(def)
+	if hasScope {
+		imports = append(imports, registryCache(scoped))
+		if !spec.CacheScopeTrusted {
+			def = scoped
+		}
+	}
 	for _, name := range spec.CacheFrom {
 		ref, err := api.InternalRef(registry, name)
 		if err != nil {

@@ -29,8 +29,8 @@ const logTailLines = 30
 
 // progress is what a running build reports, throttled by the caller.
 type progress struct {
-	StepsDone, StepsTotal int
-	LogTail               []string
+	StepsDone, StepsTotal, StepsCached int
+	LogTail                            []string
 }
 
 // solveResult is a finished build.
@@ -223,6 +223,7 @@ func frontendAttrs(spec api.BuildSpec, filename string) map[string]string {
 	for k, v := range spec.Args {
 		attrs["build-arg:"+k] = v
 	}
+	set("build-arg:BUILDKIT_CACHE_MOUNT_NS", spec.CacheMountNamespace())
 	for k, v := range spec.Labels {
 		attrs["label:"+k] = v
 	}
@@ -291,6 +292,7 @@ type tracker struct {
 	mu       sync.Mutex
 	out      io.Writer
 	vertexes map[digest.Digest]bool // completed?
+	cached   map[digest.Digest]bool // answered from the build cache
 	tail     []string
 	partial  map[digest.Digest]string
 }
@@ -299,7 +301,7 @@ func newTracker(out io.Writer) *tracker {
 	if out == nil {
 		out = io.Discard
 	}
-	return &tracker{out: out, vertexes: map[digest.Digest]bool{}, partial: map[digest.Digest]string{}}
+	return &tracker{out: out, vertexes: map[digest.Digest]bool{}, cached: map[digest.Digest]bool{}, partial: map[digest.Digest]string{}}
 }
 
 func (t *tracker) update(st *client.SolveStatus) progress {
@@ -330,6 +332,9 @@ func (t *tracker) noteVertex(v *client.Vertex) {
 	done := v.Completed != nil || v.Cached
 	seen, known := t.vertexes[v.Digest]
 	t.vertexes[v.Digest] = done
+	if v.Cached {
+		t.cached[v.Digest] = true
+	}
 	switch {
 	case v.Error != "":
 		t.appendLine(fmt.Sprintf("ERROR %s: %s", v.Name, v.Error))
@@ -357,7 +362,7 @@ func (t *tracker) snapshot() progress {
 }
 
 func (t *tracker) snapshotLocked() progress {
-	p := progress{StepsTotal: len(t.vertexes), LogTail: append([]string(nil), t.tail...)}
+	p := progress{StepsTotal: len(t.vertexes), StepsCached: len(t.cached), LogTail: append([]string(nil), t.tail...)}
 	for _, done := range t.vertexes {
 		if done {
 			p.StepsDone++
