@@ -396,11 +396,11 @@ type BuildDetail struct {
 	StartedAt  time.Time `json:"started_at,omitzero" yaml:"started_at,omitempty"`
 	FinishedAt time.Time `json:"finished_at,omitzero" yaml:"finished_at,omitempty"`
 	// Steps counts solver steps done (cached ones included) of those seen.
-	StepsDone  int      `json:"steps_done,omitempty" yaml:"steps_done,omitempty"`
+	StepsDone int `json:"steps_done,omitempty" yaml:"steps_done,omitempty"`
 	// StepsCached of StepsTotal came from the build cache.
-	StepsCached int `json:"steps_cached,omitempty" yaml:"steps_cached,omitempty"`
-	StepsTotal int      `json:"steps_total,omitempty" yaml:"steps_total,omitempty"`
-	LogTail    []string `json:"log_tail,omitempty" yaml:"log_tail,omitempty"`
+	StepsCached int      `json:"steps_cached,omitempty" yaml:"steps_cached,omitempty"`
+	StepsTotal  int      `json:"steps_total,omitempty" yaml:"steps_total,omitempty"`
+	LogTail     []string `json:"log_tail,omitempty" yaml:"log_tail,omitempty"`
 	// Key is the build key (see the build controller's BuildKey).
 	Key string `json:"key,omitempty" yaml:"key,omitempty"`
 	// Reused says the image stored for Key was reused without a solve.
