@@ -120,8 +120,17 @@ func (r Reader) WantedDigest(ctx context.Context, img ImageRecord) (digest strin
 }
 
 // BuildResult is the status that built the current generation of a build
-// spec; ready is false until that build has succeeded.
+// spec from its parents' current results; ready is false until that build
+// has succeeded.
 func (r Reader) BuildResult(ctx context.Context, name string) (api.BuildStatus, bool, error) {
+	return r.buildResult(ctx, name, map[string]bool{})
+}
+
+// buildResult also requires the build to have been made from its
+// parents' current results: after a parent's digest changes, a child's
+// last success is stale until it rebuilds, so waiting on it (uc wait,
+// pre-pull, a grandchild's inputs) waits for the rebuild.
+func (r Reader) buildResult(ctx context.Context, name string, seen map[string]bool) (api.BuildStatus, bool, error) {
 	recs, err := r.ListBuilds(ctx, name)
 	if err != nil || len(recs) == 0 {
 		return api.BuildStatus{}, false, err
@@ -130,6 +139,19 @@ func (r Reader) BuildResult(ctx context.Context, name string) (api.BuildStatus, 
 	cur, ok := b.Current()
 	if !ok || cur.Phase != api.BuildSucceeded || cur.ObservedGeneration != b.Meta.Generation {
 		return api.BuildStatus{}, false, nil
+	}
+	if seen[name] { // a cycle, which apply refuses: do not loop
+		return cur, true, nil
+	}
+	seen[name] = true
+	for _, dep := range b.Spec.DependsOn() {
+		parent, ready, err := r.buildResult(ctx, dep, seen)
+		if err != nil || !ready {
+			return api.BuildStatus{}, false, err
+		}
+		if _, used, _ := strings.Cut(cur.Detail.Inputs[dep], "@"); used != parent.Digest {
+			return api.BuildStatus{}, false, nil
+		}
 	}
 	return cur, true, nil
 }

@@ -221,6 +221,10 @@ var measurements = []section{
 	{"applystate", fmt.Sprintf("state requests of a %d-service apply", applyStateServices), func(ctx context.Context, r *rig) error {
 		return runApplyState(ctx, r.cfg, r.bins, r.work, &r.sum)
 	}},
+	{"tree", "a 12-image tree", func(ctx context.Context, r *rig) error {
+		progress("measurement 11: a 12-image tree built cold, then after a leaf and a base change")
+		return keep(&r.sum.tree, treeResult.print)(benchTree(ctx, r.bins, r.dir("tree")))
+	}},
 }
 
 // keep returns what finishes a measurement: called with the measurement's

@@ -80,6 +80,7 @@ type summary struct {
 	prepull     *prepullResult
 	prepullIdle *prepullIdleResult
 	applyState  *applyStateResult
+	tree        *treeResult
 }
 
 func (s summary) print(cfg config) {
@@ -118,6 +119,11 @@ func (s summary) print(cfg config) {
 	if a := s.applyState; a != nil && a.skipped == "" {
 		t.row(fmt.Sprintf("%d-service apply, build and pre-pull: state requests node2 / node3 / uc", applyStateServices),
 			fmt.Sprintf("%d / %d / %d in %s", a.node2.total(), a.node3.total(), a.cli.total(), a.took.Round(time.Millisecond)))
+	}
+	if tr := s.tree; tr != nil && tr.skipped == "" {
+		t.row(fmt.Sprintf("%d-image tree cold: uc / critical path / prefix-order buildctl / Bake-style buildctl", tr.of),
+			fmt.Sprintf("%s / %s / %s / %s", tr.ucWall.Round(time.Millisecond), tr.critical.Round(time.Millisecond),
+				tr.sequential.Round(time.Millisecond), tr.parallel.Round(time.Millisecond)))
 	}
 	t.flush()
 }
