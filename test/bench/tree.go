@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -249,7 +249,6 @@ func (c *buildCluster) buildctlImage(ctx context.Context, proj string, img treeI
 	}
 	return nil
 }
-
 
 func (r treeResult) print() {
 	if r.skipped != "" {
