@@ -25,7 +25,9 @@ type Forwarder struct {
 	Listen string
 	// Target is where the registry is served now, asked per connection.
 	Target func(ctx context.Context) (string, error)
-	// RetryBind is how often a taken address is tried again.
+	// RetryBind is how soon a taken address is first tried again; the
+	// wait doubles up to maxRetryBind, so that nodes sharing a host cost
+	// next to nothing while they wait.
 	RetryBind time.Duration
 	Log       *slog.Logger
 }
@@ -40,6 +42,7 @@ const dialTimeout = 5 * time.Second
 // the next taking over when it stops.
 func (f *Forwarder) Run(ctx context.Context) error {
 	waiting := false
+	wait := f.retry()
 	for {
 		ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", f.Listen)
 		switch {
@@ -55,10 +58,16 @@ func (f *Forwarder) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(f.retry()):
+		case <-time.After(wait):
 		}
+		wait = min(2*wait, max(maxRetryBind, f.retry()))
 	}
 }
+
+// maxRetryBind bounds the wait between two tries of a taken address: how
+// long another node on the host may take to serve it after its holder
+// stops.
+const maxRetryBind = 2 * time.Second
 
 func (f *Forwarder) retry() time.Duration {
 	if f.RetryBind > 0 {
