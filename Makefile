@@ -43,7 +43,9 @@ FUZZ_TARGETS := \
 	./state/embedded:FuzzLex \
 	./state/embedded:FuzzExpandSQL \
 	./api/compose:FuzzLoadCompose \
-	./api/buildcontext:FuzzWalkContext
+	./api/buildcontext:FuzzWalkContext \
+	./api/dockerfile:FuzzImages \
+	./api/bake:FuzzParse
 FUZZTIME ?= 20s
 FUZZPARALLEL ?= 1
 

@@ -89,6 +89,9 @@ type target struct {
 	Entitlements     []string           `hcl:"entitlements,optional" cty:"entitlements"`
 }
 
+// maxMatrix bounds one target's variants: each is a build on the cluster.
+const maxMatrix = 1000
+
 // GetEvalContexts expands a target's matrix: one evaluation context per
 // combination of its values, each variable bound to one value.
 func (t *target) GetEvalContexts(base *hcl.EvalContext, block *hcl.Block, loadDeps func(hcl.Expression) hcl.Diagnostics) ([]*hcl.EvalContext, error) {
@@ -111,6 +114,9 @@ func (t *target) GetEvalContexts(base *hcl.EvalContext, block *hcl.Block, loadDe
 		values := value.AsValueMap()[key]
 		if !values.CanIterateElements() {
 			return nil, fmt.Errorf("target %q: matrix.%s must be a list", block.Labels[0], key)
+		}
+		if n := len(combos) * values.LengthInt(); n > maxMatrix {
+			return nil, fmt.Errorf("target %q: a matrix of %d or more variants; uc builds at most %d per target", block.Labels[0], n, maxMatrix)
 		}
 		var next []map[string]cty.Value
 		for _, combo := range combos {

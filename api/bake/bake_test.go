@@ -174,3 +174,15 @@ target "b" {
 		})
 	}
 }
+
+func TestMatrixTooLarge(t *testing.T) {
+	t.Parallel()
+	dir := writeTree(t, `target "default" {
+  name    = "v-${a}-${b}"
+  matrix  = { a = range(100), b = range(100) }
+  context = "base"
+}`)
+	if _, err := Load(context.Background(), LoadOptions{WorkingDir: dir, ProjectName: "p"}); err == nil || !strings.Contains(err.Error(), "uc builds at most 1000 per target") {
+		t.Errorf("a 10,000-variant matrix: %v", err)
+	}
+}
