@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"net"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -208,4 +209,18 @@ func (b BuildSpec) CacheMountNamespace() string {
 		return ""
 	}
 	return "uc/" + b.Project + "/" + b.CacheScope
+}
+
+// DockerfilePath is where the build's Dockerfile is on the applying
+// machine: absolute as given, else under the context ("Dockerfile" when
+// unset). It means nothing for a git context or an inline Dockerfile.
+func (b BuildSpec) DockerfilePath() string {
+	path := b.Dockerfile
+	if path == "" {
+		path = "Dockerfile"
+	}
+	if filepath.IsAbs(path) {
+		return path
+	}
+	return filepath.Join(b.Context, path)
 }

@@ -1,6 +1,7 @@
 package bake
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"slices"
@@ -220,21 +221,14 @@ func secrets(entries []string, b *types.BuildConfig, cp *types.Project, dir stri
 			return fmt.Errorf("secret: %q names no id", e)
 		}
 		def := types.SecretConfig{Name: id}
-		switch src := cmpOr(kv["src"], kv["source"]); {
+		switch src := cmp.Or(kv["src"], kv["source"]); {
 		case src != "":
 			def.File = abs(dir, src)
 		default:
-			def.Environment = cmpOr(kv["env"], id)
+			def.Environment = cmp.Or(kv["env"], id)
 		}
 		cp.Secrets[id] = def
 		b.Secrets = append(b.Secrets, types.ServiceSecretConfig{Source: id})
 	}
 	return nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

@@ -3,7 +3,6 @@ package compose
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/ucplane/uc/api"
 	"github.com/ucplane/uc/api/dockerfile"
@@ -38,13 +37,7 @@ func linkFromLines(p *api.Project, file string) error {
 // link adds the edge from b to the build that makes image, if any.
 func link(p *api.Project, b *api.BuildSpec, image string) {
 	key, ok := dockerfile.ContextKey(image)
-	if !ok {
-		return
-	}
-	if _, set := b.AdditionalContexts[key]; set {
-		return
-	}
-	if _, set := b.AdditionalContexts[image]; set {
+	if !ok || dockerfile.Replaced(b.AdditionalContexts, image) {
 		return
 	}
 	for _, parent := range p.Builds {
@@ -66,12 +59,5 @@ func dockerfileOf(b api.BuildSpec) ([]byte, error) {
 	if api.IsGitContext(b.Context) {
 		return nil, nil
 	}
-	path := b.Dockerfile
-	if path == "" {
-		path = "Dockerfile"
-	}
-	if !filepath.IsAbs(path) {
-		path = filepath.Join(b.Context, path)
-	}
-	return os.ReadFile(path)
+	return os.ReadFile(b.DockerfilePath())
 }

@@ -109,6 +109,18 @@ func isIndex(s string) bool {
 	return s != "" && strings.Trim(s, "0123456789") == ""
 }
 
+// Replaced reports whether one of a build's named contexts stands in for
+// image, as the frontend matches them: by the name as written, or by its
+// ContextKey.
+func Replaced(contexts map[string]string, image string) bool {
+	if _, ok := contexts[image]; ok {
+		return true
+	}
+	key, ok := ContextKey(image)
+	_, replaced := contexts[key]
+	return ok && replaced
+}
+
 // ContextKey is the named-context key under which BuildKit's frontend
 // looks for a replacement of image: its familiar name without ":latest"
 // (so FROM docker.io/shop/base:latest and FROM shop/base share one).

@@ -161,15 +161,21 @@ func LoadName(opts LoadOptions) (*api.Project, error) {
 
 // Load reads the monorepo as a project: one build and one image per
 // context, linked by their FROM lines.
-func Load(_ context.Context, opts LoadOptions) (*api.Project, error) {
+func Load(ctx context.Context, opts LoadOptions) (*api.Project, error) {
+	p, _, err := Read(ctx, opts)
+	return p, err
+}
+
+// Read is Load that also returns the contexts it read, for a cascade.
+func Read(_ context.Context, opts LoadOptions) (*api.Project, []Context, error) {
 	named, err := LoadName(opts)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	name := named.Name
-	root, contexts, err := Scan(opts.Dir)
+	name, root := named.Name, named.Files[0]
+	_, contexts, err := Scan(root)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	registry := cmp.Or(opts.Registry, DefaultRegistry)
 	cp := &types.Project{Name: name, WorkingDir: root, Services: types.Services{}}
@@ -180,19 +186,19 @@ func Load(_ context.Context, opts LoadOptions) (*api.Project, error) {
 		svc.Build = &types.BuildConfig{Context: c.Dir, Dockerfile: "Dockerfile", Tags: []string{c.Name + ":latest"},
 			Args: types.MappingWithEquals{"REGISTRY": &reg}}
 		if _, dup := cp.Services[c.Name]; dup {
-			return nil, fmt.Errorf("%s: two contexts make image %s: %s", root, c.Name, strings.Join(dirsNamed(contexts, c.Name), " and "))
+			return nil, nil, fmt.Errorf("%s: two contexts make image %s: %s", root, c.Name, strings.Join(dirsNamed(contexts, c.Name), " and "))
 		}
 		cp.Services[c.Name] = svc
 	}
 	p, err := compose.Convert(cp, "contexts", opts.MaxContextSize)
 	if err != nil {
-		return nil, contextFields(err, contexts)
+		return nil, nil, contextFields(err, contexts)
 	}
 	if err := checkOrder(p, contexts); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	p.Files = []string{root}
-	return p, nil
+	return p, contexts, nil
 }
 
 func dirsNamed(contexts []Context, name string) []string {

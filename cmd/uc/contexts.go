@@ -30,11 +30,7 @@ shipped, unless its version was already raised since. The plan is printed
 first; --dry-run prints it and changes nothing.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := monorepo.Load(cmd.Context(), monorepo.LoadOptions{Dir: args[0], ProjectName: projectName})
-			if err != nil {
-				return err
-			}
-			_, contexts, err := monorepo.Scan(args[0])
+			p, contexts, err := monorepo.Read(cmd.Context(), monorepo.LoadOptions{Dir: args[0], ProjectName: projectName})
 			if err != nil {
 				return err
 			}

@@ -1,11 +1,9 @@
 package build
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -46,7 +44,7 @@ func baseImages(spec api.BuildSpec) ([]string, error) {
 		}
 	}
 	for _, name := range names {
-		if !replacedByContext(spec, name) {
+		if !dockerfile.Replaced(spec.AdditionalContexts, name) {
 			add(name)
 		}
 	}
@@ -59,18 +57,6 @@ func baseImages(spec api.BuildSpec) ([]string, error) {
 	return out, nil
 }
 
-// replacedByContext reports whether a named context stands in for the
-// image, as the frontend matches them: by the name as written, or by its
-// familiar form (a FROM line linked to another build by uc apply).
-func replacedByContext(spec api.BuildSpec, name string) bool {
-	if _, ok := spec.AdditionalContexts[name]; ok {
-		return true
-	}
-	key, ok := dockerfile.ContextKey(name)
-	_, replaced := spec.AdditionalContexts[key]
-	return ok && replaced
-}
-
 // dockerfileBytes reads the Dockerfile the build uses, or nil when it is
 // not on this node (a git context's).
 func dockerfileBytes(spec api.BuildSpec) ([]byte, error) {
@@ -80,11 +66,7 @@ func dockerfileBytes(spec api.BuildSpec) ([]byte, error) {
 	if api.IsGitContext(spec.Context) || spec.ContextRef != "" {
 		return nil, nil
 	}
-	path := cmp.Or(spec.Dockerfile, "Dockerfile")
-	if !filepath.IsAbs(path) {
-		path = filepath.Join(spec.Context, path)
-	}
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(spec.DockerfilePath())
 	if err != nil {
 		return nil, fmt.Errorf("dockerfile: %w", err)
 	}

@@ -8,14 +8,13 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/compose-spec/compose-go/v2/cli"
+
 	"github.com/ucplane/uc/api"
 	"github.com/ucplane/uc/api/bake"
 	"github.com/ucplane/uc/api/compose"
 	"github.com/ucplane/uc/api/monorepo"
 )
-
-// composeDefaults are the files docker compose finds by itself.
-var composeDefaults = []string{"compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml"}
 
 // isBake says whether the project comes from Bake files: every -f file
 // is one, or none is named, no Compose file is in the working directory,
@@ -35,7 +34,7 @@ func (o Options) isBake() (bool, error) {
 		return bakes > 0, nil
 	}
 	dir := cmp.Or(o.Compose.WorkingDir, ".")
-	for _, f := range composeDefaults {
+	for _, f := range cli.DefaultFileNames {
 		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
 			return false, nil
 		}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -89,17 +88,10 @@ func inlineDockerfile(b *api.BuildSpec) error {
 	if b.DockerfileInline != "" {
 		return nil
 	}
-	body, err := os.ReadFile(dockerfilePath(*b))
+	body, err := os.ReadFile(b.DockerfilePath())
 	if err != nil {
 		return err
 	}
 	b.DockerfileInline = string(body)
 	return nil
-}
-
-func dockerfilePath(b api.BuildSpec) string {
-	if filepath.IsAbs(b.Dockerfile) {
-		return b.Dockerfile
-	}
-	return filepath.Join(b.Context, b.Dockerfile)
 }
