@@ -117,6 +117,28 @@ purge_data() {
   find "$UC_DATA_DIR" -mindepth 1 -maxdepth 1 -exec rm -rf --one-file-system {} +
 }
 
+# unregister_emulators removes the binfmt_misc handlers up.sh registered,
+# and unmounts binfmt_misc if up.sh mounted it and nothing else uses it.
+unregister_emulators() {
+  local dir=/proc/sys/fs/binfmt_misc marker name
+  for marker in "$UC_RUN_DIR"/binfmt-*.registered; do
+    [[ -e $marker ]] || continue
+    name=${marker##*/binfmt-}
+    name=${name%.registered}
+    if [[ -e $dir/$name ]]; then
+      echo -1 >"$dir/$name" && log "emulation: unregistered $name" || warn "emulation: could not unregister $name"
+    fi
+    rm -f "$marker"
+  done
+  [[ -e $UC_RUN_DIR/binfmt_misc.mounted ]] || return 0
+  if compgen -G "$dir/*" | grep -qv -e '/register$' -e '/status$'; then
+    log "emulation: binfmt_misc left mounted (it holds handlers these scripts did not register)"
+  else
+    umount "$dir" && log "emulation: unmounted binfmt_misc"
+  fi
+  rm -f "$UC_RUN_DIR/binfmt_misc.mounted"
+}
+
 main() {
   local purge= i n
   case ${1:-} in
@@ -148,6 +170,7 @@ main() {
     log "base registry: not running"
 
   unmount_ours
+  unregister_emulators
   # Exec-roots hold only runtime state of stopped engines.
   for ((i = 1; i <= n; i++)); do
     [[ -d $(engine_execroot "$i") ]] && rm -rf --one-file-system "$(engine_execroot "$i")"

@@ -11,7 +11,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 export DEBIAN_FRONTEND=noninteractive
 # A system GOFLAGS such as -mod=vendor must not leak into our builds.
 export GOWORK=off GOFLAGS=-buildvcs=false
-PACKAGES=(docker.io runc containerd busybox-static iproute2 jq skopeo ca-certificates curl openssh-client git)
+PACKAGES=(docker.io runc containerd busybox-static qemu-user-static iproute2 jq skopeo ca-certificates curl openssh-client git)
+# Foreign CPUs that builds may target, run under QEMU through binfmt_misc.
+EMULATED=(aarch64)
+# The base image's platforms: this machine's and the emulated ones.
+BASE_PLATFORMS=linux/amd64,linux/arm64
 # Used when the product's go.mod does not require buildkit (yet).
 TOOLS_MOD=$UC_REPO/hack/tools
 OCI_ACCEPT='application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json'
@@ -196,7 +200,33 @@ start_base_registry() {
   log "base registry: ready (pid $pid)"
 }
 
-# ================================================================ e. buildkitd
+# ================================================================ e. emulation
+
+# register_emulators lets buildkitd run foreign binaries (RUN steps of an
+# arm64 build) under Debian's qemu-user-static. The F flag makes the kernel
+# open the interpreter now, so it works inside build containers too.
+# hack/down.sh undoes only what is recorded here as ours.
+register_emulators() {
+  local dir=/proc/sys/fs/binfmt_misc arch conf
+  if [[ ! -e $dir/register ]]; then
+    mount -t binfmt_misc binfmt_misc "$dir" || die "emulation: cannot mount binfmt_misc on $dir"
+    touch "$UC_RUN_DIR/binfmt_misc.mounted"
+    log "emulation: mounted binfmt_misc on $dir"
+  fi
+  for arch in "${EMULATED[@]}"; do
+    if [[ -e $dir/qemu-$arch ]]; then
+      log "emulation: qemu-$arch already registered"
+      continue
+    fi
+    conf=/usr/lib/binfmt.d/qemu-$arch.conf
+    [[ -r $conf ]] || die "emulation: $conf is missing (is qemu-user-static installed?)"
+    cat "$conf" >"$dir/register" || die "emulation: registering $conf with binfmt_misc failed"
+    touch "$UC_RUN_DIR/binfmt-qemu-$arch.registered"
+    log "emulation: registered qemu-$arch ($(sed -n 's/^interpreter //p' "$dir/qemu-$arch"))"
+  done
+}
+
+# ================================================================ f. buildkitd
 
 write_buildkitd_config() {
   cat <<EOF
@@ -265,7 +295,7 @@ start_buildkitd() {
   log "buildkitd: ready (pid $pid)"
 }
 
-# ================================================================ f. engines
+# ================================================================ g. engines
 
 ensure_bridge() {
   local i=$1 br addr
@@ -339,18 +369,50 @@ start_engine() {
   log "engine $i: ready (dockerd pid $pid, managed containerd pid $cpid)"
 }
 
-# ================================================================ g. base image
+# ================================================================ h. base image
 
+# base_image_present: library/busybox:latest is an index for every platform
+# in BASE_PLATFORMS (older runs of this script pushed amd64 alone).
 base_image_present() {
-  curl -sf -o /dev/null -H "Accept: $OCI_ACCEPT" "http://$UC_BASE_REGISTRY/v2/library/busybox/manifests/latest"
+  local index p
+  index=$(curl -sf -H "Accept: $OCI_ACCEPT" "http://$UC_BASE_REGISTRY/v2/library/busybox/manifests/latest") || return 1
+  for p in ${BASE_PLATFORMS//,/ }; do
+    jq -e --arg arch "${p#linux/}" '.manifests // [] | any(.platform.architecture == $arch)' <<<"$index" >/dev/null || return 1
+  done
 }
 
-# make_busybox_rootfs DIR: Debian's static busybox, its applets as symlinks,
-# root and nobody, and a world-writable /tmp.
+# busybox_binary ARCH: the path of Debian's static busybox for ARCH. The
+# host's own comes from the installed package; a foreign one from its .deb,
+# downloaded once into the cache (apt lists for ARCH are fetched for this
+# download alone; dpkg's architectures are left as they are).
+busybox_binary() {
+  local arch=$1 dir deb
+  if [[ $arch == "$(dpkg --print-architecture)" ]]; then
+    echo /bin/busybox
+    return
+  fi
+  dir=$UC_CACHE_DIR/busybox-static-$arch
+  if [[ ! -x $dir/bin/busybox ]]; then
+    local apt=(-q -o "APT::Architectures::=$(dpkg --print-architecture)" -o "APT::Architectures::=$arch")
+    rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+    {
+      apt-get "${apt[@]}" update &&
+        (cd "$dir.tmp" && apt-get "${apt[@]}" download "busybox-static:$arch")
+    } >>"$UC_LOG_DIR/apt.log" 2>&1 || { show_log_tail "$UC_LOG_DIR/apt.log"; die "downloading busybox-static:$arch failed"; }
+    deb=$(echo "$dir.tmp"/busybox-static_*_"$arch".deb)
+    dpkg-deb -x "$deb" "$dir.tmp" || die "unpacking $deb failed"
+    rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  fi
+  echo "$dir/bin/busybox"
+}
+
+# make_busybox_rootfs DIR BUSYBOX: a static busybox, its applets as
+# symlinks, root and nobody, and a world-writable /tmp. The applet list
+# comes from the host's busybox, which is the same Debian version.
 make_busybox_rootfs() {
   local root=$1 applet
   mkdir -p "$root/bin" "$root/etc" "$root/root" "$root/tmp"
-  cp /bin/busybox "$root/bin/busybox"
+  cp "$2" "$root/bin/busybox"
   for applet in $(/bin/busybox --list); do
     # The busybox applet itself would replace the binary with a symlink to it.
     [[ $applet == busybox ]] || ln -s busybox "$root/bin/$applet"
@@ -369,27 +431,33 @@ tar_rootfs() {
     -C "$1" -cf "$2" bin etc root tmp
 }
 
+# push_base_image pushes busybox as one index over BASE_PLATFORMS, as Docker
+# Hub's busybox is: ADD needs no emulation, so building the arm64 image runs
+# nothing foreign.
 push_base_image() {
-  local work ref=$UC_BASE_REGISTRY/library/busybox:latest
+  local work ref=$UC_BASE_REGISTRY/library/busybox:latest p arch
   if base_image_present; then
-    log "base image: already in the base registry ($ref)"
+    log "base image: already in the base registry ($ref, $BASE_PLATFORMS)"
     return
   fi
-  log "base image: building $ref from Debian's busybox-static"
+  log "base image: building $ref for $BASE_PLATFORMS from Debian's busybox-static"
   work=$(mktemp -d)
   CLEANUP+=("rm -rf '$work'")
-  make_busybox_rootfs "$work/rootfs"
   mkdir "$work/context"
-  tar_rootfs "$work/rootfs" "$work/context/rootfs.tar"
-  printf 'FROM scratch\nADD rootfs.tar /\nENV PATH=/bin\nCMD ["sh"]\n' >"$work/context/Dockerfile"
+  for p in ${BASE_PLATFORMS//,/ }; do
+    arch=${p#linux/}
+    make_busybox_rootfs "$work/rootfs-$arch" "$(busybox_binary "$arch")"
+    tar_rootfs "$work/rootfs-$arch" "$work/context/rootfs-$arch.tar"
+  done
+  printf 'FROM scratch\nARG TARGETARCH\nADD rootfs-${TARGETARCH}.tar /\nENV PATH=/bin\nCMD ["sh"]\n' >"$work/context/Dockerfile"
   # SOURCE_DATE_EPOCH=0 fixes the image's timestamps: with the fixed tar, the
   # same busybox-static gives the same image digest on every machine.
   "$BUILDCTL" --addr "unix://$UC_BUILDKIT_SOCK" build --progress=plain \
     --frontend dockerfile.v0 --local context="$work/context" --local dockerfile="$work/context" \
-    --opt build-arg:SOURCE_DATE_EPOCH=0 \
+    --opt build-arg:SOURCE_DATE_EPOCH=0 --opt platform="$BASE_PLATFORMS" \
     --output "type=image,name=$ref,push=true,registry.insecure=true" >>"$UC_LOG_DIR/base-image.log" 2>&1 ||
     { show_log_tail "$UC_LOG_DIR/base-image.log"; die "building the busybox base image failed"; }
-  base_image_present || die "the base image was pushed but $ref is not in the base registry"
+  base_image_present || die "the base image was pushed but $ref is not an index for $BASE_PLATFORMS in the base registry"
   log "base image: pushed $ref"
 }
 
@@ -405,6 +473,11 @@ verify_base_image() {
     --frontend dockerfile.v0 --local context="$work" --local dockerfile="$work" >>"$UC_LOG_DIR/base-image.log" 2>&1 ||
     { show_log_tail "$UC_LOG_DIR/base-image.log"; die "buildkitd cannot build FROM busybox through the docker.io mirror"; }
   log "verify: buildkitd builds FROM busybox through the docker.io mirror"
+  printf 'FROM busybox\nRUN test "$(uname -m)" = aarch64\n' >"$work/Dockerfile"
+  "$BUILDCTL" --addr "unix://$UC_BUILDKIT_SOCK" build --progress=plain --opt platform=linux/arm64 \
+    --frontend dockerfile.v0 --local context="$work" --local dockerfile="$work" >>"$UC_LOG_DIR/base-image.log" 2>&1 ||
+    { show_log_tail "$UC_LOG_DIR/base-image.log"; die "buildkitd cannot run an arm64 busybox under QEMU"; }
+  log "verify: buildkitd runs arm64 busybox under QEMU"
   for ((i = 1; i <= UC_NODES; i++)); do
     sock=unix://$(engine_sock "$i")
     if docker -H "$sock" pull -q busybox >>"$UC_LOG_DIR/base-image.log" 2>&1; then
@@ -419,7 +492,7 @@ verify_base_image() {
   done
 }
 
-# ================================================================ h. env file
+# ================================================================ i. env file
 
 write_env_file() {
   local i
@@ -459,6 +532,7 @@ main() {
   build_buildkit "$BUILDKIT_VERSION"
   build_ucd
   start_base_registry
+  register_emulators
   start_buildkitd
   local i
   for ((i = 1; i <= UC_NODES; i++)); do start_engine "$i"; done
