@@ -297,6 +297,9 @@ type NodeCapacity struct {
 	Builders []string `json:"builders,omitempty" yaml:"builders,omitempty"`
 	// Platforms lists what the node's builder builds for, e.g. linux/amd64.
 	Platforms []string `json:"platforms,omitempty" yaml:"platforms,omitempty"`
+	// Emulated lists the platforms among Platforms that the builder runs
+	// under emulation (QEMU through binfmt_misc), slower than natively.
+	Emulated []string `json:"emulated,omitempty" yaml:"emulated,omitempty"`
 	// Entitlements lists the build entitlements the node allows.
 	Entitlements []string `json:"entitlements,omitempty" yaml:"entitlements,omitempty"`
 	// Address is the IP other nodes reach this node at; services the node
@@ -307,6 +310,19 @@ type NodeCapacity struct {
 	Engine bool `json:"engine,omitempty" yaml:"engine,omitempty"`
 	// API is the node's own HTTP address (build logs), e.g. 127.0.0.1:41234.
 	API string `json:"api,omitempty" yaml:"api,omitempty"`
+}
+
+// PlatformList joins the platforms, marking emulated ones:
+// "linux/amd64,linux/arm64(emulated)".
+func (c NodeCapacity) PlatformList() string {
+	out := make([]string, len(c.Platforms))
+	for i, p := range c.Platforms {
+		out[i] = p
+		if slices.Contains(c.Emulated, p) {
+			out[i] += "(emulated)"
+		}
+	}
+	return strings.Join(out, ",")
 }
 
 // DefaultKeepBuilds is how many successful builds' images GC keeps per spec.
@@ -340,6 +356,20 @@ func (n Node) BuildsFor(want []string) bool {
 	for _, p := range want {
 		parsed, err := platforms.Parse(p)
 		if err != nil || !slices.Contains(n.Capacity.Platforms, platforms.Format(platforms.Normalize(parsed))) {
+			return false
+		}
+	}
+	return true
+}
+
+// BuildsNatively reports whether the node builds every platform in want
+// without emulation.
+func (n Node) BuildsNatively(want []string) bool {
+	if !n.BuildsFor(want) {
+		return false
+	}
+	for _, p := range want {
+		if parsed, err := platforms.Parse(p); err != nil || slices.Contains(n.Capacity.Emulated, platforms.Format(platforms.Normalize(parsed))) {
 			return false
 		}
 	}

@@ -206,7 +206,7 @@ func assemble(cache *state.Cache, cfg Config, log *slog.Logger) ([]runnable, fun
 	}
 	if driver != nil {
 		capacity.Builders = []string{driver.Name()}
-		capacity.Platforms = probePlatforms(driver, log)
+		capacity.Platforms, capacity.Emulated = probePlatforms(driver, log)
 		capacity.Entitlements = cfg.Entitlements
 		logDir := filepath.Join(cfg.DataDir, "logs", "builds")
 		api, serve, err := nodeAPI(cmp.Or(cfg.NodeAPIListen, "127.0.0.1:0"), build.LogHandler(logDir))
@@ -350,14 +350,14 @@ func buildDriver(cfg Config, creds apitypes.CredentialSource) (build.Driver, err
 // probePlatforms asks the driver's workers what they build for. A driver
 // that is down at start is still advertised, with no platforms: it then
 // takes only builds that name none.
-func probePlatforms(d build.Driver, log *slog.Logger) []string {
+func probePlatforms(d build.Driver, log *slog.Logger) (all, emulated []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ps, err := build.Platforms(ctx, d)
+	all, emulated, err := build.Platforms(ctx, d)
 	if err != nil {
 		log.Warn("Cannot list the builder's platforms; advertising none.", "driver", d.Name(), "err", err)
 	}
-	return ps
+	return all, emulated
 }
 
 // nodeAPI binds this node's own HTTP API, which serves the full build

@@ -151,7 +151,7 @@ func builderString(c api.NodeCapacity) string {
 	if len(c.Builders) == 0 {
 		return "-"
 	}
-	return strings.Join(c.Builders, ",") + "(" + cmp.Or(strings.Join(c.Platforms, ","), "platforms-unknown") + ")"
+	return strings.Join(c.Builders, ",") + "(" + cmp.Or(c.PlatformList(), "platforms-unknown") + ")"
 }
 
 func (v view) nodeStatus(n api.Node) string { return n.Status(v.now, api.LiveTimeout) }

@@ -63,26 +63,33 @@ func NewDriver(name, buildkitAddr, dockerHost string, creds api.CredentialSource
 }
 
 // Platforms lists the platforms the driver's workers build for, as a node
-// advertises them.
-func Platforms(ctx context.Context, d Driver) ([]string, error) {
+// advertises them, and which of those run under emulation.
+func Platforms(ctx context.Context, d Driver) (all, emulated []string, err error) {
 	c, err := d.Open(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer c.Close()
 	workers, err := c.ListWorkers(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%s driver: list workers: %w", d.Name(), err)
+		return nil, nil, fmt.Errorf("%s driver: list workers: %w", d.Name(), err)
 	}
-	var out []string
 	for _, w := range workers {
-		for _, p := range w.Platforms {
-			if s := platforms.Format(platforms.Normalize(p)); !slices.Contains(out, s) {
-				out = append(out, s)
+		for i, p := range w.Platforms {
+			s := platforms.Format(platforms.Normalize(p))
+			if slices.Contains(all, s) {
+				continue
+			}
+			all = append(all, s)
+			// A worker lists its host's platform first, then the ones its
+			// emulators add (BuildKit's archutil): another CPU architecture
+			// than the first is emulated.
+			if i > 0 && p.Architecture != w.Platforms[0].Architecture {
+				emulated = append(emulated, s)
 			}
 		}
 	}
-	return out, nil
+	return all, emulated, nil
 }
 
 type buildkitDriver struct{ addr string }

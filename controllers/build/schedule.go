@@ -48,7 +48,8 @@ func (r *Reconciler) cancelSuperseded(specs reconcile.Source) reconcile.Source {
 }
 
 // pickBuilder owns a build on a builder that matches its x-uc-builder
-// selector, builds its platforms and allows its entitlements. When none
+// selector, builds its platforms and allows its entitlements, preferring
+// one that builds them all natively over one that emulates. When none
 // does, one node still owns it to record why (refusal), so that the
 // failure is visible instead of nobody acting: a builder, or, when no live
 // node builds at all, any live node (every node runs this controller).
@@ -57,6 +58,10 @@ func pickBuilder(name string, nodes []api.Node, now time.Time, spec api.BuildSpe
 	matching := func(n api.Node) bool { return n.CanBuild() && spec.Builder.Matches(n) }
 	building := func(n api.Node) bool { return matching(n) && n.BuildsFor(spec.Platforms) }
 	eligible := func(n api.Node) bool { return building(n) && n.Allows(need) }
+	native := func(n api.Node) bool { return eligible(n) && n.BuildsNatively(spec.Platforms) }
+	if node, ok = api.PickOwner(name, nodes, now, native); ok {
+		return node, nil, true
+	}
 	if node, ok = api.PickOwner(name, nodes, now, eligible); ok {
 		return node, nil, true
 	}
@@ -103,7 +108,7 @@ func offers(nodes []api.Node, now time.Time, candidate func(api.Node) bool) stri
 }
 
 func builderOffer(n api.Node) string {
-	parts := []string{strings.Join(n.Capacity.Builders, ",") + " driver", cmp.Or(strings.Join(n.Capacity.Platforms, ","), "platforms unknown")}
+	parts := []string{strings.Join(n.Capacity.Builders, ",") + " driver", cmp.Or(n.Capacity.PlatformList(), "platforms unknown")}
 	if len(n.Labels) > 0 {
 		var labels []string
 		for _, k := range slices.Sorted(maps.Keys(n.Labels)) {

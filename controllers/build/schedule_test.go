@@ -24,6 +24,12 @@ func liveNode(name string, builders ...string) api.Node {
 	return n
 }
 
+func platformNode(name string, platforms []string, emulated ...string) api.Node {
+	n := liveNode(name, "buildkit")
+	n.Capacity.Platforms, n.Capacity.Emulated = platforms, emulated
+	return n
+}
+
 func silentNode(name string, builders ...string) api.Node {
 	n := liveNode(name, builders...)
 	n.HeartbeatAt = now.Add(-time.Minute)
@@ -36,6 +42,10 @@ func TestPickBuilderSaysWhy(t *testing.T) {
 	t.Parallel()
 	zoneB := liveNode("b1", "buildkit")
 	zoneB.Labels = map[string]string{"zone": "b"}
+	amdEmulatingArm := platformNode("amd", []string{"linux/amd64", "linux/arm64"}, "linux/arm64")
+	armNative := platformNode("arm", []string{"linux/arm64"})
+	armEmulatingAmd := platformNode("arm", []string{"linux/arm64", "linux/amd64"}, "linux/amd64")
+	arm64 := api.BuildSpec{Platforms: []string{"linux/arm64"}}
 	tests := []struct {
 		name   string
 		nodes  []api.Node
@@ -55,6 +65,14 @@ func TestPickBuilderSaysWhy(t *testing.T) {
 				"--allow-entitlement security.insecure"}},
 		{name: "x-uc-builder names a NotReady node", nodes: []api.Node{zoneB, silentNode("b2", "buildkit")}, spec: api.BuildSpec{Builder: api.BuilderSelector{Node: "b2"}},
 			owners: []string{"b1"}, why: []string{`no live builder node matches x-uc-builder "b2" (b1: buildkit driver, linux/amd64, labels zone=b, allows no entitlements; b2: NotReady)`}},
+		{name: "an arm64 build goes to the native arm64 node", nodes: []api.Node{amdEmulatingArm, armNative}, spec: arm64, owners: []string{"arm"}},
+		{name: "an amd64 build goes to the native amd64 node", nodes: []api.Node{amdEmulatingArm, armNative}, spec: api.BuildSpec{Platforms: []string{"linux/amd64"}},
+			owners: []string{"amd"}},
+		{name: "with no arm64 node, an arm64 build runs emulated", nodes: []api.Node{amdEmulatingArm, liveNode("plain", "buildkit")}, spec: arm64, owners: []string{"amd"}},
+		{name: "no node builds both natively: either emulates", nodes: []api.Node{amdEmulatingArm, armEmulatingAmd},
+			spec: api.BuildSpec{Platforms: []string{"linux/amd64", "linux/arm64"}}, owners: []string{"amd", "arm"}},
+		{name: "a refusal names emulated platforms", nodes: []api.Node{amdEmulatingArm}, spec: api.BuildSpec{Platforms: []string{"linux/riscv64"}},
+			owners: []string{"amd"}, why: []string{"(amd: buildkit driver, linux/amd64,linux/arm64(emulated), allows"}},
 		{name: "x-uc-builder selector matches nothing", nodes: []api.Node{zoneB}, spec: api.BuildSpec{Builder: api.BuilderSelector{Labels: map[string]string{"zone": "mars"}}},
 			owners: []string{"b1"}, why: []string{`no live builder node matches x-uc-builder "zone=mars" (b1: buildkit driver`}},
 	}

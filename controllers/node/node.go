@@ -84,7 +84,7 @@ func (r *Reconciler) differs(cur api.Node) bool {
 	return cur.State != api.NodeReady || cur.Version != r.cfg.Version ||
 		!maps.Equal(nonNil(cur.Labels), nonNil(r.cfg.Labels)) || !cur.StartedAt.Equal(r.started.Truncate(time.Millisecond)) ||
 		!slices.Equal(cur.Capacity.Builders, r.cfg.Capacity.Builders) ||
-		!slices.Equal(cur.Capacity.Platforms, r.cfg.Capacity.Platforms) ||
+		!slices.Equal(cur.Capacity.Platforms, r.cfg.Capacity.Platforms) || !slices.Equal(cur.Capacity.Emulated, r.cfg.Capacity.Emulated) ||
 		cur.Capacity.Address != r.cfg.Capacity.Address || cur.Capacity.Engine != r.cfg.Capacity.Engine ||
 		!slices.Equal(cur.Capacity.Entitlements, r.cfg.Capacity.Entitlements) || cur.Capacity.API != r.cfg.Capacity.API
 }
