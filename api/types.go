@@ -440,6 +440,10 @@ type BuildDetail struct {
 	Inputs map[string]string `json:"inputs,omitempty" yaml:"inputs,omitempty"`
 	// Bases are the digests the build's base images resolved to, by name.
 	Bases map[string]string `json:"bases,omitempty" yaml:"bases,omitempty"`
+	// MovedBases are the bases that resolve to another digest than the
+	// build's now, by name; set only for bases the build does not follow
+	// (x-uc-rebuild-on-base), which a move rebuilds instead.
+	MovedBases map[string]string `json:"moved_bases,omitempty" yaml:"moved_bases,omitempty"`
 	// History lists the digests of the last successful builds, newest
 	// first, up to the spec's KeepBuilds; the registry's GC keeps them.
 	History []string `json:"history,omitempty" yaml:"history,omitempty"`

@@ -57,6 +57,9 @@ type Config struct {
 	NodeAPIListen string
 	// MaxBuilds limits concurrent builds on this node (0: the default).
 	MaxBuilds int
+	// BaseWatch is how often the bases of builds that do not follow them
+	// are checked for a move, reported in status (0: never).
+	BaseWatch time.Duration
 	// MaxPulls limits concurrent pre-pulls on this node (0: the default).
 	MaxPulls int
 	// PruneAfter, when set, removes images uc pulled here that no spec
@@ -215,7 +218,8 @@ func assemble(cache *state.Cache, cfg Config, log *slog.Logger) ([]runnable, fun
 		}
 		capacity.API = api
 		buildCfg := build.Config{Node: cfg.Node, Driver: driver, MaxBuilds: cfg.MaxBuilds, LogDir: logDir,
-			ContextCacheDir: filepath.Join(cfg.DataDir, "contexts"), DataDir: cfg.DataDir, Credentials: creds, Registry: stable}
+			ContextCacheDir: filepath.Join(cfg.DataDir, "contexts"), DataDir: cfg.DataDir, Credentials: creds, Registry: stable,
+			BaseWatch: cmp.Or(cfg.BaseWatch, -1)}
 		if cfg.DockerHost != "" {
 			engine, err := dockerclient.NewClientWithOpts(dockerclient.WithHost(cfg.DockerHost), dockerclient.WithAPIVersionNegotiation())
 			if err != nil {

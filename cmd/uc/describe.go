@@ -132,6 +132,10 @@ func (v view) buildDetail(w io.Writer, d api.BuildDetail) {
 		field(w, "Build key", key)
 	}
 	field(w, "Base images", kvString(d.Bases))
+	for _, name := range slices.Sorted(maps.Keys(d.MovedBases)) {
+		field(w, "Warning", fmt.Sprintf("base %s moved (now %s); this build does not follow it "+
+			"(x-uc-rebuild-on-base rebuilds on a move)", name, shortDigest(d.MovedBases[name])))
+	}
 	field(w, "Inputs", kvString(d.Inputs))
 	if len(d.LogTail) > 0 {
 		fmt.Fprintln(w, "Log (last lines):")

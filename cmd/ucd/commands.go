@@ -90,6 +90,7 @@ func newRunCmd(log *slog.Logger) *cobra.Command {
 	f.DurationVar(&cfg.RegistryGC.GCGrace, "registry-gc-grace", regclient.DefaultGrace, "GC keeps anything uploaded or used within this long")
 	f.StringVar(&cfg.NodeAPIListen, "node-api-listen", "127.0.0.1:0", "where a builder node serves its API (full build logs)")
 	f.IntVar(&cfg.MaxBuilds, "max-builds", build.DefaultMaxBuilds, "builds this node runs at once; more wait as queued")
+	f.DurationVar(&cfg.BaseWatch, "base-watch", build.DefaultBaseWatch, "check this often whether the bases of builds that do not follow them (x-uc-rebuild-on-base) moved, and say so in their status (0: never)")
 	f.IntVar(&cfg.MaxPulls, "max-pulls", prepull.DefaultMaxPulls, "images this node pre-pulls at once")
 	f.DurationVar(&cfg.PruneAfter, "prune-after", 0, "remove images uc pulled here once no spec places them here for this long (never one a container uses); 0: never")
 	f.StringSliceVar(&cfg.Entitlements, "allow-entitlement", nil, "build entitlements this node grants: network.host, security.insecure (repeatable)")

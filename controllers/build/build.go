@@ -56,7 +56,15 @@ type Config struct {
 	// (registry/forward): builds push there and record it in their
 	// references. Empty: the registry's own address.
 	Registry string
+	// BaseWatch is how often the owner of a build that does not follow its
+	// bases checks whether they moved, to say so in its status. Default
+	// DefaultBaseWatch; negative: never.
+	BaseWatch time.Duration
 }
+
+// DefaultBaseWatch is how often unfollowed bases are checked: a move is
+// news, not a rebuild, so it need not be seen soon.
+const DefaultBaseWatch = 15 * time.Minute
 
 // Reconciler builds the BuildSpecs this node owns.
 type Reconciler struct {
@@ -191,8 +199,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string) (reconcile.Resu
 		return reconcile.Result{}, err
 	}
 	st, err := r.reconcileBuild(ctx, rec)
-	// A build that follows its bases comes back when they are due.
-	return reconcile.Result{RequeueAfter: rec.Spec.BaseFollowInterval()}, r.summarize(ctx, rec, st, err)
+	// A build comes back when its bases are due to be checked.
+	return reconcile.Result{RequeueAfter: r.baseInterval(rec.Spec)}, r.summarize(ctx, rec, st, err)
 }
 
 // reconcileBuild decides what this node does about a build, and returns

@@ -1,6 +1,7 @@
 package build
 
 import (
+	"cmp"
 	"context"
 	"maps"
 	"slices"
@@ -14,7 +15,9 @@ import (
 // Base images that move (x-uc-rebuild-on-base): the owner of a finished
 // build that follows its bases resolves them once per interval, through
 // its BuildKit as a build does, and rebuilds when one moved. The new
-// digest then rebuilds the build's descendants through the graph.
+// digest then rebuilds the build's descendants through the graph. Bases
+// a build does not follow are checked too, less often, and a move is only
+// recorded in its status ("base debian:12 moved" in uc describe build).
 
 // baseChecks remembers when each followed build's bases were last
 // resolved, so that the events that reconcile a build between two checks
@@ -23,34 +26,61 @@ type baseChecks struct {
 	at map[string]time.Time
 }
 
-func (c *baseChecks) due(name string, every time.Duration, now time.Time) bool {
+// due reports whether a build's bases are due to be checked, and counts
+// them checked if so. A build not seen since this node started counts as
+// checked when its status was last written, so that a restarted ucd does
+// not resolve every base of every build at once.
+func (c *baseChecks) due(name string, every time.Duration, now, written time.Time) bool {
 	if c.at == nil {
 		c.at = map[string]time.Time{}
 	}
-	if last, ok := c.at[name]; ok && now.Sub(last) < every {
+	last, ok := c.at[name]
+	if !ok {
+		last = written
+	}
+	if now.Sub(last) < every {
 		return false
 	}
 	c.at[name] = now
 	return true
 }
 
-// followBases rebuilds the build when a base it follows moved; moved is
-// false when nothing was started.
+// baseInterval is how often a build's bases are checked: its
+// x-uc-rebuild-on-base, else the node's BaseWatch (0: never).
+func (r *Reconciler) baseInterval(spec api.BuildSpec) time.Duration {
+	if every := spec.BaseFollowInterval(); every > 0 {
+		return every
+	}
+	if r.cfg.BaseWatch < 0 {
+		return 0
+	}
+	return cmp.Or(r.cfg.BaseWatch, DefaultBaseWatch)
+}
+
+// followBases rebuilds the build when a base it follows moved, and records
+// the move in its status when it does not follow them; moved is false when
+// there is nothing to write.
 func (r *Reconciler) followBases(ctx context.Context, rec state.BuildRecord, inputs map[string]string) (st *api.BuildStatus, moved bool, err error) {
-	every := rec.Spec.BaseFollowInterval()
+	every := r.baseInterval(rec.Spec)
 	cur, ok := rec.Current()
-	if every == 0 || !ok || cur.Phase != api.BuildSucceeded {
+	if every == 0 || !ok || cur.Phase != api.BuildSucceeded || len(cur.Detail.Bases) == 0 {
 		return nil, false, nil
 	}
 	r.mu.Lock()
-	due := r.followed.due(rec.Spec.Name, every, r.now())
+	due := r.followed.due(rec.Spec.Name, every, r.now(), cur.UpdatedAt)
 	r.mu.Unlock()
 	if !due {
 		return nil, false, nil
 	}
 	bases, known := r.resolveBases(ctx, rec.Spec)
 	changed := movedBases(cur.Detail.Bases, bases)
-	if !known || len(changed) == 0 {
+	if !known {
+		return nil, false, nil
+	}
+	if rec.Spec.BaseFollowInterval() == 0 {
+		return noteMovedBases(cur, changed, bases, r.now())
+	}
+	if len(changed) == 0 {
 		return nil, false, nil
 	}
 	r.log.Info("A base image moved; rebuilding.", "build", rec.Spec.Name, "bases", changed)
@@ -62,6 +92,26 @@ func (r *Reconciler) followBases(ctx context.Context, rec state.BuildRecord, inp
 		st.Message += "; " + why
 	}
 	return st, true, err
+}
+
+// noteMovedBases records the bases that moved under a build that does not
+// follow them (and forgets ones that moved back); nothing when the status
+// already says so.
+func noteMovedBases(cur api.BuildStatus, changed []string, now map[string]string, at time.Time) (*api.BuildStatus, bool, error) {
+	moved := map[string]string{}
+	for _, name := range changed {
+		moved[name] = now[name]
+	}
+	if maps.Equal(moved, cur.Detail.MovedBases) {
+		return nil, false, nil
+	}
+	st := cur
+	st.Detail.MovedBases = moved
+	if len(moved) == 0 {
+		st.Detail.MovedBases = nil
+	}
+	st.UpdatedAt = at
+	return &st, true, nil
 }
 
 // movedBases names the bases whose digest differs from the one built on.

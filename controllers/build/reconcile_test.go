@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"strconv"
 	"strings"
@@ -478,5 +479,48 @@ func TestBuildFollowsItsBase(t *testing.T) {
 	b, _ := w.store.GetBuild(context.Background(), "p/f")
 	if cur, _ := b.Current(); cur.Detail.Bases[base] != "sha256:"+strings.Repeat("b", 64) {
 		t.Errorf("bases recorded %v, want the moved digest", cur.Detail.Bases)
+	}
+}
+
+// TestUnfollowedBaseMoveIsReported: a build without x-uc-rebuild-on-base
+// is not rebuilt when its base moves, but its status says the base moved
+// (checked once per BaseWatch), and stops saying so when it moves back.
+func TestUnfollowedBaseMoveIsReported(t *testing.T) {
+	t.Parallel()
+	const base = "docker.io/library/debian:12"
+	first, second := "sha256:"+strings.Repeat("a", 64), "sha256:"+strings.Repeat("b", 64)
+	w := newBuildWorld(t, func(_ context.Context, n int, _ func(progress)) (solveResult, error) {
+		return solveResult{Digest: strconv.Itoa(n)}, nil
+	})
+	w.r.cfg.BaseWatch = time.Minute
+	w.solver.bases = map[string]string{base: first}
+	clock := time.Now()
+	w.r.now = func() time.Time { return clock }
+	w.apply(api.BuildSpec{Name: "p/u", DockerfileInline: "FROM debian:12\n"})
+
+	steps := []struct {
+		name    string
+		advance time.Duration
+		moveTo  string
+		moved   map[string]string
+	}{
+		{"first build", 0, "", nil},
+		{"base moved, not due yet", 30 * time.Second, second, nil},
+		{"base moved and due: reported, not rebuilt", 31 * time.Second, "", map[string]string{base: second}},
+		{"still moved", 61 * time.Second, "", map[string]string{base: second}},
+		{"moved back", 61 * time.Second, first, nil},
+	}
+	for _, s := range steps {
+		clock = clock.Add(s.advance)
+		if s.moveTo != "" {
+			w.solver.moveBase(base, s.moveTo)
+		}
+		st, err := w.reconcile("p/u")
+		if err != nil || st.Phase != api.BuildSucceeded || w.solver.count() != 1 {
+			t.Fatalf("%s: %s after %d solves, %v; want succeeded after 1", s.name, st.Phase, w.solver.count(), err)
+		}
+		if !maps.Equal(st.Detail.MovedBases, s.moved) {
+			t.Errorf("%s: moved bases %v, want %v", s.name, st.Detail.MovedBases, s.moved)
+		}
 	}
 }
