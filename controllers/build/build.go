@@ -87,7 +87,7 @@ type Reconciler struct {
 }
 
 // DefaultMaxBuilds is how many builds a node runs at once by default.
-const DefaultMaxBuilds = 2
+const DefaultMaxBuilds = 4
 
 // New returns the build controller. It watches specs, and nodes because a
 // membership change can move a build to another owner; the resync catches

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -106,12 +107,23 @@ func (r *Reconciler) listImages(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
-// imagesOfBuild maps a build's new digest to the images that pull it.
+// imagesOfBuild maps a build's new digest to the images that pull it,
+// and its outcome to the images of the builds it reads.
 func (r *Reconciler) imagesOfBuild(ev state.Event[api.BuildStatus]) []string {
-	if ev.Type == state.EventUpdated && ev.Old.Digest == ev.New.Digest {
+	var builds []string
+	if ev.Type != state.EventUpdated || ev.Old.Digest != ev.New.Digest {
+		builds = append(builds, ev.Object().Name)
+	}
+	// A child's outcome ends its parents' wait (builds before pulls).
+	if ev.Type != state.EventUpdated || ev.Old.Digest != ev.New.Digest || ev.Old.Phase != ev.New.Phase {
+		if child, err := r.read.GetBuild(context.Background(), ev.Object().Name); err == nil {
+			builds = append(builds, child.Spec.DependsOn()...)
+		}
+	}
+	if len(builds) == 0 {
 		return nil
 	}
-	return r.imagesWhere(func(img api.ImageSpec) bool { return img.Build == ev.Object().Name })
+	return r.imagesWhere(func(img api.ImageSpec) bool { return slices.Contains(builds, img.Build) })
 }
 
 // allImagesIfPlaced re-checks every image when this node's labels or state
@@ -239,6 +251,10 @@ func (r *Reconciler) ensurePresent(ctx context.Context, img state.ImageRecord) (
 		return row, reconcile.Result{}, err
 	case waiting != "":
 		return row, reconcile.Result{}, reconcile.Wait("Waiting", waiting, 0)
+	}
+	if child, left := r.childBuilding(ctx, img.Spec); child != "" {
+		return row, reconcile.Result{}, reconcile.Wait("BuildsFirst",
+			"waiting for build "+child+", which builds on this image, to finish first; its pull brings this image's layers", left)
 	}
 	// A periodically refreshed tag comes back when it is due.
 	again := reconcile.Result{RequeueAfter: r.refreshAfter(ctx, img)}

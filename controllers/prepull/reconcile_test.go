@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -332,5 +333,83 @@ func TestPrepullOwnWriteOutrunsTheCache(t *testing.T) {
 	}
 	if pulls, _ := engine.count(); pulls != 1 {
 		t.Errorf("%d pulls, want 1: the second reconcile did not trust this node's own write", pulls)
+	}
+}
+
+// TestPrepullBuildsFirst: a built image that another build reads is
+// pulled once that build is done over it (or failed, or after
+// MaxPullDeferral), so that the graph's builds get the CPU first.
+func TestPrepullBuildsFirst(t *testing.T) {
+	t.Parallel()
+	const parentDigest = "sha256:" + "1111111111111111111111111111111111111111111111111111111111111111"
+	for _, tt := range []struct {
+		name     string
+		finished time.Duration // how long ago the parent's build finished
+		child    *api.BuildStatus
+		want     string // the parent's presence after one reconcile
+		errHas   string
+	}{
+		{"the child has not started", time.Second, nil, api.PresencePending, "waiting for build p/leaf, which builds on this image"},
+		{"the child is building", time.Second, &api.BuildStatus{Phase: api.BuildBuilding}, api.PresencePending, "p/leaf"},
+		{"the child built over an older parent", time.Second,
+			&api.BuildStatus{Phase: api.BuildSucceeded, ObservedGeneration: 1, Digest: "sha256:c1", Detail: api.BuildDetail{Inputs: map[string]string{"p/base": "r/base@sha256:old"}}},
+			api.PresencePending, "p/leaf"},
+		{"the child built over this parent", time.Second,
+			&api.BuildStatus{Phase: api.BuildSucceeded, ObservedGeneration: 1, Digest: "sha256:c2", Detail: api.BuildDetail{Inputs: map[string]string{"p/base": "r/base@" + parentDigest}}},
+			api.PresencePresent, ""},
+		{"the child failed", time.Second, &api.BuildStatus{Phase: api.BuildFailed}, api.PresencePresent, ""},
+		{"waited long enough", MaxPullDeferral + time.Second, nil, api.PresencePresent, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			w := newPrepullWorld(t, &fakeEngine{pull: pulled})
+			ctx := context.Background()
+			project := &api.Project{Name: "p",
+				Builds: []api.BuildSpec{{Name: "p/base", Project: "p"}, {Name: "p/leaf", Project: "p", AdditionalContexts: map[string]string{"base": api.ServiceContextPrefix + "p/base"}}},
+				Images: []api.ImageSpec{{Name: "p/base", Project: "p", Build: "p/base"}}}
+			if _, err := w.store.ApplyProject(ctx, project, state.ApplyOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			ready := []api.Condition{{Type: api.ConditionReady, Status: "True", LastTransitionTime: time.Now()}}
+			if err := w.store.PutRegistryStatus(ctx, api.RegistryStatus{Node: "node1", Address: "127.0.0.2:5004", Conditions: ready, UpdatedAt: time.Now()}); err != nil {
+				t.Fatal(err)
+			}
+			put := func(name string, st api.BuildStatus) {
+				b, err := w.store.GetBuild(ctx, name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				st.Name, st.Node, st.SpecUID, st.UpdatedAt = name, "node1", b.Meta.UID, time.Now()
+				if err := w.store.PutBuildStatus(ctx, st); err != nil {
+					t.Fatal(err)
+				}
+			}
+			put("p/base", api.BuildStatus{Phase: api.BuildSucceeded, ObservedGeneration: 1, Digest: parentDigest,
+				Detail: api.BuildDetail{Ref: "127.0.0.1:5000/p/base:latest", FinishedAt: time.Now().Add(-tt.finished)}})
+			if tt.child != nil {
+				put("p/leaf", *tt.child)
+			}
+			statetest.Eventually(t, "the cache to hold the builds", func() bool {
+				recs, _ := w.cache.ListBuilds(ctx, "")
+				n := 0
+				for _, r := range recs {
+					if _, ok := r.Current(); ok {
+						n++
+					}
+				}
+				_, regErr := w.cache.NodeRegistry(ctx, "", time.Now())
+				return regErr == nil && len(recs) == 2 && n == map[bool]int{true: 2, false: 1}[tt.child != nil]
+			})
+			row, _, _ := w.reconcile("p/base")
+			if row.State != tt.want || !strings.Contains(row.Error, tt.errHas) {
+				t.Errorf("p/base on node1: %s %q, want %s %q", row.State, row.Error, tt.want, tt.errHas)
+			}
+			// The child's outcome wakes the parent's image.
+			ev := state.Event[api.BuildStatus]{Type: state.EventUpdated, Key: "p/leaf",
+				Old: api.BuildStatus{Name: "p/leaf", Phase: api.BuildBuilding}, New: api.BuildStatus{Name: "p/leaf", Phase: api.BuildFailed}}
+			if got := w.r.imagesOfBuild(ev); !slices.Equal(got, []string{"p/base"}) {
+				t.Errorf("a child's outcome enqueues %v, want the parent's image p/base", got)
+			}
+		})
 	}
 }

@@ -66,6 +66,7 @@ const (
 	stPeerBuild  = "buildctl build + push"
 	stPeerPull1  = "docker pull on node1"
 	stPeerPull2  = "docker pull on node2"
+	stPeerBoth   = "docker pull on both at once (again, after rmi; not in the total)"
 )
 
 // caseTimes holds one case's repetitions for uc or the peer.
@@ -132,7 +133,7 @@ func withBuildCluster(ctx context.Context, bins binaries, dir, label string, fn 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	defer os.RemoveAll(dir)
+	defer removeWork(dir)
 	env, skip := bringUpInfra(ctx, root, filepath.Join(dir, "up.log"))
 	if skip != "" {
 		return skip, nil
@@ -663,7 +664,40 @@ func (c *buildCluster) peerCase(ctx context.Context, proj, repo, nonce, meta str
 	ct.add(stPeerBuild, buildDur)
 	ct.add(stPeerPull1, pull1)
 	ct.add(stPeerPull2, pull2)
+	both, err := c.repullOnBoth(ctx, env, ref)
+	if err != nil {
+		return "", err
+	}
+	ct.add(stPeerBoth, both)
 	return digest, nil
+}
+
+// repullOnBoth removes ref from both engines and pulls it on both at once,
+// as uc's two nodes do: the same work, so that "build finished → present
+// on both" has its peer (two engines on one host share its CPU).
+func (c *buildCluster) repullOnBoth(ctx context.Context, env []string, ref string) (time.Duration, error) {
+	hosts := []string{c.env["UC_DOCKER_HOST_1"], c.env["UC_DOCKER_HOST_2"]}
+	for _, h := range hosts {
+		if _, out, err := timed(ctx, "", env, "docker", "-H", h, "rmi", ref); err != nil {
+			return 0, fmt.Errorf("docker rmi %s: %w\n%s", ref, err, out)
+		}
+	}
+	t0 := time.Now()
+	errs := make(chan error, len(hosts))
+	for _, h := range hosts {
+		go func() {
+			_, out, err := timed(ctx, "", env, "docker", "-H", h, "pull", ref)
+			if err != nil {
+				err = fmt.Errorf("docker pull %s: %w\n%s", ref, err, out)
+			}
+			errs <- err
+		}()
+	}
+	var err error
+	for range hosts {
+		err = errors.Join(err, <-errs)
+	}
+	return time.Since(t0), err
 }
 
 // notePeerPull records ref for cleanup, once.

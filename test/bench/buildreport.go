@@ -34,13 +34,14 @@ func (r buildResult) print() {
 		b.row(append([]string{"uc: " + step}, r.stepCells(r.uc, step)...)...)
 	}
 	b.row(append([]string{"uc: total until present on 2 nodes"}, r.totalCells(r.uc)...)...)
-	for _, step := range []string{stPeerBuild, stPeerPull1, stPeerPull2} {
+	for _, step := range []string{stPeerBuild, stPeerPull1, stPeerPull2, stPeerBoth} {
 		b.row(append([]string{"peer: " + step}, r.stepCells(r.peer, step)...)...)
 	}
 	b.row(append([]string{"peer: total until present on 2 nodes"}, r.totalCells(r.peer)...)...)
 	b.flush()
 	note("build started/finished: build status detail (uc get builds -o json); present: the nodes' presence rows (ms resolution).")
 	note("the two uc pulls run in parallel, one per node, inside \"build finished → present on both\"; the peer's run one after the other.")
+	note("both engines run on this one host and share its CPU: a pull unpacks each layer in a re-exec of dockerd; the peer's pull on both at once is the same work as uc's.")
 	note("apply returned → build started can be negative: ucd may start the build before the uc process has exited.")
 }
 
@@ -115,5 +116,16 @@ func (r buildResult) summaryRows(t table) {
 		uc, peer := summarize(r.uc[i].present).p50, summarize(r.peer[i].present).p50
 		t.row("hello "+caseNames[i]+" → present on 2 nodes, uc / peer (median ms)",
 			fmt.Sprintf("%s / %s = %s", ms(uc), ms(peer), buildRatio(r.uc[i].present, r.peer[i].present)))
+	}
+	for _, i := range []int{caseCold, caseEdit} {
+		uc, peer := r.uc[i].steps[stBuild], r.peer[i].steps[stPeerBuild]
+		t.row("hello "+caseNames[i]+": uc build / buildctl build+push (median ms)",
+			fmt.Sprintf("%s / %s = %s", ms(summarize(uc).p50), ms(summarize(peer).p50), buildRatio(uc, peer)))
+		dist := r.uc[i].steps[stDistribute]
+		for _, p := range []struct{ name, step string }{{"one docker pull alone", stPeerPull1}, {"docker pull on both at once", stPeerBoth}} {
+			peer := r.peer[i].steps[p.step]
+			t.row("hello "+caseNames[i]+": uc build finished → present on both / "+p.name+" (median ms)",
+				fmt.Sprintf("%s / %s = %s", ms(summarize(dist).p50), ms(summarize(peer).p50), buildRatio(dist, peer)))
+		}
 	}
 }

@@ -92,6 +92,7 @@ var quietLog = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Leve
 func main() {
 	quick := flag.Bool("quick", false, "smaller sizes and shorter windows")
 	before := flag.String("before", cacheBase, "git commit whose uc and ucd the state-request section (prepullidle) also runs, side by side (\"\": none)")
+	flag.BoolVar(&keepWork, "keep", false, "keep the work directory (ucd logs, state) and print where it is")
 	only := flag.String("only", strings.Join(sectionNames, ","), "comma-separated sections to run: "+strings.Join(sectionNames, ", "))
 	flag.Parse()
 	harness.Progress = progress
@@ -139,12 +140,23 @@ func parseSections(list string) (map[string]bool, error) {
 	return out, nil
 }
 
+// keepWork keeps the work directories for a look at ucd's logs.
+var keepWork bool
+
+func removeWork(dir string) {
+	if keepWork {
+		progress("kept %s", dir)
+		return
+	}
+	os.RemoveAll(dir)
+}
+
 func run(ctx context.Context, cfg config, sections map[string]bool) error {
 	work, err := os.MkdirTemp("", "uc-bench-")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
+	defer removeWork(work)
 	bins, err := buildBinaries(ctx, filepath.Join(work, "bin"))
 	if err != nil {
 		return err

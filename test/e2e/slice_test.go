@@ -97,11 +97,17 @@ func (c *cluster) builds(name string) int {
 	return n
 }
 
+// docker runs the docker CLI and returns its stdout: what `docker run`
+// prints about pulling an image it lacks goes to stderr, which is shown
+// only on failure.
 func docker(t *testing.T, host string, args ...string) string {
 	t.Helper()
-	out, err := exec.Command("docker", append([]string{"-H", host}, args...)...).CombinedOutput()
+	var stderr strings.Builder
+	cmd := exec.Command("docker", append([]string{"-H", host}, args...)...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
+		t.Fatalf("docker %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
 	}
 	return string(out)
 }
