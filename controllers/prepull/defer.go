@@ -3,7 +3,6 @@ package prepull
 import (
 	"context"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/ucplane/uc/api"
@@ -21,9 +20,10 @@ import (
 // nodes.
 const MaxPullDeferral = 2 * time.Minute
 
-// buildsOver names a build that reads build (a child in the graph) and has
-// yet to finish over its current result, and how much longer the pull may
-// wait for it. "" when the pull may go ahead.
+// buildsOver names a build that reads build, directly or through others
+// (a descendant in the graph), and has yet to finish over its current
+// result, and how much longer the pull may wait for it. "" when the pull
+// may go ahead.
 func (r *Reconciler) buildsOver(ctx context.Context, build string, cur api.BuildStatus) (string, time.Duration) {
 	left := MaxPullDeferral - r.now().Sub(cur.Detail.FinishedAt)
 	if cur.Detail.FinishedAt.IsZero() || left <= 0 {
@@ -33,30 +33,40 @@ func (r *Reconciler) buildsOver(ctx context.Context, build string, cur api.Build
 	if err != nil {
 		return "", 0
 	}
-	for _, child := range recs {
-		if slices.Contains(child.Spec.DependsOn(), build) && unfinishedOver(child, build, cur.Digest) {
-			return child.Spec.Name, left
+	for _, d := range descendants(recs, build) {
+		if r.unfinished(ctx, d) {
+			return d.Spec.Name, left
 		}
 	}
 	return "", 0
 }
 
-// unfinishedOver: the child has no outcome yet for its current
-// generation over the parent's digest. A failed child is finished: a retry
-// may take long, and the parent's pull need not wait for it.
-func unfinishedOver(child state.BuildRecord, parent, digest string) bool {
-	st, ok := child.Current()
-	switch {
-	case !ok:
-		return true
-	case st.Phase == api.BuildFailed:
-		return false
-	case st.Phase != api.BuildSucceeded || st.ObservedGeneration != child.Meta.Generation:
-		return true
+// descendants lists the builds that read build, nearest first.
+func descendants(recs []state.BuildRecord, build string) []state.BuildRecord {
+	var out []state.BuildRecord
+	seen := map[string]bool{build: true}
+	for queue := []string{build}; len(queue) > 0; queue = queue[1:] {
+		for _, rec := range recs {
+			if !seen[rec.Spec.Name] && slices.Contains(rec.Spec.DependsOn(), queue[0]) {
+				seen[rec.Spec.Name] = true
+				out = append(out, rec)
+				queue = append(queue, rec.Spec.Name)
+			}
+		}
 	}
-	// Built over an earlier result of the parent: it rebuilds.
-	_, used, _ := strings.Cut(st.Detail.Inputs[parent], "@")
-	return used != digest
+	return out
+}
+
+// unfinished: the build has no result yet for its current generation
+// made from its parents' current results (state.Reader.BuildResult). A
+// failed build is finished: a retry may take long, and its ancestors'
+// pulls need not wait for it.
+func (r *Reconciler) unfinished(ctx context.Context, b state.BuildRecord) bool {
+	if st, ok := b.Current(); ok && st.Phase == api.BuildFailed {
+		return false
+	}
+	_, ready, err := r.read.BuildResult(ctx, b.Spec.Name)
+	return err == nil && !ready
 }
 
 // childBuilding is buildsOver for a built image ("" for any other).
@@ -73,4 +83,24 @@ func (r *Reconciler) childBuilding(ctx context.Context, spec api.ImageSpec) (str
 		return "", 0
 	}
 	return r.buildsOver(ctx, spec.Build, cur)
+}
+
+// ancestors lists the builds that build reads, directly or through others.
+func (r *Reconciler) ancestors(build string) []string {
+	var out []string
+	seen := map[string]bool{build: true}
+	for queue := []string{build}; len(queue) > 0; queue = queue[1:] {
+		rec, err := r.read.GetBuild(context.Background(), queue[0])
+		if err != nil {
+			continue
+		}
+		for _, parent := range rec.Spec.DependsOn() {
+			if !seen[parent] {
+				seen[parent] = true
+				out = append(out, parent)
+				queue = append(queue, parent)
+			}
+		}
+	}
+	return out
 }

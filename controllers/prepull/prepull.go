@@ -114,11 +114,9 @@ func (r *Reconciler) imagesOfBuild(ev state.Event[api.BuildStatus]) []string {
 	if ev.Type != state.EventUpdated || ev.Old.Digest != ev.New.Digest {
 		builds = append(builds, ev.Object().Name)
 	}
-	// A child's outcome ends its parents' wait (builds before pulls).
+	// A build's outcome may end its ancestors' wait (builds before pulls).
 	if ev.Type != state.EventUpdated || ev.Old.Digest != ev.New.Digest || ev.Old.Phase != ev.New.Phase {
-		if child, err := r.read.GetBuild(context.Background(), ev.Object().Name); err == nil {
-			builds = append(builds, child.Spec.DependsOn()...)
-		}
+		builds = append(builds, r.ancestors(ev.Object().Name)...)
 	}
 	if len(builds) == 0 {
 		return nil

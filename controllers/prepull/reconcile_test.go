@@ -346,19 +346,24 @@ func TestPrepullBuildsFirst(t *testing.T) {
 		name     string
 		finished time.Duration // how long ago the parent's build finished
 		child    *api.BuildStatus
-		want     string // the parent's presence after one reconcile
+		grand    *api.BuildStatus // p/top, over p/leaf
+		want     string           // the parent's presence after one reconcile
 		errHas   string
 	}{
-		{"the child has not started", time.Second, nil, api.PresencePending, "waiting for build p/leaf, which builds on this image"},
-		{"the child is building", time.Second, &api.BuildStatus{Phase: api.BuildBuilding}, api.PresencePending, "p/leaf"},
+		{"the child has not started", time.Second, nil, nil, api.PresencePending, "waiting for build p/leaf, which builds on this image"},
+		{"the child is building", time.Second, &api.BuildStatus{Phase: api.BuildBuilding}, nil, api.PresencePending, "p/leaf"},
 		{"the child built over an older parent", time.Second,
 			&api.BuildStatus{Phase: api.BuildSucceeded, ObservedGeneration: 1, Digest: "sha256:c1", Detail: api.BuildDetail{Inputs: map[string]string{"p/base": "r/base@sha256:old"}}},
-			api.PresencePending, "p/leaf"},
+			nil, api.PresencePending, "p/leaf"},
 		{"the child built over this parent", time.Second,
 			&api.BuildStatus{Phase: api.BuildSucceeded, ObservedGeneration: 1, Digest: "sha256:c2", Detail: api.BuildDetail{Inputs: map[string]string{"p/base": "r/base@" + parentDigest}}},
+			nil, api.PresencePresent, ""},
+		{"the child failed", time.Second, &api.BuildStatus{Phase: api.BuildFailed}, nil, api.PresencePresent, ""},
+		{"waited long enough", MaxPullDeferral + time.Second, nil, nil, api.PresencePresent, ""},
+		{"a grandchild is building", time.Second, &api.BuildStatus{Phase: api.BuildSucceeded, ObservedGeneration: 1, Digest: "sha256:c2", Detail: api.BuildDetail{Inputs: map[string]string{"p/base": "r/base@" + parentDigest}}}, &api.BuildStatus{Phase: api.BuildBuilding}, api.PresencePending, "waiting for build p/top"},
+		{"the grandchild built over the child", time.Second, &api.BuildStatus{Phase: api.BuildSucceeded, ObservedGeneration: 1, Digest: "sha256:c2", Detail: api.BuildDetail{Inputs: map[string]string{"p/base": "r/base@" + parentDigest}}},
+			&api.BuildStatus{Phase: api.BuildSucceeded, ObservedGeneration: 1, Digest: "sha256:g", Detail: api.BuildDetail{Inputs: map[string]string{"p/leaf": "r/leaf@sha256:c2"}}},
 			api.PresencePresent, ""},
-		{"the child failed", time.Second, &api.BuildStatus{Phase: api.BuildFailed}, api.PresencePresent, ""},
-		{"waited long enough", MaxPullDeferral + time.Second, nil, api.PresencePresent, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -367,6 +372,9 @@ func TestPrepullBuildsFirst(t *testing.T) {
 			project := &api.Project{Name: "p",
 				Builds: []api.BuildSpec{{Name: "p/base", Project: "p"}, {Name: "p/leaf", Project: "p", AdditionalContexts: map[string]string{"base": api.ServiceContextPrefix + "p/base"}}},
 				Images: []api.ImageSpec{{Name: "p/base", Project: "p", Build: "p/base"}}}
+			if tt.grand != nil {
+				project.Builds = append(project.Builds, api.BuildSpec{Name: "p/top", Project: "p", AdditionalContexts: map[string]string{"leaf": api.ServiceContextPrefix + "p/leaf"}})
+			}
 			if _, err := w.store.ApplyProject(ctx, project, state.ApplyOptions{}); err != nil {
 				t.Fatal(err)
 			}
@@ -389,6 +397,9 @@ func TestPrepullBuildsFirst(t *testing.T) {
 			if tt.child != nil {
 				put("p/leaf", *tt.child)
 			}
+			if tt.grand != nil {
+				put("p/top", *tt.grand)
+			}
 			statetest.Eventually(t, "the cache to hold the builds", func() bool {
 				recs, _ := w.cache.ListBuilds(ctx, "")
 				n := 0
@@ -398,7 +409,8 @@ func TestPrepullBuildsFirst(t *testing.T) {
 					}
 				}
 				_, regErr := w.cache.NodeRegistry(ctx, "", time.Now())
-				return regErr == nil && len(recs) == 2 && n == map[bool]int{true: 2, false: 1}[tt.child != nil]
+				want := 1 + map[bool]int{true: 1}[tt.child != nil] + map[bool]int{true: 1}[tt.grand != nil]
+				return regErr == nil && len(recs) == len(project.Builds) && n == want
 			})
 			row, _, _ := w.reconcile("p/base")
 			if row.State != tt.want || !strings.Contains(row.Error, tt.errHas) {
@@ -409,6 +421,12 @@ func TestPrepullBuildsFirst(t *testing.T) {
 				Old: api.BuildStatus{Name: "p/leaf", Phase: api.BuildBuilding}, New: api.BuildStatus{Name: "p/leaf", Phase: api.BuildFailed}}
 			if got := w.r.imagesOfBuild(ev); !slices.Equal(got, []string{"p/base"}) {
 				t.Errorf("a child's outcome enqueues %v, want the parent's image p/base", got)
+			}
+			if tt.grand != nil {
+				ev.Key, ev.Old.Name, ev.New.Name = "p/top", "p/top", "p/top"
+				if got := w.r.imagesOfBuild(ev); !slices.Equal(got, []string{"p/base"}) {
+					t.Errorf("a grandchild's outcome enqueues %v, want the grandparent's image p/base", got)
+				}
 			}
 		})
 	}
