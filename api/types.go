@@ -452,6 +452,12 @@ type BuildDetail struct {
 	RestoredFrom string `json:"restored_from,omitempty" yaml:"restored_from,omitempty"`
 	// Driver is the builder driver that ran the build: buildkit or docker.
 	Driver string `json:"driver,omitempty" yaml:"driver,omitempty"`
+	// Part marks a row that built some platforms of a multi-platform build
+	// natively for the owner, which merges the parts ("linux/arm64"). Such
+	// a row is never the build's result.
+	Part string `json:"part,omitempty" yaml:"part,omitempty"`
+	// Parts says which node built each part of a merged result.
+	Parts map[string]string `json:"parts,omitempty" yaml:"parts,omitempty"`
 }
 
 // Presence states of an image on a node.

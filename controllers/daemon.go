@@ -18,9 +18,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/containerd/platforms"
 	dockerclient "github.com/docker/docker/client"
 	"golang.org/x/sync/errgroup"
 
@@ -52,6 +54,10 @@ type Config struct {
 	// "docker" (DockerHost's embedded BuildKit). Empty: buildkit when
 	// BuildkitAddr is set, else the node does not build.
 	BuildDriver string
+	// NativePlatforms, when set, are the platforms this node's builder
+	// builds natively, instead of what its workers report first (as
+	// buildx create --platform declares a node's platforms).
+	NativePlatforms []string
 	// NodeAPIListen is where a builder serves its node API (build logs);
 	// default 127.0.0.1 on a free port. The address is published in state.
 	NodeAPIListen string
@@ -210,6 +216,13 @@ func assemble(cache *state.Cache, cfg Config, log *slog.Logger) ([]runnable, fun
 	if driver != nil {
 		capacity.Builders = []string{driver.Name()}
 		capacity.Platforms, capacity.Emulated = probePlatforms(driver, log)
+		if len(cfg.NativePlatforms) > 0 {
+			native, err := normalPlatforms(cfg.NativePlatforms)
+			if err != nil {
+				return nil, nil, fmt.Errorf("--builder-platforms: %w", err)
+			}
+			capacity.Platforms, capacity.Emulated = declareNative(capacity.Platforms, native)
+		}
 		capacity.Entitlements = cfg.Entitlements
 		logDir := filepath.Join(cfg.DataDir, "logs", "builds")
 		api, serve, err := nodeAPI(cmp.Or(cfg.NodeAPIListen, "127.0.0.1:0"), build.LogHandler(logDir))
@@ -349,6 +362,32 @@ func buildDriver(cfg Config, creds apitypes.CredentialSource) (build.Driver, err
 		return nil, fmt.Errorf("--build-driver: %w", err)
 	}
 	return d, nil
+}
+
+// normalPlatforms parses platforms into their normal form (linux/arm64).
+func normalPlatforms(list []string) ([]string, error) {
+	out := make([]string, len(list))
+	for i, p := range list {
+		parsed, err := platforms.Parse(p)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = platforms.Format(platforms.Normalize(parsed))
+	}
+	return out, nil
+}
+
+// declareNative advertises the declared platforms as native, and every
+// other platform the workers report as emulated.
+func declareNative(reported, native []string) (all, emulated []string) {
+	all = slices.Clone(native)
+	for _, p := range reported {
+		if !slices.Contains(all, p) {
+			all = append(all, p)
+			emulated = append(emulated, p)
+		}
+	}
+	return all, emulated
 }
 
 // probePlatforms asks the driver's workers what they build for. A driver

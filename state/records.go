@@ -19,9 +19,10 @@ type BuildRecord struct {
 
 // Current is the status written for this incarnation of the spec that
 // observed the newest generation; ok is false when no node has reported.
+// A part of a split multi-platform build is not the build's status.
 func (r BuildRecord) Current() (st api.BuildStatus, ok bool) {
 	for _, s := range r.Status {
-		if s.SpecUID != r.Meta.UID {
+		if s.SpecUID != r.Meta.UID || s.Detail.Part != "" {
 			continue
 		}
 		if !ok || s.ObservedGeneration > st.ObservedGeneration ||

@@ -101,8 +101,12 @@ func (v view) describeBuild(w io.Writer, b state.BuildRecord) {
 		if st.SpecUID != b.Meta.UID {
 			stale = " (earlier incarnation)"
 		}
+		msg := st.Message
+		if st.Detail.Part != "" {
+			msg = "part " + st.Detail.Part + ": " + msg
+		}
 		fmt.Fprintf(w, "  %s\t%s\t%d%s\t%s\t%s\t%s\n", st.Node, st.Phase, st.ObservedGeneration, stale,
-			orDash(st.Digest), v.ago(st.UpdatedAt), st.Message)
+			orDash(st.Digest), v.ago(st.UpdatedAt), msg)
 	}
 	if cur, ok := b.Current(); ok {
 		v.buildDetail(w, cur.Detail)
@@ -123,6 +127,12 @@ func (v view) buildDetail(w io.Writer, d api.BuildDetail) {
 		field(w, "Cache hits", fmt.Sprintf("%d/%d steps (%d%%)", d.StepsCached, d.StepsTotal, 100*d.StepsCached/d.StepsTotal))
 	}
 	field(w, "Driver", d.Driver)
+	if d.Part != "" {
+		field(w, "Part", d.Part+" (of a build another node merges)")
+	}
+	if len(d.Parts) > 0 {
+		field(w, "Built on", kvString(d.Parts))
+	}
 	field(w, "Restored from", d.RestoredFrom)
 	if d.Key != "" {
 		key := d.Key[:16]

@@ -79,6 +79,7 @@ func newRunCmd(log *slog.Logger) *cobra.Command {
 	f.DurationVar(&cfg.Heartbeat, "heartbeat", 5*time.Second, "how often the node heartbeats")
 	f.StringVar(&cfg.DockerHost, "docker-host", defaultDockerHost(), "this node's Docker Engine, for pre-pulls (empty: none)")
 	f.StringVar(&cfg.BuildkitAddr, "buildkit-addr", "", "this node's buildkitd address, for the buildkit driver")
+	f.StringSliceVar(&cfg.NativePlatforms, "builder-platforms", nil, "the platforms this node's builder builds natively, e.g. linux/arm64, instead of what BuildKit reports first (as buildx create --platform); the rest it reports are advertised as emulated")
 	f.StringVar(&cfg.BuildDriver, "build-driver", "", "how this node builds: buildkit (--buildkit-addr) or docker (the --docker-host engine's BuildKit); default buildkit if --buildkit-addr is set, else the node does not build")
 	f.StringVar(&cfg.RegistryAddress, "registry-address", controllers.DefaultRegistryAddress,
 		"the internal registry's stable address: a loopback host:port, the same on every node, forwarded to wherever the registry runs now; engines and BuildKit pull and push there")

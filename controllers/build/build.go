@@ -155,6 +155,12 @@ func allBuildsIf[T any](r *Reconciler, matters func(state.Event[T]) bool) func(s
 // dependentsOf turns a build's new result into a check of the builds that
 // read it through a service: context.
 func (r *Reconciler) dependentsOf(ev state.Event[api.BuildStatus]) []string {
+	if part := ev.Object(); part.Detail.Part != "" { // a part's outcome: its owner merges, or fails
+		if ev.Type == state.EventUpdated && ev.Old.Phase == ev.New.Phase && ev.Old.Digest == ev.New.Digest {
+			return nil
+		}
+		return []string{part.Name}
+	}
 	if ev.Type == state.EventUpdated && ev.Old.Digest == ev.New.Digest {
 		return nil
 	}
@@ -211,6 +217,10 @@ func (r *Reconciler) reconcileBuild(ctx context.Context, rec state.BuildRecord) 
 		return nil, err
 	}
 	builder, refusal, ok := pickBuilder(rec.Spec.Name, nodes, r.now(), rec.Spec)
+	plan := platformPlan(rec.Spec.Name, nodes, r.now(), rec.Spec, builder)
+	if mine := platformsOf(plan, rec.Spec, r.cfg.Node); ok && builder != r.cfg.Node && len(mine) > 0 && r.cfg.Driver != nil {
+		return r.reconcilePart(ctx, rec, mine)
+	}
 	if !ok || builder != r.cfg.Node {
 		return nil, r.dropRefusal(ctx, rec)
 	}
@@ -237,6 +247,9 @@ func (r *Reconciler) reconcileBuild(ctx context.Context, rec state.BuildRecord) 
 	// is costly: the decision to start one reads the state API.
 	if rec, err = r.store.GetBuild(ctx, rec.Spec.Name); err != nil || handled(rec, inputs) {
 		return nil, ignoreNotFound(err)
+	}
+	if plan != nil {
+		return r.assemble(ctx, rec, inputs, plan)
 	}
 	return r.build(ctx, rec, inputs, "")
 }
@@ -290,7 +303,7 @@ func sameInputs(a, b map[string]string) bool {
 // from the same inputs.
 func handled(rec state.BuildRecord, inputs map[string]string) bool {
 	for _, st := range rec.Status {
-		if st.SpecUID == rec.Meta.UID && st.ObservedGeneration == rec.Meta.Generation && !isUnschedulable(st) &&
+		if st.SpecUID == rec.Meta.UID && st.ObservedGeneration == rec.Meta.Generation && !isUnschedulable(st) && st.Detail.Part == "" &&
 			(st.Phase == api.BuildSucceeded || st.Phase == api.BuildFailed) && sameInputs(st.Detail.Inputs, inputs) {
 			return true
 		}
@@ -301,13 +314,15 @@ func handled(rec state.BuildRecord, inputs map[string]string) bool {
 // build runs one build and returns its outcome; why, when set, says why
 // in the status message (a restore).
 func (r *Reconciler) build(ctx context.Context, rec state.BuildRecord, inputs map[string]string, why string) (*api.BuildStatus, error) {
-	registry, err := r.read.NodeRegistry(ctx, r.cfg.Registry, r.now())
-	if err != nil {
-		return nil, fmt.Errorf("build %s: %w", rec.Spec.Name, err)
-	}
-	refs, err := imageRefs(registry, rec.Spec)
-	if err != nil {
-		return r.failed(newStatus(r.cfg.Node, rec), reconcile.Stall("InvalidImage", err))
+	return r.buildAs(ctx, rec, inputs, why, "")
+}
+
+// buildAs runs one build; a part (some platforms of a split build, see
+// split.go) is pushed under its build key alone and its status says so.
+func (r *Reconciler) buildAs(ctx context.Context, rec state.BuildRecord, inputs map[string]string, why, part string) (*api.BuildStatus, error) {
+	registry, refs, failed, err := r.destination(ctx, rec)
+	if failed != nil || err != nil {
+		return failed, err
 	}
 	st := r.startStatus(rec, refs[0])
 	if why != "" {
@@ -315,10 +330,13 @@ func (r *Reconciler) build(ctx context.Context, rec state.BuildRecord, inputs ma
 	}
 	bases, basesKnown := r.resolveBases(ctx, rec.Spec)
 	st.Detail.Inputs, st.Detail.Bases, st.Detail.Key = inputs, bases, BuildKey(rec.Spec, inputs, bases)
-	st.Detail.Driver = r.cfg.Driver.Name()
+	st.Detail.Driver, st.Detail.Part = r.cfg.Driver.Name(), part
 	keyRef := repository(refs[0]) + ":" + keyTag(st.Detail.Key)
+	if part != "" {
+		refs, st.Detail.Ref = nil, keyRef
+	}
 	if basesKnown {
-		if done, err := r.tryReuse(ctx, rec, &st, keyRef, refs); done || err != nil {
+		if done, err := r.tryReuse(ctx, rec, &st, keyRef, reuseRefs(refs, keyRef)); done || err != nil {
 			return &st, err
 		}
 	}
@@ -328,6 +346,31 @@ func (r *Reconciler) build(ctx context.Context, rec state.BuildRecord, inputs ma
 	}
 	defer release()
 	return r.solve(ctx, rec, st, registry, append(refs, keyRef), inputs)
+}
+
+// destination is where a build pushes: this node's address of the
+// registry and the build's image references. Invalid references fail the
+// build, with the failed status returned.
+func (r *Reconciler) destination(ctx context.Context, rec state.BuildRecord) (string, []string, *api.BuildStatus, error) {
+	registry, err := r.read.NodeRegistry(ctx, r.cfg.Registry, r.now())
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("build %s: %w", rec.Spec.Name, err)
+	}
+	refs, err := imageRefs(registry, rec.Spec)
+	if err != nil {
+		st, err := r.failed(newStatus(r.cfg.Node, rec), reconcile.Stall("InvalidImage", err))
+		return "", nil, st, err
+	}
+	return registry, refs, nil, nil
+}
+
+// reuseRefs are what a reused image is tagged as: the build's refs, or a
+// part's build key alone.
+func reuseRefs(refs []string, keyRef string) []string {
+	if len(refs) == 0 {
+		return []string{keyRef}
+	}
+	return refs
 }
 
 // restoreIfLost rebuilds a finished build whose image the registry no

@@ -200,7 +200,7 @@ func (r *Reconciler) succeeded(rec state.BuildRecord, st api.BuildStatus, digest
 func history(rec state.BuildRecord, digest string) []string {
 	var last api.BuildStatus
 	for _, st := range rec.Status {
-		if st.Phase == api.BuildSucceeded && st.Detail.FinishedAt.After(last.Detail.FinishedAt) {
+		if st.Phase == api.BuildSucceeded && st.Detail.Part == "" && st.Detail.FinishedAt.After(last.Detail.FinishedAt) {
 			last = st
 		}
 	}

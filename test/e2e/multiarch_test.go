@@ -22,30 +22,7 @@ import (
 func TestMultiArchUnderEmulation(t *testing.T) {
 	env := requireInfra(t)
 	c := sliceCluster(t, env)
-	dir := files.Write(t, t.TempDir(), map[string]string{
-		"compose.yaml": "name: ma\nservices:\n  app:\n    build: {context: ., platforms: [linux/amd64, linux/arm64]}\n    x-machines: [node1, node2]\n",
-		"Dockerfile":   "FROM busybox\nRUN uname -m > /arch\n",
-	})
-	c.ok(t, "apply", "-f", filepath.Join(dir, "compose.yaml"))
-	c.ok(t, "wait", "images", "ma/app", "--timeout", "5m")
-	digest := sameDigestOnBoth(t, c, "ma/app")
-
-	manifests := map[string]string{} // architecture → manifest digest
-	var index ociManifest
-	registryGet(t, env["UC_REGISTRY"], "/v2/ma/app/manifests/"+digest, &index)
-	for _, m := range index.Manifests {
-		if m.Platform.OS == "linux" {
-			manifests[m.Platform.Architecture] = m.Digest
-		}
-	}
-	if len(manifests) != 2 || manifests["amd64"] == "" || manifests["arm64"] == "" {
-		t.Fatalf("index %s holds images for %v, want amd64 and arm64", digest, manifests)
-	}
-	for arch, want := range map[string]string{"amd64": "x86_64\n", "arm64": "aarch64\n"} {
-		if got := string(imageFile(t, env["UC_REGISTRY"], "ma/app", manifests[arch], "arch")); got != want {
-			t.Errorf("%s image: its RUN step saw uname -m = %q, want %q", arch, got, want)
-		}
-	}
+	manifests := buildAmdAndArm(t, c, env, "ma")
 	busybox := imageFile(t, env["UC_REGISTRY"], "ma/app", manifests["arm64"], "bin/busybox")
 	f, err := elf.NewFile(bytes.NewReader(busybox))
 	if err != nil {
@@ -60,6 +37,38 @@ func TestMultiArchUnderEmulation(t *testing.T) {
 	if nodes := c.ok(t, "get", "nodes"); !strings.Contains(nodes, "linux/arm64(emulated)") {
 		t.Errorf("uc get nodes does not say that arm64 is emulated:\n%s", nodes)
 	}
+}
+
+// buildAmdAndArm builds project/app for amd64 and arm64, checks that its
+// result is one index of both whose RUN steps ran on each CPU, and returns
+// the index's image manifests by architecture.
+func buildAmdAndArm(t *testing.T, c *cluster, env infra, project string) map[string]string {
+	t.Helper()
+	dir := files.Write(t, t.TempDir(), map[string]string{
+		"compose.yaml": "name: " + project + "\nservices:\n  app:\n    build: {context: ., platforms: [linux/amd64, linux/arm64]}\n    x-machines: [node1, node2]\n",
+		"Dockerfile":   "FROM busybox\nRUN uname -m > /arch\n",
+	})
+	c.ok(t, "apply", "-f", filepath.Join(dir, "compose.yaml"))
+	c.ok(t, "wait", "images", project+"/app", "--timeout", "5m")
+	digest := sameDigestOnBoth(t, c, project+"/app")
+
+	manifests := map[string]string{} // architecture → manifest digest
+	var index ociManifest
+	registryGet(t, env["UC_REGISTRY"], "/v2/"+project+"/app/manifests/"+digest, &index)
+	for _, m := range index.Manifests {
+		if m.Platform.OS == "linux" {
+			manifests[m.Platform.Architecture] = m.Digest
+		}
+	}
+	if len(manifests) != 2 || manifests["amd64"] == "" || manifests["arm64"] == "" {
+		t.Fatalf("index %s holds images for %v, want amd64 and arm64", digest, manifests)
+	}
+	for arch, want := range map[string]string{"amd64": "x86_64\n", "arm64": "aarch64\n"} {
+		if got := string(imageFile(t, env["UC_REGISTRY"], project+"/app", manifests[arch], "arch")); got != want {
+			t.Errorf("%s image: its RUN step saw uname -m = %q, want %q", arch, got, want)
+		}
+	}
+	return manifests
 }
 
 type ociManifest struct {
@@ -117,5 +126,24 @@ func layerFile(registry, repo, digest, path string) ([]byte, error) {
 		if strings.TrimPrefix(h.Name, "./") == path && h.Typeflag == tar.TypeReg {
 			return io.ReadAll(tr)
 		}
+	}
+}
+
+// TestMultiArchSplitAcrossNodes: node2 declares arm64 native
+// (--builder-platforms, as buildx create --platform does); node1 builds
+// amd64 natively and only emulates arm64. One two-platform build is then
+// split: each node builds its native platform on real BuildKit, and the
+// owner merges both into one index.
+func TestMultiArchSplitAcrossNodes(t *testing.T) {
+	env := requireInfra(t)
+	c := twoNodeCluster(t, env, "--builder-platforms", "linux/arm64")
+	nodes := c.ok(t, "get", "nodes")
+	if !strings.Contains(nodes, "buildkit(linux/arm64,linux/amd64(emulated)") {
+		t.Errorf("node2 does not advertise arm64 as native and the rest as emulated:\n%s", nodes)
+	}
+	buildAmdAndArm(t, c, env, "split")
+	desc := c.ok(t, "describe", "build", "split/app")
+	if !strings.Contains(desc, "linux/amd64=node1") || !strings.Contains(desc, "linux/arm64=node2") {
+		t.Errorf("describe build split/app does not say that node1 built amd64 and node2 arm64:\n%s", desc)
 	}
 }

@@ -15,14 +15,7 @@ import (
 // reports both.
 func TestPrune(t *testing.T) {
 	env := requireInfra(t)
-	c := startClusterWith(t, false, func(node string) []string {
-		i := strings.TrimPrefix(node, "node")
-		args := []string{"--docker-host", env["UC_DOCKER_HOST_"+i], "--buildkit-addr", env["UC_BUILDKIT_ADDR"]}
-		if node == "node1" {
-			return append(args, "--registry-listen", env["UC_REGISTRY"])
-		}
-		return append(args, "--prune-after", "2s")
-	})
+	c := twoNodeCluster(t, env, "--prune-after", "2s")
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "Dockerfile"), "FROM busybox\nARG W\nRUN echo $W > /w\n")
 	compose := filepath.Join(dir, "compose.yaml")

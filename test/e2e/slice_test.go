@@ -31,6 +31,20 @@ func sliceCluster(t *testing.T, env infra, extra ...string) *cluster {
 	})
 }
 
+// twoNodeCluster starts node1, serving the internal registry, and node2,
+// both on real engines and the one buildkitd; node2 also gets node2Args.
+func twoNodeCluster(t *testing.T, env infra, node2Args ...string) *cluster {
+	t.Helper()
+	return startClusterWith(t, false, func(node string) []string {
+		i := strings.TrimPrefix(node, "node")
+		args := []string{"--docker-host", env["UC_DOCKER_HOST_"+i], "--buildkit-addr", env["UC_BUILDKIT_ADDR"]}
+		if node == "node1" {
+			return append(args, "--registry-listen", env["UC_REGISTRY"])
+		}
+		return append(args, node2Args...)
+	})
+}
+
 // copyDir copies a project so that tests can edit its sources.
 func copyDir(t *testing.T, src string) string {
 	t.Helper()
