@@ -126,20 +126,39 @@ func (b BuildSpec) CacheRefs(registry string) ([]string, error) {
 // file names it or through a loopback registry (the stable address every
 // node reaches the internal registry at). A name pinned by digest is not.
 func (b BuildSpec) Makes(image string) bool {
+	want, ok := FromImage(image)
+	return ok && b.Products().Include(want)
+}
+
+// FromImage parses an image as a FROM line names it; ok is false when no
+// build can make it: unparseable, or pinned by digest (a digest names one
+// image for good, not a build's next one).
+func FromImage(image string) (reference.Named, bool) {
 	want, err := reference.ParseNormalizedNamed(image)
 	if err != nil {
-		return false
+		return nil, false
 	}
-	if _, pinned := want.(reference.Digested); pinned {
-		return false // a digest names one image for good, not this build's next one
-	}
+	_, pinned := want.(reference.Digested)
+	return want, !pinned
+}
+
+// Products are the names a build makes, its image: and tags, parsed once
+// so that many FROM lines can be matched against many builds.
+type Products []reference.Named
+
+func (b BuildSpec) Products() Products {
+	var out Products
 	for _, name := range append([]string{b.Image}, b.Tags...) {
-		have, err := reference.ParseNormalizedNamed(name)
-		if err == nil && sameImage(want, have) {
-			return true
+		if have, err := reference.ParseNormalizedNamed(name); err == nil {
+			out = append(out, have)
 		}
 	}
-	return false
+	return out
+}
+
+// Include reports whether want (see FromImage) is one of the products.
+func (p Products) Include(want reference.Named) bool {
+	return slices.ContainsFunc(p, func(have reference.Named) bool { return sameImage(want, have) })
 }
 
 func sameImage(ref, made reference.Named) bool {

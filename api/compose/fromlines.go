@@ -17,6 +17,10 @@ import (
 // sets itself wins. A git context's Dockerfile is in the remote and is
 // not read.
 func linkFromLines(p *api.Project, file string) error {
+	products := make([]api.Products, len(p.Builds))
+	for i, b := range p.Builds {
+		products[i] = b.Products()
+	}
 	for i := range p.Builds {
 		b := &p.Builds[i]
 		df, err := dockerfileOf(*b)
@@ -28,20 +32,22 @@ func linkFromLines(p *api.Project, file string) error {
 			return fmt.Errorf("%s: services.%s.build.dockerfile: %v", file, b.Service, err)
 		}
 		for _, image := range images {
-			link(p, b, image)
+			link(p, products, b, image)
 		}
 	}
 	return nil
 }
 
-// link adds the edge from b to the build that makes image, if any.
-func link(p *api.Project, b *api.BuildSpec, image string) {
+// link adds the edge from b to the build that makes image, if any;
+// products are each build's, in p.Builds' order.
+func link(p *api.Project, products []api.Products, b *api.BuildSpec, image string) {
 	key, ok := dockerfile.ContextKey(image)
-	if !ok || dockerfile.Replaced(b.AdditionalContexts, image) {
+	want, makeable := api.FromImage(image)
+	if !ok || !makeable || dockerfile.Replaced(b.AdditionalContexts, image) {
 		return
 	}
-	for _, parent := range p.Builds {
-		if parent.Makes(image) {
+	for i, parent := range p.Builds {
+		if products[i].Include(want) {
 			if b.AdditionalContexts == nil {
 				b.AdditionalContexts = map[string]string{}
 			}
