@@ -217,7 +217,10 @@ func (r *Reconciler) reconcileBuild(ctx context.Context, rec state.BuildRecord) 
 		return nil, err
 	}
 	builder, refusal, ok := pickBuilder(rec.Spec.Name, nodes, r.now(), rec.Spec)
-	plan := platformPlan(rec.Spec.Name, nodes, r.now(), rec.Spec, builder)
+	var plan map[string]string // nil: no split (one that only reports a refusal builds nothing)
+	if refusal == nil {
+		plan = platformPlan(rec.Spec.Name, nodes, r.now(), rec.Spec, builder)
+	}
 	if mine := platformsOf(plan, rec.Spec, r.cfg.Node); ok && builder != r.cfg.Node && len(mine) > 0 && r.cfg.Driver != nil {
 		return r.reconcilePart(ctx, rec, mine)
 	}
