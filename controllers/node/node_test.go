@@ -120,11 +120,7 @@ func TestRowIsRestored(t *testing.T) {
 				if err := tc.tamper(); err != nil {
 					t.Fatal(err)
 				}
-				// Under 50 s: the controller's resync (1 minute) would
-				// restore the row too, but only the watch can be this soon.
-				// More than poll's usual 15 s: with the e2e package beside
-				// it, the cache's events were once late by more than that.
-				n := poll.ValueWithin(t, 50*time.Second, tc.name+" to be restored", get, func(n api.Node) bool {
+				n := eventually(t, tc.name+" to be restored", get, func(n api.Node) bool {
 					return registered(n) && n.StartedAt.Equal(first.StartedAt)
 				})
 				if n.HeartbeatAt.IsZero() {

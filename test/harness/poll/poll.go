@@ -16,7 +16,7 @@ const Timeout = 15 * time.Second
 // waited for, if it does not within Timeout.
 func Eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	if !until(Timeout, cond) {
+	if !until(cond) {
 		t.Fatalf("timed out waiting for %s", what)
 	}
 }
@@ -25,25 +25,18 @@ func Eventually(t testing.TB, what string, cond func() bool) {
 // timeout the failure shows the last value and error, which say why.
 func Value[T any](t testing.TB, what string, get func() (T, error), ok func(T) bool) T {
 	t.Helper()
-	return ValueWithin(t, Timeout, what, get, ok)
-}
-
-// ValueWithin is Value with its own bound, for a wait whose limit is part
-// of what the test shows (that a watch, not a slower resync, acted).
-func ValueWithin[T any](t testing.TB, within time.Duration, what string, get func() (T, error), ok func(T) bool) T {
-	t.Helper()
 	var v T
 	var err error
-	if !until(within, func() bool { v, err = get(); return err == nil && ok(v) }) {
+	if !until(func() bool { v, err = get(); return err == nil && ok(v) }) {
 		t.Fatalf("timed out waiting for %s: last %+v, err %v", what, v, err)
 	}
 	return v
 }
 
-// until calls cond every 10 ms until it holds, for up to within, and
+// until calls cond every 10 ms until it holds, for up to Timeout, and
 // reports whether it held.
-func until(within time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(within)
+func until(cond func() bool) bool {
+	deadline := time.Now().Add(Timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
 			return false
