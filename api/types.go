@@ -354,8 +354,8 @@ func (n Node) BuildsFor(want []string) bool {
 		return false
 	}
 	for _, p := range want {
-		parsed, err := platforms.Parse(p)
-		if err != nil || !slices.Contains(n.Capacity.Platforms, platforms.Format(platforms.Normalize(parsed))) {
+		normal, err := NormalPlatform(p)
+		if err != nil || !slices.Contains(n.Capacity.Platforms, normal) {
 			return false
 		}
 	}
@@ -369,11 +369,21 @@ func (n Node) BuildsNatively(want []string) bool {
 		return false
 	}
 	for _, p := range want {
-		if parsed, err := platforms.Parse(p); err != nil || slices.Contains(n.Capacity.Emulated, platforms.Format(platforms.Normalize(parsed))) {
+		if normal, _ := NormalPlatform(p); slices.Contains(n.Capacity.Emulated, normal) {
 			return false
 		}
 	}
 	return true
+}
+
+// NormalPlatform is a platform in the form nodes advertise it
+// ("linux/arm64" for "arm64" or "linux/aarch64").
+func NormalPlatform(p string) (string, error) {
+	parsed, err := platforms.Parse(p)
+	if err != nil {
+		return "", err
+	}
+	return platforms.Format(platforms.Normalize(parsed)), nil
 }
 
 // CanBuild reports whether the node runs any builder.

@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
-	"github.com/containerd/platforms"
 	dockerclient "github.com/docker/docker/client"
 	"golang.org/x/sync/errgroup"
 
@@ -368,11 +367,11 @@ func buildDriver(cfg Config, creds apitypes.CredentialSource) (build.Driver, err
 func normalPlatforms(list []string) ([]string, error) {
 	out := make([]string, len(list))
 	for i, p := range list {
-		parsed, err := platforms.Parse(p)
+		normal, err := apitypes.NormalPlatform(p)
 		if err != nil {
 			return nil, err
 		}
-		out[i] = platforms.Format(platforms.Normalize(parsed))
+		out[i] = normal
 	}
 	return out, nil
 }

@@ -98,7 +98,10 @@ func (r *Reconciler) followBases(ctx context.Context, rec state.BuildRecord, inp
 // follow them (and forgets ones that moved back); nothing when the status
 // already says so.
 func noteMovedBases(cur api.BuildStatus, changed []string, now map[string]string, at time.Time) (*api.BuildStatus, bool, error) {
-	moved := map[string]string{}
+	var moved map[string]string // nil when none moved: the row then has no field
+	if len(changed) > 0 {
+		moved = map[string]string{}
+	}
 	for _, name := range changed {
 		moved[name] = now[name]
 	}
@@ -106,11 +109,7 @@ func noteMovedBases(cur api.BuildStatus, changed []string, now map[string]string
 		return nil, false, nil
 	}
 	st := cur
-	st.Detail.MovedBases = moved
-	if len(moved) == 0 {
-		st.Detail.MovedBases = nil
-	}
-	st.UpdatedAt = at
+	st.Detail.MovedBases, st.UpdatedAt = moved, at
 	return &st, true, nil
 }
 

@@ -151,6 +151,7 @@ func (r *Reconciler) mergeParts(ctx context.Context, rec state.BuildRecord, inpu
 	_, repo, _ := api.SplitImageRef(refs[0])
 	var index ocispec.Index
 	index.SchemaVersion, index.MediaType = 2, ocispec.MediaTypeImageIndex
+	var keys, built []string
 	for _, name := range slices.Sorted(maps.Keys(parts)) {
 		descs, err := r.partDescriptors(ctx, registry, repo, parts[name], name)
 		if err != nil {
@@ -158,7 +159,7 @@ func (r *Reconciler) mergeParts(ctx context.Context, rec state.BuildRecord, inpu
 		}
 		index.Manifests = append(index.Manifests, descs...)
 		st.Detail.Parts[name] = parts[name].Node
-		st.Detail.Key += parts[name].Detail.Key
+		keys, built = append(keys, parts[name].Detail.Key), append(built, name+" on "+parts[name].Node)
 		if st.Detail.Bases == nil && len(parts[name].Detail.Bases) > 0 {
 			st.Detail.Bases = map[string]string{}
 		}
@@ -168,7 +169,7 @@ func (r *Reconciler) mergeParts(ctx context.Context, rec state.BuildRecord, inpu
 	if err != nil {
 		return nil, err
 	}
-	st.Detail.Key = BuildKey(rec.Spec, inputs, map[string]string{"parts": st.Detail.Key})
+	st.Detail.Key = BuildKey(rec.Spec, inputs, map[string]string{"parts": strings.Join(keys, "")})
 	tags := append(slices.Clone(refs), repository(refs[0])+":"+keyTag(st.Detail.Key))
 	for _, ref := range tags {
 		_, _, tag := api.SplitImageRef(ref)
@@ -176,16 +177,10 @@ func (r *Reconciler) mergeParts(ctx context.Context, rec state.BuildRecord, inpu
 			return nil, transient(fmt.Errorf("build %s: push the merged index: %w", rec.Spec.Name, err))
 		}
 	}
-	_, _, digest, _, err := r.registry.manifest(ctx, registry, repo, keyTag(st.Detail.Key))
-	if err != nil {
-		return nil, transient(err)
-	}
+	// A registry stores a manifest as pushed: its digest is the body's.
+	digest := godigest.FromBytes(body).String()
 	r.log.Info("Merged the platforms' images into one index.", "build", rec.Spec.Name, "parts", st.Detail.Parts, "digest", digest)
 	done, err := r.succeeded(rec, st, digest)
-	var built []string
-	for _, name := range slices.Sorted(maps.Keys(st.Detail.Parts)) {
-		built = append(built, name+" on "+st.Detail.Parts[name])
-	}
 	done.Message = "merged " + strings.Join(built, " and ") + " into one index"
 	return done, err
 }
