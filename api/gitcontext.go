@@ -21,3 +21,13 @@ func SplitGitContext(ctx string) (url, ref, subdir string) {
 	ref, subdir, _ = strings.Cut(frag, ":")
 	return url, ref, subdir
 }
+
+// PinGitContext is the git context ctx with its ref replaced by commit.
+func PinGitContext(ctx, commit string) string {
+	url, _, subdir := SplitGitContext(ctx)
+	pinned := url + "#" + commit
+	if subdir != "" {
+		pinned += ":" + subdir
+	}
+	return pinned
+}

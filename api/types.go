@@ -102,6 +102,15 @@ type BuildSpec struct {
 	// is in x-uc-trusted-cache-scopes), when it writes the shared cache.
 	CacheScope        string `json:"cache_scope,omitempty" yaml:"cache_scope,omitempty"`
 	CacheScopeTrusted bool   `json:"cache_scope_trusted,omitempty" yaml:"cache_scope_trusted,omitempty"`
+	// Follow, a duration (x-uc-follow), has the build's owner resolve its
+	// git context's branch that often and build every new commit, as
+	// Flux's GitRepository does. Context then keeps the branch, not a
+	// commit; the status records the commit built (Detail.Commit).
+	Follow string `json:"follow,omitempty" yaml:"follow,omitempty"`
+	// GitCredential is a reference to the credential of a private git
+	// context (x-uc-git-credential): env:VAR (a token) or ssh:AGENT-OR-KEY,
+	// read on the builder node; never its value.
+	GitCredential string `json:"git_credential,omitempty" yaml:"git_credential,omitempty"`
 }
 
 // BuilderSelector picks builder nodes by name or by labels; empty means
@@ -220,6 +229,19 @@ func (b BuildSpec) BaseFollowInterval() time.Duration {
 	}
 	return d
 }
+
+// FollowInterval is Follow parsed; zero when unset or invalid (apply
+// refuses invalid values).
+func (b BuildSpec) FollowInterval() time.Duration {
+	d, err := time.ParseDuration(b.Follow)
+	if err != nil || d < MinRefreshEvery {
+		return 0
+	}
+	return d
+}
+
+// Follows reports whether the build follows a git branch.
+func (b BuildSpec) Follows() bool { return b.FollowInterval() > 0 && IsGitContext(b.Context) }
 
 // Pull credential reference schemes.
 const (
@@ -468,6 +490,9 @@ type BuildDetail struct {
 	Part string `json:"part,omitempty" yaml:"part,omitempty"`
 	// Parts says which node built each part of a merged result.
 	Parts map[string]string `json:"parts,omitempty" yaml:"parts,omitempty"`
+	// Commit is the git commit a followed branch resolved to, which this
+	// row built (x-uc-follow).
+	Commit string `json:"commit,omitempty" yaml:"commit,omitempty"`
 }
 
 // Presence states of an image on a node.

@@ -30,6 +30,7 @@ import (
 	"github.com/ucplane/uc/controllers/managedregistry"
 	"github.com/ucplane/uc/controllers/node"
 	"github.com/ucplane/uc/controllers/prepull"
+	"github.com/ucplane/uc/controllers/webhook"
 	"github.com/ucplane/uc/registry/forward"
 	"github.com/ucplane/uc/registry/regclient"
 	"github.com/ucplane/uc/state"
@@ -95,7 +96,11 @@ type Config struct {
 	// CorrosionCA is a PEM file of CA certificates to trust for an
 	// https:// CorrosionAPI, besides the system's.
 	CorrosionCA string
-	Logger      *slog.Logger
+	// WebhookListen, when set, serves push webhooks (webhook.Path) there,
+	// checked against WebhookSecret.
+	WebhookListen string
+	WebhookSecret []byte
+	Logger        *slog.Logger
 }
 
 // DefaultRegistryAddress is the registry's stable address when
@@ -271,6 +276,13 @@ func assemble(cache *state.Cache, cfg Config, log *slog.Logger) ([]runnable, fun
 			runs = append(runs, managed)
 		}
 	}
+	if cfg.WebhookListen != "" {
+		hooks, err := webhookServer(cfg.WebhookListen, &webhook.Handler{Secret: cfg.WebhookSecret, State: store, Log: log.With("component", "webhook")})
+		if err != nil {
+			return nil, nil, err
+		}
+		runs = append(runs, hooks)
+	}
 	nodeCfg := node.Config{Name: cfg.Node, Labels: cfg.Labels, Version: cfg.Version, Heartbeat: cfg.Heartbeat, Capacity: capacity}
 	runs = append(runs, node.New(cache, nodeCfg, log).Run)
 	if cfg.RegistryListen != "" {
@@ -411,8 +423,24 @@ func nodeAPI(listen string, logs http.Handler) (string, runnable, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /v1/logs/builds", logs)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	serve := func(ctx context.Context) error {
+	return ln.Addr().String(), serveHTTP(ln, mux), nil
+}
+
+// webhookServer binds the push webhook endpoint.
+func webhookServer(listen string, hooks http.Handler) (runnable, error) {
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return nil, fmt.Errorf("serve webhooks on %s: %w", listen, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(webhook.Path, hooks)
+	return serveHTTP(ln, mux), nil
+}
+
+// serveHTTP serves handler on ln until the context is done.
+func serveHTTP(ln net.Listener, handler http.Handler) runnable {
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	return func(ctx context.Context) error {
 		go func() {
 			<-ctx.Done()
 			shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -424,7 +452,6 @@ func nodeAPI(listen string, logs http.Handler) (string, runnable, error) {
 		}
 		return nil
 	}
-	return ln.Addr().String(), serve, nil
 }
 
 // waitForSchema retries while the state API is unreachable (an agent may

@@ -51,8 +51,6 @@ func (s *Store) RefreshImages(ctx context.Context, names []string) (refreshed, s
 	if len(names) == 0 {
 		names = slices.Sorted(maps.Keys(found))
 	}
-	var stmts []corrosion.Statement
-	now := time.Now().UnixMilli()
 	for _, name := range names {
 		spec, ok := found[name]
 		switch {
@@ -63,13 +61,55 @@ func (s *Store) RefreshImages(ctx context.Context, names []string) (refreshed, s
 			continue
 		}
 		refreshed = append(refreshed, name)
-		stmts = append(stmts, corrosion.Stmt("UPDATE image_specs SET generation = generation + 1, updated_at = ? WHERE name = ?", now, name))
 	}
-	if len(stmts) == 0 {
-		return refreshed, skipped, nil
-	}
-	if _, err := s.c.Exec(ctx, stmts...); err != nil {
+	if err := s.bumpGenerations(ctx, "image_specs", refreshed); err != nil {
 		return nil, nil, fmt.Errorf("refresh images: %w", err)
+	}
+	return refreshed, skipped, nil
+}
+
+// bumpGenerations gives the named specs a new generation without a spec
+// change, in one transaction.
+func (s *Store) bumpGenerations(ctx context.Context, table string, names []string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	now := time.Now().UnixMilli()
+	stmts := make([]corrosion.Statement, len(names))
+	for i, name := range names {
+		stmts[i] = corrosion.Stmt("UPDATE "+table+" SET generation = generation + 1, updated_at = ? WHERE name = ?", now, name)
+	}
+	_, err := s.c.Exec(ctx, stmts...)
+	return err
+}
+
+// RefreshBuilds asks for the named builds' followed branches
+// (x-uc-follow) to be resolved now: each gets a new generation without a
+// spec change, which its owner answers by resolving the branch. Builds
+// that follow no branch (their commit is pinned at apply) are returned in
+// skipped. One transaction.
+func (s *Store) RefreshBuilds(ctx context.Context, names []string) (refreshed, skipped []string, err error) {
+	recs, err := s.ListBuilds(ctx, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	found := map[string]api.BuildSpec{}
+	for _, b := range recs {
+		found[b.Spec.Name] = b.Spec
+	}
+	for _, name := range names {
+		spec, ok := found[name]
+		switch {
+		case !ok:
+			return nil, nil, fmt.Errorf("build %s: %w", name, ErrNotFound)
+		case !spec.Follows():
+			skipped = append(skipped, name)
+			continue
+		}
+		refreshed = append(refreshed, name)
+	}
+	if err := s.bumpGenerations(ctx, "build_specs", refreshed); err != nil {
+		return nil, nil, fmt.Errorf("refresh builds: %w", err)
 	}
 	return refreshed, skipped, nil
 }

@@ -25,6 +25,7 @@ import (
 
 	"github.com/ucplane/uc/api"
 	"github.com/ucplane/uc/api/buildcontext"
+	"github.com/ucplane/uc/api/gitremote"
 )
 
 // LoadOptions mirrors the docker compose flags that change how a project is
@@ -326,6 +327,10 @@ const (
 	rebuildOnBaseKey = "x-uc-rebuild-on-base"
 	// cacheScopeKey keeps the build's cache apart, e.g. per branch.
 	cacheScopeKey = "x-uc-cache-scope"
+	// followKey has the build follow its git context's branch.
+	followKey = "x-uc-follow"
+	// gitCredentialKey names the credential of a private git context.
+	gitCredentialKey = "x-uc-git-credential"
 )
 
 func buildExtensions(b *api.BuildSpec, ext map[string]any, file, field string) error {
@@ -359,6 +364,38 @@ func buildExtensions(b *api.BuildSpec, ext map[string]any, file, field string) e
 			return fmt.Errorf("%s: %s.%s: want a scope name such as repo/branch (got %v)", file, field, cacheScopeKey, raw)
 		}
 		b.CacheScope = v
+	}
+	return gitExtensions(b, ext, file, field)
+}
+
+// gitExtensions reads x-uc-follow and x-uc-git-credential, which only a
+// git context can use.
+func gitExtensions(b *api.BuildSpec, ext map[string]any, file, field string) error {
+	for _, key := range []string{followKey, gitCredentialKey} {
+		if _, ok := ext[key]; ok && !api.IsGitContext(b.Context) {
+			return fmt.Errorf("%s: %s.%s: the build's context %s is not a git repository (a local context rebuilds on uc apply)", file, field, key, b.Context)
+		}
+	}
+	if raw, ok := ext[followKey]; ok {
+		v, _ := raw.(string)
+		d, err := time.ParseDuration(v)
+		_, ref, _ := api.SplitGitContext(b.Context)
+		switch {
+		case err != nil:
+			return fmt.Errorf("%s: %s.%s: want a duration such as 1m (got %v)", file, field, followKey, raw)
+		case d < api.MinRefreshEvery:
+			return fmt.Errorf("%s: %s.%s: %s is too often: at least %s", file, field, followKey, v, api.MinRefreshEvery)
+		case gitremote.IsCommit(ref):
+			return fmt.Errorf("%s: %s.%s: the context pins commit %s, which never moves: name a branch (#main) to follow it", file, field, followKey, ref)
+		}
+		b.Follow = v
+	}
+	if raw, ok := ext[gitCredentialKey]; ok {
+		v, _ := raw.(string)
+		if err := gitremote.CheckCredentialRef(v); err != nil {
+			return fmt.Errorf("%s: %s.%s: %v", file, field, gitCredentialKey, err)
+		}
+		b.GitCredential = v
 	}
 	return nil
 }

@@ -977,3 +977,30 @@ services:
 		}
 	}
 }
+
+func TestFollowKeys(t *testing.T) {
+	t.Parallel()
+	const repo = "https://git.example/me/app.git"
+	for _, tt := range []struct{ build, ext, want string }{
+		{repo + "#main:app", "x-uc-follow: 1m\n    x-uc-git-credential: env:GIT_TOKEN", ""},
+		{repo, "x-uc-follow: 30s\n    x-uc-git-credential: ssh:default", ""},
+		{repo + "#main", "x-uc-follow: 5s", "services.app.x-uc-follow: 5s is too often: at least 10s"},
+		{repo + "#main", "x-uc-follow: often", "services.app.x-uc-follow: want a duration such as 1m"},
+		{repo + "#0123456789abcdef0123456789abcdef01234567", "x-uc-follow: 1m", "the context pins commit 0123456789abcdef0123456789abcdef01234567, which never moves"},
+		{".", "x-uc-follow: 1m", "services.app.x-uc-follow: the build's context"},
+		{repo + "#main", "x-uc-git-credential: ghp_pasted_token", `services.app.x-uc-git-credential: "ghp_pasted_token" is not a git credential reference`},
+		{".", "x-uc-git-credential: env:T", "services.app.x-uc-git-credential: the build's context"},
+	} {
+		dir := writeFiles(t, map[string]string{
+			"compose.yaml": "name: f\nservices:\n  app:\n    build: " + tt.build + "\n    " + tt.ext + "\n",
+			"Dockerfile":   "FROM busybox\n",
+		})
+		p, err := load(t, dir, LoadOptions{})
+		switch {
+		case tt.want == "" && (err != nil || p.Builds[0].Follow == "" || p.Builds[0].GitCredential == ""):
+			t.Errorf("%s: %v, %+v", tt.ext, err, p)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("%s: error %v, want %q", tt.ext, err, tt.want)
+		}
+	}
+}

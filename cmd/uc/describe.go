@@ -116,6 +116,7 @@ func (v view) describeBuild(w io.Writer, b state.BuildRecord) {
 
 func (v view) buildDetail(w io.Writer, d api.BuildDetail) {
 	field(w, "Ref", d.Ref)
+	field(w, "Commit", d.Commit)
 	if !d.StartedAt.IsZero() {
 		field(w, "Started", v.ago(d.StartedAt)+" ago")
 	}
@@ -294,4 +295,9 @@ func (v view) buildOptions(w io.Writer, s api.BuildSpec) {
 	opt("Provenance", s.Provenance)
 	opt("SBOM", s.SBOM)
 	opt("Context digest", s.ContextDigest)
+	if s.Follows() {
+		_, ref, _ := api.SplitGitContext(s.Context)
+		opt("Follows", fmt.Sprintf("branch %s, resolved every %s (uc refresh builds %s: now)", cmp.Or(ref, "HEAD"), s.Follow, s.Name))
+	}
+	opt("Git credential", s.GitCredential)
 }

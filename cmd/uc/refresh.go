@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -11,34 +12,78 @@ import (
 
 func newRefreshCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "refresh images [NAME...]",
-		Short: "Resolve image tags again, so that every node pulls what they name now",
+		Use:   "refresh images|builds [NAME...]",
+		Short: "Resolve image tags, or followed git branches, again now",
 		Long: `A tag is resolved to a digest once per spec generation, so that nodes never
 disagree about what it means. When the tag has moved (a new nginx:1.27 patch,
-a re-pushed :latest), refresh resolves it again; every node then pulls the new
-digest, and keeps the old one until it is pruned. Without names, every image
-with a tag is refreshed. Follow with "uc wait images".`,
+a re-pushed :latest), "refresh images" resolves it again; every node then
+pulls the new digest, and keeps the old one until it is pruned. Without
+names, every image with a tag is refreshed. Follow with "uc wait images".
+
+A build that follows a git branch (x-uc-follow) resolves it on its interval;
+"refresh builds" has its owner resolve it now, and build a new commit. A push
+webhook (ucd --webhook-listen) does the same on every push. Without names,
+every followed build is refreshed.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := g.imagesStore(args)
+			kind, ok := refreshKinds[args[0]]
+			if !ok {
+				return fmt.Errorf("unknown kind %q: want images or builds", args[0])
+			}
+			store, err := g.store()
 			if err != nil {
 				return explain(err)
 			}
-			refreshed, skipped, err := store.RefreshImages(cmd.Context(), args[1:])
+			refreshed, skipped, err := kind.refresh(store, cmd.Context(), args[1:])
 			if errors.Is(err, state.ErrNotFound) {
-				return fmt.Errorf("%w (see `uc get images`)", err)
+				return fmt.Errorf("%w (see `uc get %ss`)", err, kind.name)
 			}
 			if err != nil {
 				return explain(err)
 			}
 			out := cmd.OutOrStdout()
 			for _, name := range refreshed {
-				fmt.Fprintf(out, "image %s refreshed\n", name)
+				fmt.Fprintf(out, "%s %s refreshed\n", kind.name, name)
 			}
 			for _, name := range skipped {
-				fmt.Fprintf(out, "image %s has no tag to refresh (built by uc, or pinned by digest)\n", name)
+				fmt.Fprintf(out, "%s %s %s\n", kind.name, name, kind.skipped)
 			}
 			return nil
 		},
 	}
+}
+
+type refreshKind struct {
+	name    string
+	skipped string
+	refresh func(s *state.Store, ctx context.Context, names []string) (refreshed, skipped []string, err error)
+}
+
+var refreshKinds = map[string]refreshKind{}
+
+func init() {
+	images := refreshKind{name: "image", skipped: "has no tag to refresh (built by uc, or pinned by digest)", refresh: (*state.Store).RefreshImages}
+	builds := refreshKind{name: "build", skipped: "follows no git branch (x-uc-follow): uc apply pins its commit", refresh: refreshBuilds}
+	for _, k := range []string{"image", "images"} {
+		refreshKinds[k] = images
+	}
+	for _, k := range []string{"build", "builds"} {
+		refreshKinds[k] = builds
+	}
+}
+
+// refreshBuilds refreshes the named builds, or every followed build.
+func refreshBuilds(s *state.Store, ctx context.Context, names []string) ([]string, []string, error) {
+	if len(names) == 0 {
+		recs, err := s.ListBuilds(ctx, "")
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, b := range recs {
+			if b.Spec.Follows() {
+				names = append(names, b.Spec.Name)
+			}
+		}
+	}
+	return s.RefreshBuilds(ctx, names)
 }

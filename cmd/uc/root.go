@@ -30,7 +30,7 @@ type globals struct {
 }
 
 // imagesStore checks that a command's kind argument is "images" (the only
-// kind wait and refresh know) and connects to the state API.
+// kind wait knows) and connects to the state API.
 func (g *globals) imagesStore(args []string) (*state.Store, error) {
 	if args[0] != "images" {
 		return nil, fmt.Errorf("unknown kind %q: want images", args[0])

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"github.com/ucplane/uc/controllers/build"
 	"github.com/ucplane/uc/controllers/managedregistry"
 	"github.com/ucplane/uc/controllers/prepull"
+	"github.com/ucplane/uc/controllers/webhook"
 	"github.com/ucplane/uc/registry"
 	"github.com/ucplane/uc/registry/regclient"
 	"github.com/ucplane/uc/state"
@@ -37,7 +39,7 @@ func newRootCmd(log *slog.Logger) *cobra.Command {
 
 func newRunCmd(log *slog.Logger) *cobra.Command {
 	cfg := controllers.Config{Version: version, Logger: log}
-	var labels string
+	var labels, webhookSecretFile string
 	var insecure bool
 	cmd := &cobra.Command{
 		Use:   "run --node NAME --data-dir DIR",
@@ -55,6 +57,9 @@ func newRunCmd(log *slog.Logger) *cobra.Command {
 				return err
 			}
 			slices.Sort(cfg.Entitlements)
+			if cfg.WebhookSecret, err = webhookSecret(cfg.WebhookListen, webhookSecretFile); err != nil {
+				return err
+			}
 			if cfg.CorrosionAPI == "" {
 				e := exposure{listen: cfg.StateListen, token: cfg.CorrosionToken, insecure: insecure,
 					listenFlag: "--state-listen", tokenFlag: "--corrosion-token"}
@@ -94,11 +99,33 @@ func newRunCmd(log *slog.Logger) *cobra.Command {
 	f.DurationVar(&cfg.BaseWatch, "base-watch", build.DefaultBaseWatch, "check this often whether the bases of builds that do not follow them (x-uc-rebuild-on-base) moved, and say so in their status (0: never)")
 	f.IntVar(&cfg.MaxPulls, "max-pulls", prepull.DefaultMaxPulls, "images this node pre-pulls at once")
 	f.DurationVar(&cfg.PruneAfter, "prune-after", 0, "remove images uc pulled here once no spec places them here for this long (never one a container uses); 0: never")
+	f.StringVar(&cfg.WebhookListen, "webhook-listen", "", "serve POST "+webhook.Path+" here for push events of GitHub, Gitea and GitLab, which refresh the builds that follow the pushed branch (empty: off)")
+	f.StringVar(&webhookSecretFile, "webhook-secret-file", "", "file holding the webhooks' shared secret (required with --webhook-listen)")
 	f.StringSliceVar(&cfg.Entitlements, "allow-entitlement", nil, "build entitlements this node grants: network.host, security.insecure (repeatable)")
 	return cmd
 }
 
 // parseLabels reads "k=v,k2=v2".
+// webhookSecret reads the webhooks' secret: a webhook endpoint without
+// one would let anyone trigger builds.
+func webhookSecret(listen, file string) ([]byte, error) {
+	if listen == "" {
+		return nil, nil
+	}
+	if file == "" {
+		return nil, errors.New("--webhook-listen needs --webhook-secret-file: push events are only trusted when signed with the shared secret")
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("--webhook-secret-file: %w", err)
+	}
+	secret := bytes.TrimSpace(b)
+	if len(secret) < 16 {
+		return nil, fmt.Errorf("--webhook-secret-file %s: the secret is %d bytes; use at least 16 (e.g. openssl rand -hex 32)", file, len(secret))
+	}
+	return secret, nil
+}
+
 func parseLabels(s string) (map[string]string, error) {
 	out := map[string]string{}
 	for _, kv := range strings.Split(s, ",") {

@@ -84,6 +84,7 @@ type Reconciler struct {
 	unwritten map[string]api.BuildStatus
 	attempts  map[string]attempt // failed attempts, by build name
 	followed  baseChecks         // when followed builds' bases were last resolved
+	heads     gitHeads           // what followed branches last resolved to
 }
 
 // DefaultMaxBuilds is how many builds a node runs at once by default.
@@ -125,7 +126,7 @@ func newReconciler(store *state.Store, read state.Reader, cfg Config, log *slog.
 	}
 	return &Reconciler{store: store, read: read, cfg: cfg, log: log.With("controller", "build"), now: time.Now, solver: driverSolver{cfg.Driver},
 		registry: newRegistryClient(cfg.Credentials), slots: make(chan struct{}, cfg.MaxBuilds), running: map[string]runningBuild{},
-		unwritten: map[string]api.BuildStatus{}, attempts: map[string]attempt{}}
+		unwritten: map[string]api.BuildStatus{}, attempts: map[string]attempt{}, heads: gitHeads{}}
 }
 
 // nodeMoved is a node change that can move builds: not a heartbeat.
@@ -205,8 +206,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string) (reconcile.Resu
 		return reconcile.Result{}, err
 	}
 	st, err := r.reconcileBuild(ctx, rec)
-	// A build comes back when its bases are due to be checked.
-	return reconcile.Result{RequeueAfter: r.baseInterval(rec.Spec)}, r.summarize(ctx, rec, st, err)
+	// A build comes back when its bases or its branch are due to be checked.
+	return reconcile.Result{RequeueAfter: r.recheckAfter(rec.Spec)}, r.summarize(ctx, rec, st, err)
 }
 
 // reconcileBuild decides what this node does about a build, and returns
@@ -218,7 +219,9 @@ func (r *Reconciler) reconcileBuild(ctx context.Context, rec state.BuildRecord) 
 	}
 	builder, refusal, ok := pickBuilder(rec.Spec.Name, nodes, r.now(), rec.Spec)
 	var plan map[string]string // nil: no split (one that only reports a refusal builds nothing)
-	if refusal == nil {
+	// A followed branch is resolved by the owner alone: parts built
+	// elsewhere could build another commit.
+	if refusal == nil && !rec.Spec.Follows() {
 		plan = platformPlan(rec.Spec.Name, nodes, r.now(), rec.Spec, builder)
 	}
 	if mine := platformsOf(plan, rec.Spec, r.cfg.Node); ok && builder != r.cfg.Node && len(mine) > 0 && r.cfg.Driver != nil {
@@ -226,6 +229,13 @@ func (r *Reconciler) reconcileBuild(ctx context.Context, rec state.BuildRecord) 
 	}
 	if !ok || builder != r.cfg.Node {
 		return nil, r.dropRefusal(ctx, rec)
+	}
+	if r.cfg.Driver != nil && refusal == nil {
+		var resolved bool
+		var st *api.BuildStatus
+		if rec, resolved, st, err = r.followGit(ctx, rec); !resolved {
+			return st, err
+		}
 	}
 	// Only the owner reads its inputs: most nodes own few builds.
 	inputs, waiting, err := r.inputs(ctx, rec.Spec)
@@ -248,8 +258,12 @@ func (r *Reconciler) reconcileBuild(ctx context.Context, rec state.BuildRecord) 
 	}
 	// The cache may not hold this node's own last status yet, and a build
 	// is costly: the decision to start one reads the state API.
-	if rec, err = r.store.GetBuild(ctx, rec.Spec.Name); err != nil || handled(rec, inputs) {
+	fresh, err := r.store.GetBuild(ctx, rec.Spec.Name)
+	if err != nil {
 		return nil, ignoreNotFound(err)
+	}
+	if rec.Status = fresh.Status; handled(rec, inputs) || fresh.Meta.UID != rec.Meta.UID || fresh.Meta.Generation != rec.Meta.Generation {
+		return nil, nil // a new generation has its own event
 	}
 	if plan != nil {
 		return r.assemble(ctx, rec, inputs, plan)
@@ -307,7 +321,8 @@ func sameInputs(a, b map[string]string) bool {
 func handled(rec state.BuildRecord, inputs map[string]string) bool {
 	for _, st := range rec.Status {
 		if st.SpecUID == rec.Meta.UID && st.ObservedGeneration == rec.Meta.Generation && !isUnschedulable(st) && st.Detail.Part == "" &&
-			(st.Phase == api.BuildSucceeded || st.Phase == api.BuildFailed) && sameInputs(st.Detail.Inputs, inputs) {
+			(st.Phase == api.BuildSucceeded || st.Phase == api.BuildFailed) && sameInputs(st.Detail.Inputs, inputs) &&
+			(!rec.Spec.Follows() || st.Detail.Commit == commitOf(rec.Spec)) {
 			return true
 		}
 	}

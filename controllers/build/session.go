@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"slices"
+	"strings"
 
 	"github.com/docker/cli/cli/config/types"
 	"github.com/moby/buildkit/client"
@@ -14,6 +16,7 @@ import (
 	"github.com/moby/buildkit/session/sshforward/sshprovider"
 
 	"github.com/ucplane/uc/api"
+	"github.com/ucplane/uc/api/gitremote"
 )
 
 // cacheOptions points the build at registry cache in the internal
@@ -74,16 +77,21 @@ func registryCache(ref string) client.CacheOptionsEntry {
 // Values are read here, at build time, and never leave the session.
 func sessionAttachables(spec api.BuildSpec) ([]session.Attachable, error) {
 	var out []session.Attachable
-	if len(spec.Secrets) > 0 {
-		sp, err := secretProvider(spec.Secrets)
+	secrets, ssh, err := gitCredential(spec)
+	if err != nil {
+		return nil, err
+	}
+	secrets, ssh = append(secrets, spec.Secrets...), append(ssh, spec.SSH...)
+	if len(secrets) > 0 {
+		sp, err := secretProvider(secrets)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, sp)
 	}
-	if len(spec.SSH) > 0 {
-		confs := make([]sshprovider.AgentConfig, len(spec.SSH))
-		for i, s := range spec.SSH {
+	if len(ssh) > 0 {
+		confs := make([]sshprovider.AgentConfig, len(ssh))
+		for i, s := range ssh {
 			confs[i] = sshprovider.AgentConfig{ID: s.ID, Paths: s.Paths}
 		}
 		sp, err := sshprovider.NewSSHAgentProvider(confs)
@@ -93,6 +101,36 @@ func sessionAttachables(spec api.BuildSpec) ([]session.Attachable, error) {
 		out = append(out, sp)
 	}
 	return out, nil
+}
+
+// gitCredential hands a private git context's credential to BuildKit's
+// git source as it asks for it: a token as the secret GIT_AUTH_TOKEN, a
+// key or agent as the SSH socket "default" (unless the build forwards
+// its own "default").
+func gitCredential(spec api.BuildSpec) ([]api.SecretRef, []api.SSHRef, error) {
+	ref := spec.GitCredential
+	if ref == "" {
+		return nil, nil, nil
+	}
+	url, _, _ := api.SplitGitContext(spec.Context)
+	if strings.HasPrefix(ref, gitremote.CredentialEnv) {
+		if _, err := gitremote.Token(ref); err != nil {
+			return nil, nil, fmt.Errorf("git credential for %s: %w", url, err)
+		}
+		return []api.SecretRef{{ID: "GIT_AUTH_TOKEN", Env: strings.TrimPrefix(ref, gitremote.CredentialEnv)}}, nil, nil
+	}
+	path, err := gitremote.SSHPath(ref)
+	if err != nil {
+		return nil, nil, fmt.Errorf("git credential for %s: %w", url, err)
+	}
+	if slices.ContainsFunc(spec.SSH, func(s api.SSHRef) bool { return s.ID == "default" }) {
+		return nil, nil, nil
+	}
+	ssh := api.SSHRef{ID: "default"}
+	if path != "" {
+		ssh.Paths = []string{path}
+	}
+	return nil, []api.SSHRef{ssh}, nil
 }
 
 func secretProvider(refs []api.SecretRef) (session.Attachable, error) {

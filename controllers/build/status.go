@@ -160,7 +160,7 @@ func (r *Reconciler) startStatus(rec state.BuildRecord, ref string) api.BuildSta
 	st.Conditions = r.ownConditions(rec) // what progress's transitions start from
 	st.Phase = api.BuildBuilding
 	st.Message = fmt.Sprintf("building generation %d on %s", rec.Meta.Generation, r.cfg.Node)
-	st.Detail = api.BuildDetail{Generation: rec.Meta.Generation, Ref: ref, StartedAt: r.now()}
+	st.Detail = api.BuildDetail{Generation: rec.Meta.Generation, Ref: ref, StartedAt: r.now(), Commit: commitOf(rec.Spec)}
 	return st
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ucplane/uc/test/harness"
+	"github.com/ucplane/uc/test/harness/gitserver"
 )
 
 // gitRepo makes a repository with a Dockerfile under app/ and serves it
@@ -45,15 +46,7 @@ func gitRepo(t *testing.T, message string) (url, work string) {
 	return url, work
 }
 
-func git(t *testing.T, dir string, args ...string) {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=uc", "GIT_AUTHOR_EMAIL=uc@test", "GIT_COMMITTER_NAME=uc", "GIT_COMMITTER_EMAIL=uc@test")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
+func git(t *testing.T, dir string, args ...string) { t.Helper(); gitserver.Git(t, dir, args...) }
 
 func commit(t *testing.T, dir, msg string) {
 	t.Helper()
