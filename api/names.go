@@ -48,6 +48,34 @@ func (b BuildSpec) ContextRepository() string {
 	return "uc-contexts/" + DefaultImage(b.Project, b.Service)
 }
 
+// RegistryHost is the registry host a reference names explicitly
+// (ghcr.io/me/app:v1, localhost:5000/app), with docker's rule: a first
+// path component with a dot or a port, or localhost. "" for a name
+// without one (me/app:v1), which uc stores in its internal registry.
+func RegistryHost(ref string) string {
+	first, _, ok := strings.Cut(ref, "/")
+	if ok && (strings.ContainsAny(first, ".:") || first == "localhost") {
+		return first
+	}
+	return ""
+}
+
+// CheckInternalTag refuses an extra tag that names another registry:
+// uc would store it in its internal registry under the name's path, and
+// the image would silently not be where the tag says.
+func CheckInternalTag(tag string) error {
+	host := RegistryHost(tag)
+	if host == "" {
+		return nil
+	}
+	named, err := reference.ParseNormalizedNamed(tag)
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("%s names the registry %s: tags name the image in uc's internal registry (use %s), and x-uc-push: [%s] publishes it to %s",
+		tag, host, strings.TrimPrefix(reference.FamiliarString(named), host+"/"), tag, host)
+}
+
 // CheckReference refuses what the registry or the engine would refuse, in
 // distribution's grammar, with a hint for the usual cause of an empty tag:
 // an unset variable.

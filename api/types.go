@@ -111,6 +111,12 @@ type BuildSpec struct {
 	// context (x-uc-git-credential): env:VAR (a token) or ssh:AGENT-OR-KEY,
 	// read on the builder node; never its value.
 	GitCredential string `json:"git_credential,omitempty" yaml:"git_credential,omitempty"`
+	// Push are external references the image is copied to, by digest,
+	// after each successful build (x-uc-push).
+	Push []string `json:"push,omitempty" yaml:"push,omitempty"`
+	// PushCredential is a reference to the external registries'
+	// credential (x-uc-push-credential): env:VAR or docker-config:PATH.
+	PushCredential string `json:"push_credential,omitempty" yaml:"push_credential,omitempty"`
 }
 
 // BuilderSelector picks builder nodes by name or by labels; empty means
@@ -493,6 +499,23 @@ type BuildDetail struct {
 	// Commit is the git commit a followed branch resolved to, which this
 	// row built (x-uc-follow).
 	Commit string `json:"commit,omitempty" yaml:"commit,omitempty"`
+	// Pushed is each x-uc-push target's state, by reference.
+	Pushed map[string]PushState `json:"pushed,omitempty" yaml:"pushed,omitempty"`
+}
+
+// Push states of an x-uc-push target.
+const (
+	PushPushed   = "pushed"
+	PushRetrying = "retrying" // may pass: retried with backoff
+	PushFailed   = "failed"   // the registry refused the credential
+)
+
+// PushState is one x-uc-push target's last copy.
+type PushState struct {
+	State  string    `json:"state" yaml:"state"`
+	Digest string    `json:"digest,omitempty" yaml:"digest,omitempty"`
+	Error  string    `json:"error,omitempty" yaml:"error,omitempty"`
+	At     time.Time `json:"at,omitzero" yaml:"at,omitempty"`
 }
 
 // Presence states of an image on a node.

@@ -331,6 +331,10 @@ const (
 	followKey = "x-uc-follow"
 	// gitCredentialKey names the credential of a private git context.
 	gitCredentialKey = "x-uc-git-credential"
+	// pushKey publishes the image to external registries.
+	pushKey = "x-uc-push"
+	// pushCredentialKey names the external registries' credential.
+	pushCredentialKey = "x-uc-push-credential"
 )
 
 func buildExtensions(b *api.BuildSpec, ext map[string]any, file, field string) error {
@@ -365,7 +369,40 @@ func buildExtensions(b *api.BuildSpec, ext map[string]any, file, field string) e
 		}
 		b.CacheScope = v
 	}
+	if err := pushExtensions(b, ext, file, field); err != nil {
+		return err
+	}
 	return gitExtensions(b, ext, file, field)
+}
+
+// pushExtensions reads x-uc-push and its credential.
+func pushExtensions(b *api.BuildSpec, ext map[string]any, file, field string) error {
+	if raw, ok := ext[pushKey]; ok {
+		refs, err := nameList(raw)
+		if err != nil || len(refs) == 0 {
+			return fmt.Errorf("%s: %s.%s: want a list of image references such as [ghcr.io/me/app:v1] (got %v)", file, field, pushKey, raw)
+		}
+		for i, ref := range refs {
+			if err := api.CheckReference(ref); err != nil {
+				return fmt.Errorf("%s: %s.%s[%d]: %v", file, field, pushKey, i, err)
+			}
+			if strings.Contains(ref, "@") {
+				return fmt.Errorf("%s: %s.%s[%d]: %s pins a digest; name a tag to push to", file, field, pushKey, i, ref)
+			}
+		}
+		b.Push = refs
+	}
+	if raw, ok := ext[pushCredentialKey]; ok {
+		v, _ := raw.(string)
+		if err := api.CheckCredentialRef(v); err != nil {
+			return fmt.Errorf("%s: %s.%s: %v", file, field, pushCredentialKey, err)
+		}
+		if len(b.Push) == 0 {
+			return fmt.Errorf("%s: %s.%s: set without %s, it is used by nothing", file, field, pushCredentialKey, pushKey)
+		}
+		b.PushCredential = v
+	}
+	return nil
 }
 
 // gitExtensions reads x-uc-follow and x-uc-git-credential, which only a

@@ -991,16 +991,65 @@ func TestFollowKeys(t *testing.T) {
 		{repo + "#main", "x-uc-git-credential: ghp_pasted_token", `services.app.x-uc-git-credential: "ghp_pasted_token" is not a git credential reference`},
 		{".", "x-uc-git-credential: env:T", "services.app.x-uc-git-credential: the build's context"},
 	} {
-		dir := writeFiles(t, map[string]string{
-			"compose.yaml": "name: f\nservices:\n  app:\n    build: " + tt.build + "\n    " + tt.ext + "\n",
-			"Dockerfile":   "FROM busybox\n",
-		})
-		p, err := load(t, dir, LoadOptions{})
-		switch {
-		case tt.want == "" && (err != nil || p.Builds[0].Follow == "" || p.Builds[0].GitCredential == ""):
-			t.Errorf("%s: %v, %+v", tt.ext, err, p)
-		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
-			t.Errorf("%s: error %v, want %q", tt.ext, err, tt.want)
+		b := loadService(t, "    build: "+tt.build+"\n    "+tt.ext+"\n", tt.want)
+		if tt.want == "" && b != nil && (b.Follow == "" || b.GitCredential == "") {
+			t.Errorf("%s: %+v", tt.ext, b)
 		}
 	}
+}
+
+// TestTagsNamingAnotherRegistry: a tag with a registry host is refused,
+// not rewritten into the internal registry, with a pointer to x-uc-push.
+func TestTagsNamingAnotherRegistry(t *testing.T) {
+	t.Parallel()
+	for tag, want := range map[string]string{
+		"me/app:v1":             "",
+		"app:latest":            "",
+		"ghcr.io/me/app:v1":     "services.app.build.tags[0]: ghcr.io/me/app:v1 names the registry ghcr.io: tags name the image in uc's internal registry (use me/app:v1), and x-uc-push: [ghcr.io/me/app:v1] publishes it to ghcr.io",
+		"localhost:5000/app:v1": "names the registry localhost:5000",
+		"docker.io/me/app:v1":   "names the registry docker.io",
+	} {
+		loadService(t, "    build:\n      context: .\n      tags: [\""+tag+"\"]\n", want)
+	}
+}
+
+func TestPushKeys(t *testing.T) {
+	t.Parallel()
+	for ext, want := range map[string]string{
+		"x-uc-push: [ghcr.io/me/app:v1, registry.example:5000/app:latest]\n    x-uc-push-credential: env:PUSH": "",
+		"x-uc-push: ghcr.io/me/app:v1":                                      "services.app.x-uc-push: want a list of image references",
+		"x-uc-push: [\"ghcr.io/me/App:v1\"]":                                "services.app.x-uc-push[0]:",
+		"x-uc-push: [\"ghcr.io/me/app@sha256:" + sha64 + "\"]":              "pins a digest; name a tag to push to",
+		"x-uc-push: [ghcr.io/me/app:v1]\n    x-uc-push-credential: hunter2": `services.app.x-uc-push-credential: "hunter2" is not a credential reference`,
+		"x-uc-push-credential: env:PUSH":                                    "set without x-uc-push, it is used by nothing",
+	} {
+		b := loadService(t, "    build: .\n    "+ext+"\n", want)
+		if want == "" && b != nil && (len(b.Push) != 2 || b.PushCredential != "env:PUSH") {
+			t.Errorf("%s: %+v", ext, b)
+		}
+	}
+}
+
+const sha64 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+// loadService loads a file whose one service app builds "." with the
+// given service lines, and checks the error against want ("" for none).
+// It returns the build, or nil when the load failed.
+func loadService(t *testing.T, service, want string) *api.BuildSpec {
+	t.Helper()
+	dir := writeFiles(t, map[string]string{
+		"compose.yaml": "name: f\nservices:\n  app:\n" + service,
+		"Dockerfile":   "FROM busybox\n",
+	})
+	p, err := load(t, dir, LoadOptions{})
+	switch {
+	case want == "" && err != nil:
+		t.Errorf("%q: %v", service, err)
+	case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+		t.Errorf("%q: error %v, want %q", service, err, want)
+	}
+	if err != nil || len(p.Builds) == 0 {
+		return nil
+	}
+	return &p.Builds[0]
 }

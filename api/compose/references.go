@@ -102,6 +102,9 @@ func checkTags(tags []string, file, field string) error {
 		if err := api.CheckReference(t); err != nil {
 			return fmt.Errorf("%s: %s[%d]: %v", file, field, i, err)
 		}
+		if err := api.CheckInternalTag(t); err != nil {
+			return fmt.Errorf("%s: %s[%d]: %v", file, field, i, err)
+		}
 	}
 	return nil
 }

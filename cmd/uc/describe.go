@@ -148,6 +148,14 @@ func (v view) buildDetail(w io.Writer, d api.BuildDetail) {
 			"(x-uc-rebuild-on-base rebuilds on a move)", name, shortDigest(d.MovedBases[name])))
 	}
 	field(w, "Inputs", kvString(d.Inputs))
+	for _, target := range slices.Sorted(maps.Keys(d.Pushed)) {
+		p := d.Pushed[target]
+		line := fmt.Sprintf("%s %s %s (%s ago)", target, p.State, shortDigest(p.Digest), v.ago(p.At))
+		if p.Error != "" {
+			line += ": " + p.Error
+		}
+		field(w, "Pushed", line)
+	}
 	if len(d.LogTail) > 0 {
 		fmt.Fprintln(w, "Log (last lines):")
 		for _, l := range d.LogTail {
@@ -300,4 +308,6 @@ func (v view) buildOptions(w io.Writer, s api.BuildSpec) {
 		opt("Follows", fmt.Sprintf("branch %s, resolved every %s (uc refresh builds %s: now)", cmp.Or(ref, "HEAD"), s.Follow, s.Name))
 	}
 	opt("Git credential", s.GitCredential)
+	opt("Push to", strings.Join(s.Push, " "))
+	opt("Push credential", s.PushCredential)
 }

@@ -248,6 +248,9 @@ func (r *Reconciler) reconcileBuild(ctx context.Context, rec state.BuildRecord) 
 		if st, moved, err := r.followBases(ctx, rec, inputs); moved {
 			return st, err
 		}
+		if st, err := r.publishPending(ctx, rec); st != nil {
+			return st, err
+		}
 		return r.restoreIfLost(ctx, rec, inputs)
 	case done || r.cfg.Driver == nil && refusal == nil: // a node without a driver only reports refusals
 		return nil, nil

@@ -23,6 +23,9 @@ import (
 func BuildKey(spec api.BuildSpec, inputs, bases map[string]string) string {
 	spec.Name, spec.Project, spec.Service, spec.Image = "", "", "", ""
 	spec.Tags, spec.CacheFrom, spec.CacheTo = nil, nil, nil
+	// Where the branch is followed from and where the image is published
+	// do not change what is built: the pinned context carries the commit.
+	spec.Follow, spec.GitCredential, spec.Push, spec.PushCredential = "", "", nil, ""
 	digests := map[string]string{}
 	for dep, ref := range inputs {
 		_, digests[dep], _ = strings.Cut(ref, "@")

@@ -3,12 +3,9 @@ package prepull
 import (
 	"context"
 	"fmt"
-	"os"
-	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/distribution/reference"
-	dockerconfig "github.com/docker/cli/cli/config"
 
 	"github.com/ucplane/uc/api"
 	"github.com/ucplane/uc/reconcile"
@@ -31,7 +28,7 @@ func (r *Reconciler) engineAuth(ctx context.Context, spec api.ImageSpec, ref str
 	if err != nil {
 		return "", err
 	}
-	cred, err := resolveCredential(spec.PullCredential, host)
+	cred, err := regclient.ResolveCredential(spec.PullCredential, host)
 	if err != nil {
 		return "", reconcile.Stall("CredentialUnavailable", fmt.Errorf("credential %s on %s: %w", spec.PullCredential, r.cfg.Node, err))
 	}
@@ -44,52 +41,6 @@ func registryHost(ref string) (string, error) {
 		return "", fmt.Errorf("image %q: %w", ref, err)
 	}
 	return reference.Domain(named), nil
-}
-
-// resolveCredential reads env:VAR (user:password) or docker-config:PATH.
-func resolveCredential(ref, host string) (api.Credential, error) {
-	if name, ok := strings.CutPrefix(ref, api.CredentialEnv); ok {
-		v, set := os.LookupEnv(name)
-		if !set {
-			return api.Credential{}, fmt.Errorf("%s is not set in ucd's environment", name)
-		}
-		user, pass, ok := strings.Cut(v, ":")
-		if !ok || user == "" {
-			return api.Credential{}, fmt.Errorf("%s does not hold user:password", name)
-		}
-		return api.Credential{Username: user, Password: pass}, nil
-	}
-	path, ok := strings.CutPrefix(ref, api.CredentialDockerConfig)
-	if !ok {
-		return api.Credential{}, api.CheckCredentialRef(ref)
-	}
-	return fromDockerConfig(path, host)
-}
-
-// fromDockerConfig looks host up in a Docker config file, as the docker
-// CLI does (auths, or a credential helper it names).
-func fromDockerConfig(path, host string) (api.Credential, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return api.Credential{}, err
-	}
-	defer f.Close()
-	cf, err := dockerconfig.LoadFromReader(f)
-	if err != nil {
-		return api.Credential{}, fmt.Errorf("%s: %w", path, err)
-	}
-	key := host
-	if host == "docker.io" {
-		key = "https://index.docker.io/v1/" // where the docker CLI keeps Hub's
-	}
-	ac, err := cf.GetAuthConfig(key)
-	if err != nil {
-		return api.Credential{}, fmt.Errorf("%s: %w", path, err)
-	}
-	if ac.Username == "" && ac.Password == "" {
-		return api.Credential{}, fmt.Errorf("%s has no credential for %s", path, host)
-	}
-	return api.Credential{Username: ac.Username, Password: ac.Password}, nil
 }
 
 // explainAuth names the registry and the credential reference when a
