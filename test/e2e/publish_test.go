@@ -38,13 +38,28 @@ func TestPublishToExternal(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	ref, err := name.ParseReference(target, name.Insecure)
-	if err != nil {
-		t.Fatal(err)
+	if got := remoteDigestAuth(t, target); got != built {
+		t.Errorf("the external registry has %s, want the built %s", got, built)
 	}
-	desc, err := remote.Head(ref, remote.WithAuth(&authn.Basic{Username: "pub", Password: "pub-s3cret"}))
-	if err != nil || desc.Digest.String() != built {
-		t.Errorf("the external registry has %v (%v), want the built %s", desc, err, built)
+
+	// uc images publish copies the project's images with their tags in one
+	// shot; uc images import brings one back under another name, and a
+	// service pulls it from the internal registry.
+	if out := c.ok(t, "images", "publish", "--to", ext+"/mirror", "--project", "pub", "--credential", "env:UC_E2E_PUSH"); !strings.Contains(out, "1 of 1 images copied") {
+		t.Errorf("uc images publish: %s", out)
+	}
+	if got := remoteDigestAuth(t, ext+"/mirror/pub/web:latest"); got != built {
+		t.Errorf("published %s, want %s", got, built)
+	}
+	if out := c.ok(t, "images", "import", "--from", target, "--credential", "env:UC_E2E_PUSH"); !strings.Contains(out, env["UC_REGISTRY"]+"/me/web:v1 ("+built+")") {
+		t.Errorf("uc images import: %s", out)
+	}
+	imported := filepath.Join(dir, "imported.yaml")
+	writeFile(t, imported, "name: imported\nservices:\n  app:\n    image: "+c.stable+"/me/web:v1\n    x-machines: [node2]\n")
+	c.ok(t, "apply", "-f", imported)
+	c.ok(t, "wait", "images", "imported/app", "--timeout", "2m")
+	if got := presentDigests(t, c, "imported/app")["node2"]; got != built {
+		t.Errorf("the imported image is present as %s, want %s", got, built)
 	}
 
 	bad := filepath.Join(dir, "bad.yaml")
@@ -52,4 +67,18 @@ func TestPublishToExternal(t *testing.T) {
 	if r := c.uc("apply", "-f", bad); r.code == 0 || !strings.Contains(r.stderr, "x-uc-push: ["+target+"] publishes it to "+ext) {
 		t.Errorf("a tag naming another registry: %v", r)
 	}
+}
+
+// remoteDigestAuth is what ref resolves to on the test's external registry.
+func remoteDigestAuth(t *testing.T, ref string) string {
+	t.Helper()
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := remote.Head(r, remote.WithAuth(&authn.Basic{Username: "pub", Password: "pub-s3cret"}))
+	if err != nil {
+		t.Fatalf("HEAD %s: %v", ref, err)
+	}
+	return desc.Digest.String()
 }
