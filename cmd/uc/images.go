@@ -26,7 +26,7 @@ func newImagesCmd(g *globals) *cobra.Command {
 		Aliases: []string{"image"},
 		Short:   "Copy images between the internal registry and other registries, and pin them for deploys",
 	}
-	cmd.AddCommand(newImagesPublishCmd(g), newImagesImportCmd(g))
+	cmd.AddCommand(newImagesPublishCmd(g), newImagesImportCmd(g), newImagesPinCmd(g))
 	return cmd
 }
 
