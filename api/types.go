@@ -117,6 +117,22 @@ type BuildSpec struct {
 	// PushCredential is a reference to the external registries'
 	// credential (x-uc-push-credential): env:VAR or docker-config:PATH.
 	PushCredential string `json:"push_credential,omitempty" yaml:"push_credential,omitempty"`
+	// BuildType is how the Dockerfile came to be (x-uc-build-type): ""
+	// or "dockerfile" (the context's), or "static" (generated from Static
+	// into DockerfileInline, shown in full by describe and --dry-run).
+	BuildType string       `json:"build_type,omitempty" yaml:"build_type,omitempty"`
+	Static    *StaticBuild `json:"static,omitempty" yaml:"static,omitempty"`
+}
+
+// StaticBuild is a static site's build (x-uc-build-type: static): a
+// builder image runs Command over the context, and a server image serves
+// the Output directory it made from Root.
+type StaticBuild struct {
+	Builder string `json:"builder" yaml:"builder"`
+	Command string `json:"command" yaml:"command"`
+	Output  string `json:"output" yaml:"output"`
+	Server  string `json:"server" yaml:"server"`
+	Root    string `json:"root" yaml:"root"`
 }
 
 // BuilderSelector picks builder nodes by name or by labels; empty means

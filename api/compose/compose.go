@@ -298,6 +298,9 @@ func convertService(project string, s types.ServiceConfig, secrets types.Secrets
 	if err := buildExtensions(&b, s.Extensions, file, field); err != nil {
 		return nil, img, err
 	}
+	if err := buildType(&b, s, file, field); err != nil {
+		return nil, img, err
+	}
 	if api.IsGitContext(b.Context) {
 		// BuildKit fetches git contexts itself; uc apply pins the ref to
 		// a commit (ContextDigest "git:<sha>") before writing the spec.

@@ -275,7 +275,15 @@ func (v view) buildOptions(w io.Writer, s api.BuildSpec) {
 			field(w, name, value)
 		}
 	}
-	if s.DockerfileInline != "" {
+	switch {
+	case s.Static != nil:
+		st := s.Static
+		opt("Build type", fmt.Sprintf("static: %s runs %q, %s serves %s/ from %s", st.Builder, st.Command, st.Server, st.Output, st.Root))
+		field(w, "Dockerfile", "generated:")
+		for _, line := range strings.Split(strings.TrimRight(s.DockerfileInline, "\n"), "\n") {
+			fmt.Fprintf(w, "    %s\n", line)
+		}
+	case s.DockerfileInline != "":
 		opt("Dockerfile inline", fmt.Sprintf("%d lines", strings.Count(strings.TrimRight(s.DockerfileInline, "\n"), "\n")+1))
 	}
 	opt("Tags", strings.Join(s.Tags, " "))
