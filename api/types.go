@@ -121,8 +121,19 @@ type BuildSpec struct {
 	// or "dockerfile" (the context's), or "static" (generated from Static
 	// into DockerfileInline, shown in full by describe and --dry-run).
 	BuildType string       `json:"build_type,omitempty" yaml:"build_type,omitempty"`
+	// BuildOn is where the image is built (x-uc-build, uc apply --build):
+	// "" (the cluster's builders) or BuildOnLocal (uc build, off the
+	// cluster; the cluster only waits for its result and pre-pulls it).
+	BuildOn string `json:"build_on,omitempty" yaml:"build_on,omitempty"`
 	Static    *StaticBuild `json:"static,omitempty" yaml:"static,omitempty"`
 }
+
+// BuildOnLocal marks a build made off the cluster by uc build.
+const BuildOnLocal = "local"
+
+// LocalBuilderPrefix starts the node name that uc build records its
+// builds' status rows under ("local:laptop"): rows no cluster node owns.
+const LocalBuilderPrefix = "local:"
 
 // StaticBuild is a static site's build (x-uc-build-type: static): a
 // builder image runs Command over the context, and a server image serves

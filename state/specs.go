@@ -230,7 +230,7 @@ func planApply(desired []desiredSpec, existing map[string]storedSpec, project, o
 		ch := Change{kind, name, Deleted}
 		plan.result.Changes = append(plan.result.Changes, ch)
 		plan.touched[ch] = existing[key].origin
-		plan.stmts = append(plan.stmts, corrosion.Stmt("DELETE FROM "+specTables[kind]+" WHERE name = ?", name))
+		plan.stmts = append(plan.stmts, deleteSpec(kind, name)...)
 	}
 	slices.SortStableFunc(plan.result.Changes, func(a, b Change) int {
 		return cmp.Or(strings.Compare(a.Kind, b.Kind), strings.Compare(a.Name, b.Name))
@@ -273,13 +273,23 @@ func (s *Store) DeleteProject(ctx context.Context, project string) (ApplyResult,
 	return plan.result, nil
 }
 
+// deleteSpec deletes a spec, and the status rows of a build that uc
+// build wrote off the cluster: no node owns them to clean them up.
+func deleteSpec(kind, name string) []corrosion.Statement {
+	stmts := []corrosion.Statement{corrosion.Stmt("DELETE FROM "+specTables[kind]+" WHERE name = ?", name)}
+	if kind == KindBuild {
+		stmts = append(stmts, corrosion.Stmt("DELETE FROM build_status WHERE name = ? AND node LIKE ?", name, api.LocalBuilderPrefix+"%"))
+	}
+	return stmts
+}
+
 // DeleteSpec deletes one build or image spec; ErrNotFound if absent.
 func (s *Store) DeleteSpec(ctx context.Context, kind, name string) error {
-	table, ok := specTables[kind]
+	_, ok := specTables[kind]
 	if !ok {
 		return fmt.Errorf("unknown kind %q (want build or image)", kind)
 	}
-	res, err := s.c.Exec(ctx, corrosion.Stmt("DELETE FROM "+table+" WHERE name = ?", name))
+	res, err := s.c.Exec(ctx, deleteSpec(kind, name)...)
 	if err != nil {
 		return fmt.Errorf("delete %s %s: %w", kind, name, err)
 	}

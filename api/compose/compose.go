@@ -334,6 +334,8 @@ const (
 	followKey = "x-uc-follow"
 	// gitCredentialKey names the credential of a private git context.
 	gitCredentialKey = "x-uc-git-credential"
+	// buildOnKey says where the image is built: local (uc build) or cluster.
+	buildOnKey = "x-uc-build"
 	// pushKey publishes the image to external registries.
 	pushKey = "x-uc-push"
 	// pushCredentialKey names the external registries' credential.
@@ -371,6 +373,15 @@ func buildExtensions(b *api.BuildSpec, ext map[string]any, file, field string) e
 			return fmt.Errorf("%s: %s.%s: want a scope name such as repo/branch (got %v)", file, field, cacheScopeKey, raw)
 		}
 		b.CacheScope = v
+	}
+	if raw, ok := ext[buildOnKey]; ok {
+		switch raw {
+		case api.BuildOnLocal:
+			b.BuildOn = api.BuildOnLocal
+		case "cluster":
+		default:
+			return fmt.Errorf("%s: %s.%s: want local (uc build, off the cluster) or cluster (got %v)", file, field, buildOnKey, raw)
+		}
 	}
 	if err := pushExtensions(b, ext, file, field); err != nil {
 		return err

@@ -9,7 +9,7 @@ import (
 )
 
 // serviceKeys are the extension keys uc reads on a service.
-var serviceKeys = []string{machinesKey, pullCredentialKey, refreshKey, builderKey, keepBuildsKey, rebuildOnBaseKey, cacheScopeKey, followKey, gitCredentialKey, pushKey, pushCredentialKey, buildTypeKey, staticKey}
+var serviceKeys = []string{machinesKey, pullCredentialKey, refreshKey, builderKey, keepBuildsKey, rebuildOnBaseKey, cacheScopeKey, followKey, gitCredentialKey, pushKey, pushCredentialKey, buildTypeKey, staticKey, buildOnKey}
 
 // ucPrefix marks extension keys that belong to uc: an unknown one is a
 // typo that would otherwise be ignored in silence.

@@ -24,6 +24,7 @@ type composeFlags struct {
 	profiles       []string
 	maxContextSize string
 	contexts       string
+	buildOn        string
 }
 
 func (f *composeFlags) register(cmd *cobra.Command) {
@@ -47,7 +48,7 @@ func (f *composeFlags) applyOptions() (apply.Options, error) {
 		return apply.Options{}, fmt.Errorf("--max-context-size %q: want a size like 512MiB", f.maxContextSize)
 	}
 	opts := f.options()
-	opts.Compose.MaxContextSize = limit
+	opts.Compose.MaxContextSize, opts.BuildOn = limit, f.buildOn
 	return opts, nil
 }
 
@@ -88,6 +89,7 @@ directory's name.`,
 	}
 	cf.register(cmd)
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "run every check a real apply runs, print the specs and what would change as YAML, and write nothing")
+	cmd.Flags().StringVar(&cf.buildOn, "build", "", "where every build is built, over the file's x-uc-build: local (uc build, off the cluster) or cluster")
 	cmd.Flags().BoolVar(&force, "force", false, "take over a project of the same name applied from somewhere else (its specs this file lacks are deleted)")
 	cmd.Flags().BoolVar(&wait.enabled, "wait", false, "wait for the project's builds, one progress line each; non-zero if one fails")
 	cmd.Flags().DurationVar(&wait.timeout, "timeout", 30*time.Minute, "with --wait: give up after this long")

@@ -26,7 +26,7 @@ func newImagesCmd(g *globals) *cobra.Command {
 		Aliases: []string{"image"},
 		Short:   "Copy images between the internal registry and other registries, and pin them for deploys",
 	}
-	cmd.AddCommand(newImagesPublishCmd(g), newImagesImportCmd(g), newImagesPinCmd(g))
+	cmd.AddCommand(newImagesPublishCmd(g), newImagesImportCmd(g), newImagesPinCmd(g), newImagesPushCmd(g))
 	return cmd
 }
 
@@ -248,4 +248,28 @@ func importJob(ref, addr string, dst publish.Endpoint, counter *publish.Counter,
 	}
 	dst.Ref = addr + "/" + path
 	return copyJob{src: publish.Endpoint{Ref: named.String(), Credential: cred, Transport: counter}, dst: dst}, nil
+}
+
+func newImagesPushCmd(g *globals) *cobra.Command {
+	var as string
+	cmd := &cobra.Command{
+		Use:   "push IMAGE[:TAG] [--as NAME[:TAG]]",
+		Short: "Send an image from the local Docker Engine into the internal registry; only the layers it lacks travel",
+		Long: `Reads the image from the local engine (DOCKER_HOST, DOCKER_CONTEXT, as docker
+finds it) and writes it into the internal registry under its path and tag, or
+--as: the registry is asked for each layer first, and only the ones it lacks
+are sent. A service then names it through the stable address, e.g.
+image: 127.0.0.1:5454/me/app:v1. It runs ucd image push, which holds the
+Docker client.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			push := []string{"image", "push", args[0]}
+			if as != "" {
+				push = append(push, "--as", as)
+			}
+			return runUCD(cmd.Context(), g, push...)
+		},
+	}
+	cmd.Flags().StringVar(&as, "as", "", "the name to store it under (default: the image's path and tag)")
+	return cmd
 }

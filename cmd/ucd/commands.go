@@ -33,7 +33,7 @@ func newRootCmd(log *slog.Logger) *cobra.Command {
 		SilenceErrors: true,
 		Version:       version,
 	}
-	root.AddCommand(newRunCmd(log), newStateCmd(log), newRegistryCmd(log), newSchemaCmd())
+	root.AddCommand(newRunCmd(log), newStateCmd(log), newRegistryCmd(log), newSchemaCmd(), newBuildCmd(), newImageCmd())
 	return root
 }
 

@@ -217,6 +217,9 @@ func (r *Reconciler) reconcileBuild(ctx context.Context, rec state.BuildRecord) 
 	if err != nil {
 		return nil, err
 	}
+	if rec.Spec.BuildOn == api.BuildOnLocal {
+		return r.reconcileLocal(ctx, rec, nodes)
+	}
 	builder, refusal, ok := pickBuilder(rec.Spec.Name, nodes, r.now(), rec.Spec)
 	var plan map[string]string // nil: no split (one that only reports a refusal builds nothing)
 	// A followed branch is resolved by the owner alone: parts built

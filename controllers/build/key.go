@@ -26,6 +26,9 @@ func BuildKey(spec api.BuildSpec, inputs, bases map[string]string) string {
 	// Where the branch is followed from and where the image is published
 	// do not change what is built: the pinned context carries the commit.
 	spec.Follow, spec.GitCredential, spec.Push, spec.PushCredential = "", "", nil, ""
+	// A build made off the cluster is the same image, and where a context
+	// was shipped is no part of it: ContextDigest is its content.
+	spec.BuildOn, spec.ContextRef = "", ""
 	digests := map[string]string{}
 	for dep, ref := range inputs {
 		_, digests[dep], _ = strings.Cut(ref, "@")

@@ -47,6 +47,9 @@ type Options struct {
 	// Progress receives a line per context shipped, or why contexts were
 	// not shipped; nil discards them.
 	Progress io.Writer
+	// BuildOn, when set, says where every build of the project is built,
+	// over the files' x-uc-build: api.BuildOnLocal or "cluster".
+	BuildOn string
 }
 
 // fileName names the Compose or Bake file in error messages.
@@ -74,8 +77,26 @@ func Load(ctx context.Context, opts Options) (*api.Project, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := setBuildOn(p, opts.BuildOn); err != nil {
+		return nil, err
+	}
 	p.Origin = projectOrigin(ctx, p.Files)
 	return p, pinGitContexts(ctx, opts.fileName(), p)
+}
+
+// setBuildOn overrides where the project's builds are built.
+func setBuildOn(p *api.Project, on string) error {
+	switch on {
+	case "":
+		return nil
+	case api.BuildOnLocal, "cluster":
+	default:
+		return fmt.Errorf("--build %q: want local (uc build, off the cluster) or cluster", on)
+	}
+	for i := range p.Builds {
+		p.Builds[i].BuildOn = strings.TrimPrefix(on, "cluster")
+	}
+	return nil
 }
 
 // LoadName reads only the project's name and sets its origin, for Delete:

@@ -22,7 +22,7 @@ import (
 // the registry lacks travel. With no registry yet, builders read the
 // context directories directly, and progress says so.
 func shipContexts(ctx context.Context, store *state.Store, p *api.Project, limit int64, progress io.Writer) error {
-	if !slices.ContainsFunc(p.Builds, func(b api.BuildSpec) bool { return !api.IsGitContext(b.Context) }) {
+	if !slices.ContainsFunc(p.Builds, shipped) {
 		return nil
 	}
 	registry, err := store.RegistryAddress(ctx, time.Now(), api.LiveTimeout)
@@ -36,14 +36,21 @@ func shipContexts(ctx context.Context, store *state.Store, p *api.Project, limit
 	c := contextstore.New(registry)
 	c.HTTP.Transport = regclient.BasicAuth(c.HTTP.Transport, store.CredentialSource(time.Minute))
 	for i := range p.Builds {
-		if api.IsGitContext(p.Builds[i].Context) {
-			continue // BuildKit fetches it from the remote itself
+		if !shipped(p.Builds[i]) {
+			continue
 		}
 		if err := shipOne(ctx, c, &p.Builds[i], limit, progress); err != nil {
 			return fmt.Errorf("ship the context of %s: %w", p.Builds[i].Name, err)
 		}
 	}
 	return nil
+}
+
+// shipped reports whether a build's context travels to the registry:
+// not a git context (BuildKit fetches it from the remote itself), nor one
+// built off the cluster (uc build reads it where it is).
+func shipped(b api.BuildSpec) bool {
+	return !api.IsGitContext(b.Context) && b.BuildOn != api.BuildOnLocal
 }
 
 func shipOne(ctx context.Context, c *contextstore.Client, b *api.BuildSpec, limit int64, progress io.Writer) error {
