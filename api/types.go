@@ -120,12 +120,12 @@ type BuildSpec struct {
 	// BuildType is how the Dockerfile came to be (x-uc-build-type): ""
 	// or "dockerfile" (the context's), or "static" (generated from Static
 	// into DockerfileInline, shown in full by describe and --dry-run).
-	BuildType string       `json:"build_type,omitempty" yaml:"build_type,omitempty"`
+	BuildType string `json:"build_type,omitempty" yaml:"build_type,omitempty"`
 	// BuildOn is where the image is built (x-uc-build, uc apply --build):
 	// "" (the cluster's builders) or BuildOnLocal (uc build, off the
 	// cluster; the cluster only waits for its result and pre-pulls it).
-	BuildOn string `json:"build_on,omitempty" yaml:"build_on,omitempty"`
-	Static    *StaticBuild `json:"static,omitempty" yaml:"static,omitempty"`
+	BuildOn string       `json:"build_on,omitempty" yaml:"build_on,omitempty"`
+	Static  *StaticBuild `json:"static,omitempty" yaml:"static,omitempty"`
 }
 
 // BuildOnLocal marks a build made off the cluster by uc build.
@@ -720,4 +720,59 @@ func SplitImageRef(ref string) (registry, repo, tag string) {
 		return registry, rest[:i], rest[i+1:]
 	}
 	return registry, rest, ""
+}
+
+// SyncSpec has its owner node follow a git repository and apply a file
+// from it on every new commit (uc sync add), as Flux's GitRepository and
+// Kustomization pair does: the GitOps loop with no CI runner.
+type SyncSpec struct {
+	Name string `json:"name" yaml:"name"`
+	Repo string `json:"repo" yaml:"repo"`
+	// Ref is the branch or tag followed; "" is the remote's HEAD.
+	Ref string `json:"ref,omitempty" yaml:"ref,omitempty"`
+	// Path is the Compose file, Bake file or monorepo contexts directory
+	// inside the repository.
+	Path string `json:"path" yaml:"path"`
+	// Interval is how often the ref is resolved (a duration, at least
+	// MinRefreshEvery); push webhooks resolve it at once.
+	Interval string `json:"interval" yaml:"interval"`
+	// Credential is a git credential reference (env:VAR, ssh:…), read on
+	// the owner.
+	Credential string `json:"credential,omitempty" yaml:"credential,omitempty"`
+}
+
+// IntervalDuration is Interval parsed; zero when invalid (uc sync add
+// refuses that).
+func (s SyncSpec) IntervalDuration() time.Duration {
+	d, err := time.ParseDuration(s.Interval)
+	if err != nil || d < MinRefreshEvery {
+		return 0
+	}
+	return d
+}
+
+// Sync phases.
+const (
+	SyncApplied = "applied"
+	SyncFailed  = "failed" // the file at this commit is invalid: nothing changed
+	SyncPending = "pending"
+)
+
+// SyncStatus is one node's record of a sync: key (name, node).
+type SyncStatus struct {
+	Name               string `json:"name" yaml:"name"`
+	Node               string `json:"node" yaml:"node"`
+	SpecUID            string `json:"spec_uid" yaml:"spec_uid"`
+	ObservedGeneration int64  `json:"observed_generation" yaml:"observed_generation"`
+	Phase              string `json:"phase" yaml:"phase"`
+	// Commit is the commit this row is about: applied, or refused.
+	Commit  string `json:"commit,omitempty" yaml:"commit,omitempty"`
+	Message string `json:"message,omitempty" yaml:"message,omitempty"`
+	// Applied is the last commit applied successfully, kept when a later
+	// one fails.
+	Applied   string    `json:"applied,omitempty" yaml:"applied,omitempty"`
+	Project   string    `json:"project,omitempty" yaml:"project,omitempty"`
+	Changes   []string  `json:"changes,omitempty" yaml:"changes,omitempty"`
+	AppliedAt time.Time `json:"applied_at,omitzero" yaml:"applied_at,omitempty"`
+	UpdatedAt time.Time `json:"updated_at" yaml:"updated_at"`
 }

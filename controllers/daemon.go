@@ -27,6 +27,7 @@ import (
 
 	apitypes "github.com/ucplane/uc/api"
 	"github.com/ucplane/uc/controllers/build"
+	"github.com/ucplane/uc/controllers/gitsync"
 	"github.com/ucplane/uc/controllers/managedregistry"
 	"github.com/ucplane/uc/controllers/node"
 	"github.com/ucplane/uc/controllers/prepull"
@@ -283,6 +284,7 @@ func assemble(cache *state.Cache, cfg Config, log *slog.Logger) ([]runnable, fun
 		}
 		runs = append(runs, hooks)
 	}
+	runs = append(runs, gitsync.New(cache, gitsync.Config{Node: cfg.Node, Dir: filepath.Join(cfg.DataDir, "syncs")}, log).Run)
 	nodeCfg := node.Config{Name: cfg.Node, Labels: cfg.Labels, Version: cfg.Version, Heartbeat: cfg.Heartbeat, Capacity: capacity}
 	runs = append(runs, node.New(cache, nodeCfg, log).Run)
 	if cfg.RegistryListen != "" {

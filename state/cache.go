@@ -28,6 +28,8 @@ type Cache struct {
 	RegistrySpec        *Informer[RegistrySpecRow]
 	RegistryStatus      *Informer[api.RegistryStatus]
 	RegistryCredentials *Informer[credentialRow]
+	SyncSpecs           *Informer[SyncRecord]
+	SyncStatus          *Informer[api.SyncStatus]
 }
 
 // statusKey is the key of a row written by one node about one object.
@@ -57,6 +59,10 @@ func NewCache(store *Store, log *slog.Logger) *Cache {
 			func(s api.RegistryStatus) string { return s.Node }, nil, decodeRegistryStatus),
 		RegistryCredentials: newInformer("registry_credentials", registryCredentialSelect,
 			func(r credentialRow) string { return r.Name }, nil, decodeCredential),
+		SyncSpecs: newInformer("sync_specs", syncSpecSelect, func(r SyncRecord) string { return r.Spec.Name }, nil, decodeSyncSpec),
+		SyncStatus: newInformer("sync_status", syncStatusSelect,
+			func(s api.SyncStatus) string { return statusKey(s.Name, s.Node) },
+			func(s api.SyncStatus) string { return s.Name }, decodeSyncStatus),
 	}
 	c.Reader = Reader{cacheRows{c}}
 	return c
@@ -89,6 +95,8 @@ func (c *Cache) runs() []func(context.Context) error {
 		func(ctx context.Context) error { return c.RegistrySpec.run(ctx, cl, log) },
 		func(ctx context.Context) error { return c.RegistryStatus.run(ctx, cl, log) },
 		func(ctx context.Context) error { return c.RegistryCredentials.run(ctx, cl, log) },
+		func(ctx context.Context) error { return c.SyncSpecs.run(ctx, cl, log) },
+		func(ctx context.Context) error { return c.SyncStatus.run(ctx, cl, log) },
 	}
 }
 
@@ -96,7 +104,7 @@ func (c *Cache) runs() []func(context.Context) error {
 func (c *Cache) WaitForSync(ctx context.Context) error {
 	for _, ch := range []<-chan struct{}{c.Nodes.Synced(), c.BuildSpecs.Synced(), c.BuildStatus.Synced(),
 		c.ImageSpecs.Synced(), c.ImagePresence.Synced(), c.ImageResolutions.Synced(), c.RegistrySpec.Synced(),
-		c.RegistryStatus.Synced(), c.RegistryCredentials.Synced()} {
+		c.RegistryStatus.Synced(), c.RegistryCredentials.Synced(), c.SyncSpecs.Synced(), c.SyncStatus.Synced()} {
 		select {
 		case <-ch:
 		case <-ctx.Done():
@@ -187,10 +195,21 @@ func (c *Cache) OnChange(fn func()) (remove func()) {
 		c.RegistrySpec.AddHandler(func(Event[RegistrySpecRow]) { fn() }),
 		c.RegistryStatus.AddHandler(func(Event[api.RegistryStatus]) { fn() }),
 		c.RegistryCredentials.AddHandler(func(Event[credentialRow]) { fn() }),
+		c.SyncSpecs.AddHandler(func(Event[SyncRecord]) { fn() }),
+		c.SyncStatus.AddHandler(func(Event[api.SyncStatus]) { fn() }),
 	}
 	return func() {
 		for _, r := range removes {
 			r()
 		}
 	}
+}
+
+// GetSync is a sync with its status rows, from the cache.
+func (c *Cache) GetSync(name string) (SyncRecord, bool) {
+	rec, ok := c.SyncSpecs.Get(name)
+	if ok {
+		rec.Status = c.SyncStatus.ListGroup(name)
+	}
+	return rec, ok
 }

@@ -125,3 +125,23 @@ CREATE TABLE IF NOT EXISTS registry_credentials (
     password   TEXT NOT NULL DEFAULT '',
     updated_at INTEGER NOT NULL DEFAULT 0
 );
+
+-- Desired GitOps syncs (uc sync add): a repository, ref and path whose
+-- file the owner node applies on every new commit. Written by users.
+CREATE TABLE IF NOT EXISTS sync_specs (
+    name       TEXT NOT NULL PRIMARY KEY,
+    uid        TEXT NOT NULL DEFAULT '',
+    generation INTEGER NOT NULL DEFAULT 1,
+    spec       TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(spec)),
+    updated_at INTEGER NOT NULL DEFAULT 0
+);
+
+-- A node's record of one sync (api.SyncStatus as JSON): (name, node),
+-- written only by that node.
+CREATE TABLE IF NOT EXISTS sync_status (
+    name       TEXT NOT NULL,
+    node       TEXT NOT NULL,
+    status     TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(status)),
+    updated_at INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (name, node)
+);

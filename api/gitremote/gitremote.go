@@ -25,6 +25,14 @@ const (
 	CredentialSSH = "ssh:"
 )
 
+// RefName names a ref for people: "" is the remote's HEAD.
+func RefName(ref string) string {
+	if ref == "" {
+		return "HEAD"
+	}
+	return ref
+}
+
 // IsCommit reports whether ref is a full commit id, which never moves.
 func IsCommit(ref string) bool { return commitSHA.MatchString(ref) }
 
@@ -58,10 +66,8 @@ func Resolve(ctx context.Context, url, ref, credRef string) (string, error) {
 	if IsCommit(ref) {
 		return ref, nil
 	}
-	if ref == "" {
-		ref = "HEAD"
-	}
-	env, err := credentialEnv(credRef)
+	ref = RefName(ref)
+	env, err := GitEnv(credRef)
 	if err != nil {
 		return "", fmt.Errorf("git credential for %s: %w", url, err)
 	}
@@ -95,10 +101,10 @@ func pick(out, url, ref string) (string, error) {
 	return "", &NoRefError{URL: url, Ref: ref}
 }
 
-// credentialEnv is the environment that gives git the credential: a
+// GitEnv is the environment that gives git the credential: a
 // token through GIT_CONFIG_* (never on a command line, where ps shows
 // it), a key through GIT_SSH_COMMAND, an agent through SSH_AUTH_SOCK.
-func credentialEnv(ref string) ([]string, error) {
+func GitEnv(ref string) ([]string, error) {
 	if ref == "" {
 		return nil, nil
 	}

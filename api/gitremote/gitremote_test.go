@@ -49,11 +49,11 @@ func TestCheckCredentialRef(t *testing.T) {
 
 func TestTokenFromEnv(t *testing.T) {
 	t.Setenv("UC_TEST_GIT_TOKEN", "s3cret")
-	env, err := credentialEnv("env:UC_TEST_GIT_TOKEN")
+	env, err := GitEnv("env:UC_TEST_GIT_TOKEN")
 	if err != nil || len(env) != 3 || env[2] != "GIT_CONFIG_VALUE_0=Authorization: basic eC1hY2Nlc3MtdG9rZW46czNjcmV0" {
 		t.Errorf("credentialEnv = %v, %v", env, err)
 	}
-	if _, err := credentialEnv("env:UC_TEST_UNSET_VAR"); err == nil {
+	if _, err := GitEnv("env:UC_TEST_UNSET_VAR"); err == nil {
 		t.Error("an unset variable was accepted")
 	}
 }

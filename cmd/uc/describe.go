@@ -19,8 +19,8 @@ import (
 
 func newDescribeCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "describe build|image NAME",
-		Short: "Show one build or image in detail, with every node's status",
+		Use:   "describe build|image|sync NAME",
+		Short: "Show one build, image or sync in detail, with every node's status",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			store, err := g.store()
@@ -56,8 +56,15 @@ func (v view) describe(kind, name string) error {
 		}
 		v.describeImage(w, img, nodes)
 		return nil
+	case "sync":
+		s, err := v.store.GetSync(ctx, name)
+		if err != nil {
+			return notFound(err, kind, name)
+		}
+		v.describeSync(w, s)
+		return nil
 	}
-	return fmt.Errorf("unknown kind %q: want build or image", kind)
+	return fmt.Errorf("unknown kind %q: want build, image or sync", kind)
 }
 
 func notFound(err error, kind, name string) error {

@@ -22,10 +22,10 @@ func newGetCmd(g *globals) *cobra.Command {
 	var output string
 	var tree bool
 	cmd := &cobra.Command{
-		Use:       "get nodes|builds|images [NAME] [--tree]",
-		Short:     "List nodes, builds or images with their status",
+		Use:       "get nodes|builds|images|syncs [NAME] [--tree]",
+		Short:     "List nodes, builds, images or syncs with their status",
 		Args:      cobra.RangeArgs(1, 2),
-		ValidArgs: []string{"nodes", "builds", "images"},
+		ValidArgs: []string{"nodes", "builds", "images", "syncs"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "table" && output != "json" && output != "yaml" {
 				return fmt.Errorf("-o %s: want table, json or yaml", output)
@@ -97,8 +97,17 @@ func (v view) get(kind, name string) error {
 			return err
 		}
 		return v.render(images, func(w io.Writer) { v.imagesTable(w, images, nodes) })
+	case "sync":
+		syncs, err := v.store.ListSyncs(ctx, name)
+		if err != nil {
+			return err
+		}
+		if err := missing("sync", name, len(syncs)); err != nil {
+			return err
+		}
+		return v.render(syncs, func(w io.Writer) { v.syncsTable(w, syncs) })
 	}
-	return fmt.Errorf("unknown kind %q: want nodes, builds or images", kind)
+	return fmt.Errorf("unknown kind %q: want nodes, builds, images or syncs", kind)
 }
 
 // buildTree renders every build, or those of name's project, as a graph.

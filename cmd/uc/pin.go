@@ -161,4 +161,3 @@ func setImage(svc *yaml.Node, ref string) {
 		svc.Content = append([]*yaml.Node{{Kind: yaml.ScalarNode, Tag: "!!str", Value: "image"}, {Kind: yaml.ScalarNode, Tag: "!!str", Value: ref}}, svc.Content...)
 	}
 }
-

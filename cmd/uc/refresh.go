@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -12,8 +14,8 @@ import (
 
 func newRefreshCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "refresh images|builds [NAME...]",
-		Short: "Resolve image tags, or followed git branches, again now",
+		Use:   "refresh images|builds|syncs [NAME...]",
+		Short: "Resolve image tags, or followed git branches (builds, syncs), again now",
 		Long: `A tag is resolved to a digest once per spec generation, so that nodes never
 disagree about what it means. When the tag has moved (a new nginx:1.27 patch,
 a re-pushed :latest), "refresh images" resolves it again; every node then
@@ -23,12 +25,13 @@ names, every image with a tag is refreshed. Follow with "uc wait images".
 A build that follows a git branch (x-uc-follow) resolves it on its interval;
 "refresh builds" has its owner resolve it now, and build a new commit. A push
 webhook (ucd --webhook-listen) does the same on every push. Without names,
-every followed build is refreshed.`,
+every followed build is refreshed. "refresh syncs" does the same for syncs
+(uc sync add).`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			kind, ok := refreshKinds[args[0]]
 			if !ok {
-				return fmt.Errorf("unknown kind %q: want images or builds", args[0])
+				return fmt.Errorf("unknown kind %q: want images, builds or syncs", args[0])
 			}
 			store, err := g.store()
 			if err != nil {
@@ -70,6 +73,10 @@ func init() {
 	for _, k := range []string{"build", "builds"} {
 		refreshKinds[k] = builds
 	}
+	syncs := refreshKind{name: "sync", refresh: refreshSyncs}
+	for _, k := range []string{"sync", "syncs"} {
+		refreshKinds[k] = syncs
+	}
 }
 
 // refreshBuilds refreshes the named builds, or every followed build.
@@ -86,4 +93,25 @@ func refreshBuilds(s *state.Store, ctx context.Context, names []string) ([]strin
 		}
 	}
 	return s.RefreshBuilds(ctx, names)
+}
+
+// refreshSyncs refreshes the named syncs, or every sync.
+func refreshSyncs(s *state.Store, ctx context.Context, names []string) ([]string, []string, error) {
+	recs, err := s.ListSyncs(ctx, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	known := map[string]bool{}
+	for _, r := range recs {
+		known[r.Spec.Name] = true
+	}
+	if len(names) == 0 {
+		names = slices.Sorted(maps.Keys(known))
+	}
+	for _, n := range names {
+		if !known[n] {
+			return nil, nil, fmt.Errorf("sync %s: %w", n, state.ErrNotFound)
+		}
+	}
+	return names, nil, s.RefreshSyncs(ctx, names)
 }

@@ -70,7 +70,7 @@ func newRootCmd() *cobra.Command {
 		"PEM file of CA certificates to trust, besides the system's, for an https:// state API (env UC_CORROSION_CA)")
 	root.PersistentFlags().DurationVar(&g.timeout, "request-timeout", defaultRequestTimeout,
 		"give up on a request the state API has not answered within this long (0: never); a stream, as in uc wait or uc logs -f, is bounded until it starts")
-	root.AddCommand(newApplyCmd(g), newGetCmd(g), newDescribeCmd(g), newDeleteCmd(g), newWaitCmd(g), newLogsCmd(g), newRegistryCmd(g), newRefreshCmd(g), newContextsCmd(g), newImagesCmd(g), newBuildCmd(g))
+	root.AddCommand(newApplyCmd(g), newGetCmd(g), newDescribeCmd(g), newDeleteCmd(g), newWaitCmd(g), newLogsCmd(g), newRegistryCmd(g), newRefreshCmd(g), newContextsCmd(g), newImagesCmd(g), newBuildCmd(g), newSyncCmd(g))
 	return root
 }
 

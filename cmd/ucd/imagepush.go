@@ -8,8 +8,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/docker/go-units"
 	dockerclient "github.com/docker/docker/client"
+	"github.com/docker/go-units"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"

@@ -76,25 +76,17 @@ func (r *Reconciler) resolveHead(ctx context.Context, rec state.BuildRecord) hea
 	commit, err := gitremote.Resolve(ctx, url, ref, rec.Spec.GitCredential)
 	var gone *gitremote.NoRefError
 	if errors.As(err, &gone) {
-		err = fmt.Errorf("branch %s of %s no longer exists: the last image built stays; push the branch again, or point the build at another", cmpRef(ref), url)
+		err = fmt.Errorf("branch %s of %s no longer exists: the last image built stays; push the branch again, or point the build at another", gitremote.RefName(ref), url)
 		err = errors.Join(err, gone) // keeps the type for followGit
 	}
 	h = head{uid: rec.Meta.UID, generation: rec.Meta.Generation, commit: commit, err: err, at: now}
 	if err == nil && commit != r.heads[rec.Spec.Name].commit {
-		r.log.Info("A followed branch resolved.", "build", rec.Spec.Name, "branch", cmpRef(ref), "commit", commit)
+		r.log.Info("A followed branch resolved.", "build", rec.Spec.Name, "branch", gitremote.RefName(ref), "commit", commit)
 	}
 	r.mu.Lock()
 	r.heads[rec.Spec.Name] = h
 	r.mu.Unlock()
 	return h
-}
-
-// cmpRef names the remote's default branch when the context names none.
-func cmpRef(ref string) string {
-	if ref == "" {
-		return "HEAD"
-	}
-	return ref
 }
 
 // unresolvedStatus says the build's branch could not be resolved. It

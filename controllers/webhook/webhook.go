@@ -32,10 +32,13 @@ const Path = "/v1/hooks/git"
 // maxPayload bounds a push event's body; GitHub caps its payloads at 25 MB.
 const maxPayload = 25 << 20
 
-// Refresher is what a push does: refresh the builds that follow it.
+// Refresher is what a push does: refresh the builds and syncs that
+// follow it.
 type Refresher interface {
 	ListBuilds(ctx context.Context, name string) ([]state.BuildRecord, error)
 	RefreshBuilds(ctx context.Context, names []string) (refreshed, skipped []string, err error)
+	ListSyncs(ctx context.Context, name string) ([]state.SyncRecord, error)
+	RefreshSyncs(ctx context.Context, names []string) error
 }
 
 // Handler verifies and acts on push events.
@@ -51,6 +54,7 @@ type Response struct {
 	Repo      string   `json:"repository,omitempty"`
 	Ref       string   `json:"ref,omitempty"`
 	Refreshed []string `json:"refreshed"`
+	Syncs     []string `json:"syncs,omitempty"`
 	Message   string   `json:"message,omitempty"`
 }
 
@@ -96,28 +100,52 @@ func (h *Handler) handle(ctx context.Context, forge, event string, body []byte) 
 		return resp, http.StatusBadRequest
 	}
 	resp.Repo, resp.Ref = urls[0], p.Ref
-	names, err := h.followers(ctx, urls, p)
-	if err == nil && len(names) > 0 {
-		resp.Refreshed, _, err = h.State.RefreshBuilds(ctx, names)
-	}
-	if err != nil {
+	if err := h.refresh(ctx, repoKeys(urls), p, &resp); err != nil {
 		resp.Message = "refreshing: " + err.Error()
 		return resp, http.StatusServiceUnavailable
 	}
-	if len(resp.Refreshed) == 0 {
-		resp.Message = "no build follows this branch"
+	if len(resp.Refreshed)+len(resp.Syncs) == 0 {
+		resp.Message = "no build or sync follows this branch"
 		return resp, http.StatusOK
 	}
 	return resp, http.StatusAccepted
 }
 
-// followers are the builds that follow the pushed branch or tag of the
-// pushed repository.
-func (h *Handler) followers(ctx context.Context, urls []string, p pushEvent) ([]string, error) {
+// refresh refreshes the builds and syncs that follow what was pushed.
+func (h *Handler) refresh(ctx context.Context, keys map[string]bool, p pushEvent, resp *Response) error {
+	names, err := h.followers(ctx, keys, p)
+	if err == nil && len(names) > 0 {
+		resp.Refreshed, _, err = h.State.RefreshBuilds(ctx, names)
+	}
+	if err != nil {
+		return err
+	}
+	syncs, err := h.State.ListSyncs(ctx, "")
+	if err != nil {
+		return err
+	}
+	for _, s := range syncs {
+		if keys[gitremote.RepoKey(s.Spec.Repo)] && p.names(s.Spec.Ref) {
+			resp.Syncs = append(resp.Syncs, s.Spec.Name)
+		}
+	}
+	if len(resp.Syncs) == 0 {
+		return nil
+	}
+	return h.State.RefreshSyncs(ctx, resp.Syncs)
+}
+
+func repoKeys(urls []string) map[string]bool {
 	keys := map[string]bool{}
 	for _, u := range urls {
 		keys[gitremote.RepoKey(u)] = true
 	}
+	return keys
+}
+
+// followers are the builds that follow the pushed branch or tag of the
+// pushed repository.
+func (h *Handler) followers(ctx context.Context, keys map[string]bool, p pushEvent) ([]string, error) {
 	recs, err := h.State.ListBuilds(ctx, "")
 	if err != nil {
 		return nil, err

@@ -127,4 +127,3 @@ func postHook(t *testing.T, addr string, body []byte, signature string) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
-
