@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -143,39 +142,7 @@ func (r *Reconciler) resolve(ctx context.Context, rec state.SyncRecord) (string,
 // checkout fetches the ref's tip into the sync's work tree and returns
 // the commit checked out (the ref may have moved since it was resolved).
 func (r *Reconciler) checkout(ctx context.Context, spec api.SyncSpec) (string, error) {
-	dir := r.dir(spec.Name)
-	env, err := gitremote.GitEnv(spec.Credential)
-	if err != nil {
-		return "", err
-	}
-	git := func(args ...string) (string, error) {
-		cmd := exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...)
-		cmd.Env = append(append(cmd.Environ(), "GIT_TERMINAL_PROMPT=0"), env...)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return "", fmt.Errorf("git %s: %v: %s", args[0], err, strings.TrimSpace(string(out)))
-		}
-		return strings.TrimSpace(string(out)), nil
-	}
-	if _, err := os.Stat(filepath.Join(dir, ".git")); err != nil {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return "", err
-		}
-		if _, err := git("init", "-q"); err != nil {
-			return "", err
-		}
-	}
-	// origin names the repository, so that apply records it as the
-	// project's origin, as it does for a checkout of it.
-	_, _ = git("remote", "remove", "origin")
-	steps := [][]string{{"remote", "add", "origin", spec.Repo}, {"fetch", "-q", "--depth", "1", "origin", gitremote.RefName(spec.Ref)},
-		{"checkout", "-q", "--force", "FETCH_HEAD"}, {"clean", "-qfdx"}}
-	for _, args := range steps {
-		if _, err := git(args...); err != nil {
-			return "", fmt.Errorf("check out %s of %s: %w", gitremote.RefName(spec.Ref), spec.Repo, err)
-		}
-	}
-	return git("rev-parse", "HEAD")
+	return gitremote.Checkout(ctx, r.dir(spec.Name), spec.Repo, spec.Ref, spec.Credential)
 }
 
 // dir is the sync's work tree.

@@ -73,6 +73,9 @@ func (o Options) stateOptions() state.ApplyOptions {
 // ones. When only pinning fails, the project is returned with the error,
 // so that the loader's warnings can still be shown.
 func Load(ctx context.Context, opts Options) (*api.Project, error) {
+	if err := checkoutGitFiles(ctx, &opts); err != nil {
+		return nil, err
+	}
 	p, err := loadSpecs(ctx, opts)
 	if err != nil {
 		return nil, err
@@ -103,6 +106,9 @@ func setBuildOn(p *api.Project, on string) error {
 // nothing is hashed, so a project whose build contexts are gone can still
 // be deleted.
 func LoadName(ctx context.Context, opts Options) (*api.Project, error) {
+	if err := checkoutGitFiles(ctx, &opts); err != nil {
+		return nil, err
+	}
 	p, err := loadName(ctx, opts)
 	if err != nil {
 		return nil, err
