@@ -97,6 +97,10 @@ type Config struct {
 	// CorrosionCA is a PEM file of CA certificates to trust for an
 	// https:// CorrosionAPI, besides the system's.
 	CorrosionCA string
+	// ContextRetention and LogRetention bound a builder's fetched contexts
+	// and build logs (zero fields: the defaults).
+	ContextRetention build.Retention
+	LogRetention     build.Retention
 	// WebhookListen, when set, serves push webhooks (webhook.Path) there,
 	// checked against WebhookSecret.
 	WebhookListen string
@@ -246,7 +250,8 @@ func assemble(cache *state.Cache, cfg Config, log *slog.Logger) ([]runnable, fun
 			buildCfg.Engine = engine
 			closeAll = func() { engine.Close() }
 		}
-		runs = append(runs, serve, build.New(cache, buildCfg, log).Run)
+		runs = append(runs, serve, build.New(cache, buildCfg, log).Run,
+			build.Janitor(cache.Reader, buildCfg, cfg.ContextRetention, cfg.LogRetention, log))
 	} else {
 		// Says why a build cannot run when no live node builds at all.
 		runs = append(runs, build.New(cache, build.Config{Node: cfg.Node}, log).Run)

@@ -240,9 +240,17 @@ insecure-entitlements = ["network.host", "security.insecure"]
   address = ["unix://$UC_BUILDKIT_SOCK"]
 
 # Debian's runc with overlayfs; no containerd worker.
+# The build cache is collected past UC_BUILDKIT_CACHE_MAX, or when less
+# than UC_BUILDKIT_MIN_FREE of the disk is free, keeping at least
+# UC_BUILDKIT_CACHE_RESERVED (BuildKit's default policies, with these
+# bounds): see the README.
 [worker.oci]
   enabled = true
   snapshotter = "overlayfs"
+  gc = true
+  reservedSpace = "${UC_BUILDKIT_CACHE_RESERVED:-2GB}"
+  maxUsedSpace = "${UC_BUILDKIT_CACHE_MAX:-20GB}"
+  minFreeSpace = "${UC_BUILDKIT_MIN_FREE:-10%}"
 
 [worker.containerd]
   enabled = false

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
 	"github.com/ucplane/uc/controllers"
@@ -39,7 +40,7 @@ func newRootCmd(log *slog.Logger) *cobra.Command {
 
 func newRunCmd(log *slog.Logger) *cobra.Command {
 	cfg := controllers.Config{Version: version, Logger: log}
-	var labels, webhookSecretFile string
+	var labels, webhookSecretFile, contextMax, logsMax string
 	var insecure bool
 	cmd := &cobra.Command{
 		Use:   "run --node NAME --data-dir DIR",
@@ -58,6 +59,12 @@ func newRunCmd(log *slog.Logger) *cobra.Command {
 			}
 			slices.Sort(cfg.Entitlements)
 			if cfg.WebhookSecret, err = webhookSecret(cfg.WebhookListen, webhookSecretFile); err != nil {
+				return err
+			}
+			if cfg.ContextRetention.MaxBytes, err = sizeFlag("--context-cache-max", contextMax); err != nil {
+				return err
+			}
+			if cfg.LogRetention.MaxBytes, err = sizeFlag("--build-logs-max", logsMax); err != nil {
 				return err
 			}
 			if cfg.CorrosionAPI == "" {
@@ -99,6 +106,10 @@ func newRunCmd(log *slog.Logger) *cobra.Command {
 	f.DurationVar(&cfg.BaseWatch, "base-watch", build.DefaultBaseWatch, "check this often whether the bases of builds that do not follow them (x-uc-rebuild-on-base) moved, and say so in their status (0: never)")
 	f.IntVar(&cfg.MaxPulls, "max-pulls", prepull.DefaultMaxPulls, "images this node pre-pulls at once")
 	f.DurationVar(&cfg.PruneAfter, "prune-after", 0, "remove images uc pulled here once no spec places them here for this long (never one a container uses); 0: never")
+	f.StringVar(&contextMax, "context-cache-max", "5GiB", "a builder keeps the contexts it fetched up to this size, oldest removed first (the current builds' always kept)")
+	f.DurationVar(&cfg.ContextRetention.MaxAge, "context-cache-max-age", build.DefaultContextRetention.MaxAge, "and none unused for longer than this")
+	f.StringVar(&logsMax, "build-logs-max", "1GiB", "a builder keeps build logs up to this size, oldest removed first (each build's current generation always kept)")
+	f.DurationVar(&cfg.LogRetention.MaxAge, "build-logs-max-age", build.DefaultLogRetention.MaxAge, "and none older than this")
 	f.StringVar(&cfg.WebhookListen, "webhook-listen", "", "serve POST "+webhook.Path+" here for push events of GitHub, Gitea and GitLab, which refresh the builds that follow the pushed branch (empty: off)")
 	f.StringVar(&webhookSecretFile, "webhook-secret-file", "", "file holding the webhooks' shared secret (required with --webhook-listen)")
 	f.StringSliceVar(&cfg.Entitlements, "allow-entitlement", nil, "build entitlements this node grants: network.host, security.insecure (repeatable)")
@@ -106,6 +117,15 @@ func newRunCmd(log *slog.Logger) *cobra.Command {
 }
 
 // parseLabels reads "k=v,k2=v2".
+// sizeFlag parses a size such as 5GiB.
+func sizeFlag(name, v string) (int64, error) {
+	n, err := units.RAMInBytes(v)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%s %q: want a size such as 5GiB", name, v)
+	}
+	return n, nil
+}
+
 // webhookSecret reads the webhooks' secret: a webhook endpoint without
 // one would let anyone trigger builds.
 func webhookSecret(listen, file string) ([]byte, error) {

@@ -45,6 +45,8 @@ func Fetch(ctx context.Context, client *http.Client, ref, cacheDir string) (stri
 	}
 	dest := filepath.Join(cacheDir, strings.TrimPrefix(dg, "sha256:"))
 	if _, err := os.Stat(dest); err == nil {
+		now := time.Now() // when it was last used: the node's janitor keeps recent ones
+		_ = os.Chtimes(dest, now, now)
 		return dest, nil
 	}
 	c := &Client{Registry: registry, HTTP: client}
