@@ -166,6 +166,8 @@ main() {
   stop_all buildkitd "$UC_BUILDKIT_CONFIG" buildkitd "$UC_RUN_DIR/buildkitd.pid" ||
     log "buildkitd: not running"
   rm -f "$UC_BUILDKIT_SOCK"
+  stop_all podman "$UC_PODMAN_SOCK" podman "$UC_RUN_DIR/podman.pid" || log "podman: not running"
+  rm -f "$UC_PODMAN_SOCK"
   stop_all ucd "$UC_BASE_REGISTRY_DATA" "base registry" "$UC_RUN_DIR/base-registry.pid" ||
     log "base registry: not running"
 

@@ -25,7 +25,8 @@ uc_config() {
   # The internal registry's stable address (ucd run --registry-address):
   # each ucd forwards it to wherever the registry runs now.
   : "${UC_REGISTRY_ADDRESS:=127.0.0.1:5454}"
-  export UC_NODES UC_RUN_DIR UC_DATA_DIR UC_CACHE_DIR UC_REGISTRY UC_BASE_REGISTRY UC_REGISTRY_ADDRESS
+  : "${UC_PODMAN_REGISTRY_ADDRESS:=127.0.0.1:5455}"
+  export UC_NODES UC_RUN_DIR UC_DATA_DIR UC_CACHE_DIR UC_REGISTRY UC_BASE_REGISTRY UC_REGISTRY_ADDRESS UC_PODMAN_REGISTRY_ADDRESS
 
   [[ $UC_NODES =~ ^[0-9]+$ ]] && ((UC_NODES >= 1 && UC_NODES <= 254)) ||
     die "UC_NODES must be 1..254 (each node gets bridge 172.31.N.1/24), got '$UC_NODES'"
@@ -35,7 +36,7 @@ uc_config() {
     [[ ${!d} == /?* && ${!d} != *..* ]] || die "$d must be an absolute path below /, got '${!d}'"
     printf -v "$d" '%s' "${!d%/}"
   done
-  for d in UC_REGISTRY UC_BASE_REGISTRY UC_REGISTRY_ADDRESS; do
+  for d in UC_REGISTRY UC_BASE_REGISTRY UC_REGISTRY_ADDRESS UC_PODMAN_REGISTRY_ADDRESS; do
     [[ ${!d} =~ ^[A-Za-z0-9.-]+:[0-9]+$ ]] || die "$d must be HOST:PORT, got '${!d}'"
   done
 
@@ -43,6 +44,7 @@ uc_config() {
   UC_ENV_FILE=$UC_RUN_DIR/env
   UC_BUILDKIT_SOCK=$UC_RUN_DIR/buildkitd.sock
   UC_BUILDKIT_CONFIG=$UC_RUN_DIR/buildkitd.toml
+  UC_PODMAN_SOCK=$UC_RUN_DIR/podman.sock
   UC_BASE_REGISTRY_DATA=$UC_DATA_DIR/base-registry
 }
 

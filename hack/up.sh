@@ -11,7 +11,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 export DEBIAN_FRONTEND=noninteractive
 # A system GOFLAGS such as -mod=vendor must not leak into our builds.
 export GOWORK=off GOFLAGS=-buildvcs=false
-PACKAGES=(docker.io docker-compose runc containerd busybox-static qemu-user-static iproute2 jq skopeo ca-certificates curl openssh-client git)
+PACKAGES=(docker.io docker-compose podman runc containerd busybox-static qemu-user-static iproute2 jq skopeo ca-certificates curl openssh-client git)
 # Foreign CPUs that builds may target, run under QEMU through binfmt_misc.
 EMULATED=(aarch64)
 # The base image's platforms: this machine's and the emulated ones.
@@ -500,6 +500,49 @@ verify_base_image() {
   done
 }
 
+# ================================================================ h2. podman
+
+# A Podman engine (Debian's podman 4.3) serving its Docker-compatible API,
+# for the tests of a node whose engine is Podman. Its storage is vfs: no
+# overlay mount to leave behind. Its registries.conf makes uc's loopback
+# registries plain HTTP, as Docker does for 127.0.0.0/8 without being told:
+# Podman needs each address named, so the Podman test's cluster uses the
+# fixed stable address UC_PODMAN_REGISTRY_ADDRESS.
+write_podman_registries() {
+  local r
+  echo "# Written by hack/up.sh; edits are overwritten."
+  echo 'unqualified-search-registries = []'
+  for r in "$UC_REGISTRY" "$UC_BASE_REGISTRY" "$UC_REGISTRY_ADDRESS" "$UC_PODMAN_REGISTRY_ADDRESS"; do
+    printf '[[registry]]\nlocation = "%s"\ninsecure = true\n' "$r"
+  done
+}
+
+start_podman() {
+  local pidfile=$UC_RUN_DIR/podman.pid logfile=$UC_LOG_DIR/podman.log conf=$UC_RUN_DIR/podman-registries.conf pid
+  write_podman_registries >"$conf.new"
+  if ours_from_pidfile "$pidfile" podman "$UC_PODMAN_SOCK"; then
+    pid=$OURS_PID
+    if cmp -s "$conf.new" "$conf"; then
+      rm -f "$conf.new"
+      log "podman: already running (pid $pid, unix://$UC_PODMAN_SOCK)"
+      return
+    fi
+    log "podman: registries changed; restarting (pid $pid)"
+    stop_pid "$pid" podman
+    rm -f "$pidfile"
+  fi
+  mv -f "$conf.new" "$conf"
+  unix_in_use "$UC_PODMAN_SOCK" && die "podman: $UC_PODMAN_SOCK is served by a process these scripts did not start"
+  rm -f "$UC_PODMAN_SOCK"
+  mkdir -p "$UC_DATA_DIR/podman"
+  log "podman: starting podman system service (unix://$UC_PODMAN_SOCK)"
+  pid=$(CONTAINERS_REGISTRIES_CONF=$conf start_daemon podman "$logfile" podman --storage-driver vfs \
+    --root "$UC_DATA_DIR/podman/storage" --runroot "$UC_RUN_DIR/podman" system service --time=0 "unix://$UC_PODMAN_SOCK")
+  echo "$pid" >"$pidfile"
+  wait_for 30 podman "$logfile" "$pid" curl -sf --unix-socket "$UC_PODMAN_SOCK" http://podman/_ping
+  log "podman: ready (pid $pid)"
+}
+
 # ================================================================ i. env file
 
 write_env_file() {
@@ -517,6 +560,8 @@ write_env_file() {
     echo "UC_BUILDKIT_VERSION=$BUILDKIT_VERSION"
     echo "UC_BUILDKIT_ADDR=unix://$UC_BUILDKIT_SOCK"
     echo "UC_BUILDCTL=$BUILDCTL"
+    echo "UC_PODMAN_HOST=unix://$UC_PODMAN_SOCK"
+    echo "UC_PODMAN_REGISTRY_ADDRESS=$UC_PODMAN_REGISTRY_ADDRESS"
     for ((i = 1; i <= UC_NODES; i++)); do
       echo "UC_DOCKER_HOST_$i=unix://$(engine_sock "$i")"
       echo "UC_BRIDGE_$i=$(engine_bridge "$i")"
@@ -544,6 +589,7 @@ main() {
   start_buildkitd
   local i
   for ((i = 1; i <= UC_NODES; i++)); do start_engine "$i"; done
+  start_podman
   push_base_image
   verify_base_image
   write_env_file

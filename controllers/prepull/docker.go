@@ -5,16 +5,24 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
+	"sync"
 
+	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/jsonmessage"
 )
 
-// Docker is an Engine backed by a Docker Engine API.
+// Docker is an Engine backed by a Docker Engine API: Docker's, or
+// Podman's Docker-compatible one.
 type Docker struct {
 	c *client.Client
+
+	mu           sync.Mutex
+	engineKnown  bool // podman is known: the engine answered once
+	enginePodman bool
 }
 
 // NewDocker connects to the engine at host (e.g. unix:///var/run/docker.sock),
@@ -145,10 +153,29 @@ func (d *Docker) digestOf(ctx context.Context, ref string) (string, error) {
 // pulling.
 func (d *Docker) Resolve(ctx context.Context, ref, auth string) (string, error) {
 	info, err := d.c.DistributionInspect(ctx, ref, auth)
+	if client.IsErrNotFound(err) && d.isPodman(ctx) {
+		// Podman (4.3) has no distribution endpoint: ask the registry.
+		return d.resolveAtRegistry(ctx, ref, auth)
+	}
 	if err != nil {
 		return "", d.typed(ctx, err, ref, auth)
 	}
 	return info.Descriptor.Digest.String(), nil
+}
+
+// isPodman reports whether the engine is Podman's compatible API.
+func (d *Docker) isPodman(ctx context.Context) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.engineKnown {
+		v, err := d.c.ServerVersion(ctx)
+		if err != nil {
+			return false // asked again next time
+		}
+		d.engineKnown = true
+		d.enginePodman = slices.ContainsFunc(v.Components, func(c types.ComponentVersion) bool { return strings.HasPrefix(c.Name, "Podman") })
+	}
+	return d.enginePodman
 }
 
 // Has reports whether the engine holds ref.

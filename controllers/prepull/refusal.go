@@ -42,9 +42,20 @@ func (d *Docker) typed(ctx context.Context, err error, ref, auth string) error {
 // (unauthorized or not found), or nil when the registry serves it or
 // cannot be asked.
 func (d *Docker) askRegistry(ctx context.Context, ref, auth string) error {
+	_, err := d.resolveAtRegistry(ctx, ref, auth)
+	if isRefusal(err) {
+		return err
+	}
+	return nil
+}
+
+// resolveAtRegistry asks ref's registry, as the engine reaches it (plain
+// HTTP where the engine would use it), which digest ref names. Refusals
+// come back typed: unauthorized, or not found.
+func (d *Docker) resolveAtRegistry(ctx context.Context, ref, auth string) (string, error) {
 	named, err := reference.ParseNormalizedNamed(ref)
 	if err != nil {
-		return nil
+		return "", err
 	}
 	cred := decodeAuth(auth)
 	resolver := docker.NewResolver(docker.ResolverOptions{Hosts: docker.ConfigureDefaultRegistries(
@@ -53,18 +64,20 @@ func (d *Docker) askRegistry(ctx context.Context, ref, auth string) error {
 		}))),
 		docker.WithPlainHTTP(d.plainHTTP(ctx)),
 	)})
-	_, _, err = resolver.Resolve(ctx, named.String())
+	_, desc, err := resolver.Resolve(ctx, named.String())
 	var status remoteerrors.ErrUnexpectedStatus
 	switch {
 	case err == nil:
-		return nil
+		return desc.Digest.String(), nil
 	case errors.Is(err, docker.ErrInvalidAuthorization),
 		errors.As(err, &status) && (status.StatusCode == http.StatusUnauthorized || status.StatusCode == http.StatusForbidden):
-		return fmt.Errorf("%w: %w", cerrdefs.ErrUnauthenticated, err)
-	case cerrdefs.IsNotFound(err):
-		return err
+		return "", fmt.Errorf("%w: %w", cerrdefs.ErrUnauthenticated, err)
 	}
-	return nil
+	return "", err
+}
+
+func isRefusal(err error) bool {
+	return cerrdefs.IsUnauthorized(err) || cerrdefs.IsNotFound(err)
 }
 
 // plainHTTP says which registries the engine reaches over plain HTTP: its

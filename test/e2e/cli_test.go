@@ -162,7 +162,15 @@ func startCluster(t *testing.T, stateOnly bool) *cluster {
 // startClusterWith is startCluster with extra `ucd run` flags per node.
 func startClusterWith(t *testing.T, stateOnly bool, nodeArgs func(string) []string) *cluster {
 	t.Helper()
-	c := &cluster{dir: t.TempDir(), procs: map[string]*proc{}, nodeArgs: nodeArgs}
+	return startClusterAt(t, stateOnly, "", nodeArgs)
+}
+
+// startClusterAt starts a cluster whose registry's stable address is
+// stable (empty: a free port), for engines that must be told which
+// registries speak plain HTTP (Podman).
+func startClusterAt(t *testing.T, stateOnly bool, stable string, nodeArgs func(string) []string) *cluster {
+	t.Helper()
+	c := &cluster{dir: t.TempDir(), procs: map[string]*proc{}, nodeArgs: nodeArgs, stable: stable}
 	c.stopAtEnd(t)
 	if err := c.start(stateOnly); err != nil {
 		t.Fatal(err)
@@ -191,8 +199,10 @@ func (c *cluster) start(stateOnly bool) error {
 		return err
 	}
 	c.apiURL = "http://" + addr
-	if c.stable, err = harness.FreeAddr(); err != nil {
-		return err
+	if c.stable == "" {
+		if c.stable, err = harness.FreeAddr(); err != nil {
+			return err
+		}
 	}
 	c.stateDir = filepath.Join(c.dir, "state")
 	st, err := startProc(c.dir, "state", "state", "serve", "--data-dir", c.stateDir, "--listen", addr)
