@@ -125,7 +125,7 @@ func benchBuild(ctx context.Context, cfg config, bins binaries, dir string) (bui
 // fn. Whatever happens, it stops the nodes, removes what was pulled onto
 // the engines and deletes dir; hack/up.sh's infrastructure stays up. A
 // non-empty skip says why the section cannot run honestly.
-func withBuildCluster(ctx context.Context, bins binaries, dir, label string, fn func(root string, c *buildCluster) error) (skip string, err error) {
+func withBuildCluster(ctx context.Context, bins binaries, dir, label string, fn func(root string, c *buildCluster) error, node2Extra ...string) (skip string, err error) {
 	root, err := moduleRoot(ctx)
 	if err != nil {
 		return "", err
@@ -138,7 +138,7 @@ func withBuildCluster(ctx context.Context, bins binaries, dir, label string, fn 
 	if skip != "" {
 		return skip, nil
 	}
-	c, err := startBuildCluster(ctx, bins, env, dir, label)
+	c, err := startBuildCluster(ctx, bins, env, dir, label, node2Extra...)
 	if err != nil {
 		return "", err
 	}
@@ -238,7 +238,7 @@ type buildCluster struct {
 	peerPulled   []string // references the peer pulled onto both engines
 }
 
-func startBuildCluster(ctx context.Context, bins binaries, env buildEnv, dir, label string) (*buildCluster, error) {
+func startBuildCluster(ctx context.Context, bins binaries, env buildEnv, dir, label string, node2Extra ...string) (*buildCluster, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -260,8 +260,8 @@ func startBuildCluster(ctx context.Context, bins binaries, env buildEnv, dir, la
 	err = start("node1", "--state-listen", addr, "--docker-host", env["UC_DOCKER_HOST_1"],
 		"--buildkit-addr", env["UC_BUILDKIT_ADDR"], "--registry-listen", env["UC_REGISTRY"])
 	if err == nil {
-		err = start("node2", "--corrosion-api", c.api, "--docker-host", env["UC_DOCKER_HOST_2"],
-			"--buildkit-addr", env["UC_BUILDKIT_ADDR"])
+		err = start("node2", append([]string{"--corrosion-api", c.api, "--docker-host", env["UC_DOCKER_HOST_2"],
+			"--buildkit-addr", env["UC_BUILDKIT_ADDR"]}, node2Extra...)...)
 	}
 	if err == nil {
 		err = c.waitRegistry(ctx)

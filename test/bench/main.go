@@ -20,7 +20,13 @@
 //     the engines (with -before, also for uc as of that commit),
 //  10. the state requests of a 50-service project, from uc apply until every
 //     image is built once and present on three nodes (section applystate),
-//     for this checkout and for uc as of -before.
+//     for this checkout and for uc as of -before,
+//  11. a 12-image tree built cold, then after a leaf and a base change,
+//  12. where builds come from and go (section sources): a pushed commit →
+//     present on both nodes for a followed branch and a sync, by polling
+//     and by webhook, beside a CI runner; uc build's bytes into the cluster
+//     beside docker push and docker save; uc images publish of 10 images
+//     beside skopeo copy.
 //
 // Run it as `go run ./test/bench [-quick] [-before REF] [-only latency,apply,idle,build,build10,gc,failover,prepull,prepullidle,applystate]`
 // from the module. Numbers are
@@ -236,6 +242,10 @@ var measurements = []section{
 	{"tree", "a 12-image tree", func(ctx context.Context, r *rig) error {
 		progress("measurement 11: a 12-image tree built cold, then after a leaf and a base change")
 		return keep(&r.sum.tree, treeResult.print)(benchTree(ctx, r.bins, r.dir("tree")))
+	}},
+	{"sources", "where builds come from and go", func(ctx context.Context, r *rig) error {
+		progress("measurement 12: pushed commit → present (follow, sync, webhook), uc build's bytes, publishing 10 images")
+		return keep(&r.sum.sources, sourcesResult.print)(benchSources(ctx, r.bins, r.dir("sources")))
 	}},
 }
 

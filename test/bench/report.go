@@ -81,6 +81,7 @@ type summary struct {
 	prepullIdle *prepullIdleResult
 	applyState  *applyStateResult
 	tree        *treeResult
+	sources     *sourcesResult
 }
 
 func (s summary) print(cfg config) {
