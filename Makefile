@@ -36,8 +36,9 @@ unit:
 	$(GO) test -race -count=1 -timeout 30m $$($(GO) list ./... | grep -v /test/e2e)
 	$(GO) test -race -count=1 -timeout 30m ./test/e2e/
 
+# ONLY=sources,tree runs those sections alone.
 bench:
-	$(GO) run ./test/bench
+	$(GO) run ./test/bench $(if $(ONLY),-only $(ONLY))
 
 # Fuzz targets as package:FuzzName; add yours to the list. Each runs for
 # FUZZTIME with FUZZPARALLEL workers, from its seed corpus in the package's
