@@ -85,27 +85,31 @@ type copyJob struct {
 	src, dst publish.Endpoint
 }
 
-// runCopies copies jobs, f.jobs at a time, printing each result; it fails
-// when any copy failed, after trying them all.
+// runCopies copies jobs, parallel at a time, printing each result; it
+// fails when any copy failed, after trying them all. The first copy runs
+// alone: the rest mount the blobs it pushed (a project's shared base)
+// from its repository instead of uploading them again.
 func runCopies(ctx context.Context, out io.Writer, jobs []copyJob, parallel int, counter *publish.Counter) error {
 	var mu sync.Mutex
 	var failed int
+	mounts := &publish.Mounts{}
+	copyOne := func(ctx context.Context, j copyJob) {
+		digest, err := mounts.Copy(ctx, j.src, j.dst)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			failed++
+			fmt.Fprintf(out, "failed  %s: %v\n", j.dst.Ref, err)
+			return
+		}
+		fmt.Fprintf(out, "copied  %s → %s (%s)\n", j.src.Ref, j.dst.Ref, digest)
+	}
+	start := time.Now()
+	copyOne(ctx, jobs[0])
 	g, gctx := errgroup.WithContext(context.WithoutCancel(ctx))
 	g.SetLimit(max(parallel, 1))
-	start := time.Now()
-	for _, j := range jobs {
-		g.Go(func() error {
-			digest, err := publish.Copy(gctx, j.src, j.dst)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				failed++
-				fmt.Fprintf(out, "failed  %s: %v\n", j.dst.Ref, err)
-				return nil
-			}
-			fmt.Fprintf(out, "copied  %s → %s (%s)\n", j.src.Ref, j.dst.Ref, digest)
-			return nil
-		})
+	for _, j := range jobs[1:] {
+		g.Go(func() error { copyOne(gctx, j); return nil })
 	}
 	_ = g.Wait()
 	fmt.Fprintf(out, "%d of %d images copied in %s, %s sent\n", len(jobs)-failed, len(jobs),

@@ -48,8 +48,9 @@ func (r *Reconciler) publishPending(ctx context.Context, rec state.BuildRecord) 
 		st.Detail.Pushed = map[string]api.PushState{}
 	}
 	var retry []error
+	mounts := &publish.Mounts{} // targets in one registry share their blobs
 	for _, target := range todo {
-		state := r.pushOne(ctx, rec.Spec, src, target, cur.Digest)
+		state := r.pushOne(ctx, rec.Spec, mounts, src, target, cur.Digest)
 		st.Detail.Pushed[target] = state
 		if state.State == api.PushRetrying {
 			retry = append(retry, fmt.Errorf("push to %s: %s", target, state.Error))
@@ -74,7 +75,7 @@ func pendingTargets(spec api.BuildSpec, cur api.BuildStatus) []string {
 }
 
 // pushOne copies the image to one target and says how that went.
-func (r *Reconciler) pushOne(ctx context.Context, spec api.BuildSpec, src publish.Endpoint, target, digest string) api.PushState {
+func (r *Reconciler) pushOne(ctx context.Context, spec api.BuildSpec, mounts *publish.Mounts, src publish.Endpoint, target, digest string) api.PushState {
 	out := api.PushState{Digest: digest, At: r.now()}
 	dst := publish.Endpoint{Ref: target}
 	if spec.PushCredential != "" {
@@ -85,7 +86,7 @@ func (r *Reconciler) pushOne(ctx context.Context, spec api.BuildSpec, src publis
 		}
 		dst.Credential = &cred
 	}
-	pushed, err := publish.Copy(ctx, src, dst)
+	pushed, err := mounts.Copy(ctx, src, dst)
 	switch {
 	case publish.IsRefused(err):
 		out.State, out.Error = api.PushFailed, err.Error()

@@ -34,6 +34,12 @@ type Endpoint struct {
 // Copy copies the image or index src names to dst and returns its digest,
 // which is the same on both sides: the manifest is copied byte for byte.
 func Copy(ctx context.Context, src, dst Endpoint) (string, error) {
+	return (*Mounts)(nil).Copy(ctx, src, dst)
+}
+
+// Copy is Copy that mounts the blobs earlier copies of this Mounts pushed
+// to the same registry, instead of uploading them again.
+func (m *Mounts) Copy(ctx context.Context, src, dst Endpoint) (string, error) {
 	srcRef, err := src.reference()
 	if err != nil {
 		return "", err
@@ -58,11 +64,12 @@ func Copy(ctx context.Context, src, dst Endpoint) (string, error) {
 	}
 	img, err := desc.Image()
 	if err == nil {
-		err = remote.Write(dstRef, img, dst.options(ctx)...)
+		err = remote.Write(dstRef, m.wrap(img, dstRef), dst.options(ctx)...)
 	}
 	if err != nil {
 		return "", fmt.Errorf("push %s: %w", dst.Ref, err)
 	}
+	m.record(img, dstRef)
 	return desc.Digest.String(), nil
 }
 
