@@ -1082,3 +1082,14 @@ func TestStaticBuildType(t *testing.T) {
 		loadService(t, "    build: .\n    "+ext+"\n", want)
 	}
 }
+
+func TestBuildOnKey(t *testing.T) {
+	t.Parallel()
+	if b := loadService(t, "    build: .\n    x-uc-build: local\n", ""); b == nil || b.BuildOn != api.BuildOnLocal {
+		t.Errorf("x-uc-build: local gave %+v", b)
+	}
+	if b := loadService(t, "    build: .\n    x-uc-build: cluster\n", ""); b == nil || b.BuildOn != "" {
+		t.Errorf("x-uc-build: cluster gave %+v", b)
+	}
+	loadService(t, "    build: .\n    x-uc-build: laptop\n", "services.app.x-uc-build: want local (uc build, off the cluster) or cluster (got laptop)")
+}

@@ -2,6 +2,8 @@ package apply
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -46,5 +48,29 @@ func TestComposeFileFromGit(t *testing.T) {
 		if _, err := Load(ctx, Options{Compose: compose.LoadOptions{Files: []string{file}}}); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("-f %s: %v, want %q", file, err, want)
 		}
+	}
+}
+
+// TestBuildOnOverride: uc apply --build local|cluster overrides every
+// build's x-uc-build; anything else is refused.
+func TestBuildOnOverride(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{"compose.yaml": "name: on\nservices:\n  a:\n    build: .\n    x-uc-build: local\n  b:\n    build: .\n", "Dockerfile": "FROM busybox\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files := []string{filepath.Join(dir, "compose.yaml")}
+	for on, want := range map[string][2]string{"": {"local", ""}, "local": {"local", "local"}, "cluster": {"", ""}} {
+		p, err := Load(context.Background(), Options{Compose: compose.LoadOptions{Files: files, MaxContextSize: 1 << 20}, BuildOn: on})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := [2]string{p.Builds[0].BuildOn, p.Builds[1].BuildOn}; got != want {
+			t.Errorf("--build %q: %v, want %v", on, got, want)
+		}
+	}
+	if _, err := Load(context.Background(), Options{Compose: compose.LoadOptions{Files: files}, BuildOn: "laptop"}); err == nil || !strings.Contains(err.Error(), `--build "laptop"`) {
+		t.Errorf("--build laptop: %v", err)
 	}
 }
