@@ -24,6 +24,9 @@ type Config struct {
 	Version   string
 	Capacity  api.NodeCapacity
 	Heartbeat time.Duration // how often to heartbeat; default 5 s
+	// Confirm is how soon after writing its row the node looks at it
+	// again; default DefaultConfirm (never later than the heartbeat).
+	Confirm time.Duration
 }
 
 // Reconciler registers the node and heartbeats it. It is level-triggered:
@@ -40,10 +43,19 @@ type Reconciler struct {
 // DefaultHeartbeat is how often a node heartbeats when not configured.
 const DefaultHeartbeat = 5 * time.Second
 
+// DefaultConfirm is how soon a node looks at the row it wrote again. A
+// subscription shows a table's net change: when someone deletes (or edits
+// back) the row before the node's watch saw it written, the watch shows
+// nothing at all, and only this second look, not an event, restores it.
+const DefaultConfirm = 5 * time.Second
+
 // New returns the node controller.
 func New(cache *state.Cache, cfg Config, log *slog.Logger) *reconcile.Controller {
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = DefaultHeartbeat
+	}
+	if cfg.Confirm <= 0 {
+		cfg.Confirm = DefaultConfirm
 	}
 	r := &Reconciler{store: cache.Store(), read: cache.Reader, cfg: cfg, started: time.Now(), now: time.Now}
 	own := func(ctx context.Context) ([]string, error) { return []string{cfg.Name}, nil }
@@ -94,7 +106,7 @@ func (r *Reconciler) register(ctx context.Context, now time.Time) (reconcile.Res
 		Name: r.cfg.Name, Labels: r.cfg.Labels, State: api.NodeReady, Version: r.cfg.Version, Capacity: r.cfg.Capacity,
 		StartedAt: r.started, HeartbeatAt: now,
 	})
-	return reconcile.Result{RequeueAfter: r.cfg.Heartbeat}, err
+	return reconcile.Result{RequeueAfter: min(r.cfg.Heartbeat, r.cfg.Confirm)}, err
 }
 
 // sameButHeartbeat compares two versions of a node row, heartbeat aside.
