@@ -99,3 +99,51 @@ func TestSyncReconcile(t *testing.T) {
 		t.Errorf("a node that does not own the sync wrote %d rows", len(rec.Status))
 	}
 }
+
+// TestSyncBakeAndMonorepo applies the other two kinds a sync's path may
+// name: a Bake file (its default group) and an image monorepo directory.
+func TestSyncBakeAndMonorepo(t *testing.T) {
+	srv := gitserver.Start(t, "")
+	repo := srv.NewRepo(t, "tree", map[string]string{
+		"docker-bake.hcl":                    "group \"default\" { targets = [\"app\"] }\ntarget \"app\" {\n  context = \"app\"\n  tags = [\"bake/app:1\"]\n}\n",
+		"app/Dockerfile":                     "FROM busybox\n",
+		"images/contexts/00-base/Dockerfile": "FROM busybox\n",
+		"images/contexts/00-base/info.edn":   `{:version "1.0.0"}`,
+	})
+	st := statetest.Start(t)
+	ctx := context.Background()
+	now := time.Now()
+	if err := st.Store.RegisterNode(ctx, api.Node{Name: "n1", State: api.NodeReady, StartedAt: now, HeartbeatAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	cache := st.StartCache(t)
+	r := &Reconciler{store: st.Store, cache: cache, cfg: Config{Node: "n1", Dir: t.TempDir()}, log: slog.New(slog.DiscardHandler),
+		now: time.Now, heads: map[string]head{}}
+	for name, path := range map[string]string{"bake": "docker-bake.hcl", "mono": "images"} {
+		if err := st.Store.PutSync(ctx, api.SyncSpec{Name: name, Repo: repo.URL, Ref: "main", Path: path, Interval: "1m"}); err != nil {
+			t.Fatal(err)
+		}
+		statetest.Eventually(t, "the cache to hold "+name, func() bool { _, ok := cache.GetSync(name); return ok })
+		if _, err := r.Reconcile(ctx, name); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		rec, err := st.Store.GetSync(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cur, _ := rec.Current(); cur.Phase != api.SyncApplied || cur.Project == "" {
+			t.Errorf("sync of %s: %+v", path, cur)
+		}
+	}
+	builds, err := st.Store.ListBuilds(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, b := range builds {
+		names = append(names, b.Spec.Name)
+	}
+	if len(names) != 2 {
+		t.Errorf("builds %v, want the Bake target's and the monorepo context's", names)
+	}
+}
