@@ -3,9 +3,10 @@ package api
 import "strings"
 
 // IsGitContext tells a git URL context from a local directory, with the
-// rules docker compose applies.
+// rules docker compose applies, plus ssh:// URLs, which BuildKit's git
+// source takes.
 func IsGitContext(ctx string) bool {
-	for _, p := range []string{"git://", "git@", "github.com/"} {
+	for _, p := range []string{"git://", "git@", "github.com/", "ssh://"} {
 		if strings.HasPrefix(ctx, p) {
 			return true
 		}

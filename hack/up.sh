@@ -11,7 +11,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 export DEBIAN_FRONTEND=noninteractive
 # A system GOFLAGS such as -mod=vendor must not leak into our builds.
 export GOWORK=off GOFLAGS=-buildvcs=false
-PACKAGES=(docker.io docker-compose podman runc containerd busybox-static qemu-user-static iproute2 jq skopeo ca-certificates curl openssh-client git)
+PACKAGES=(docker.io docker-compose podman openssh-server runc containerd busybox-static qemu-user-static iproute2 jq skopeo ca-certificates curl openssh-client git)
 # Foreign CPUs that builds may target, run under QEMU through binfmt_misc.
 EMULATED=(aarch64)
 # The base image's platforms: this machine's and the emulated ones.

@@ -117,13 +117,19 @@ func GitEnv(ref string) ([]string, error) {
 		return []string{"GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=http.extraHeader", "GIT_CONFIG_VALUE_0=" + header}, nil
 	}
 	path, err := SSHPath(ref)
-	if err != nil || path == "" {
+	if err != nil {
 		return nil, err
 	}
-	if fi, err := os.Stat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
-		return []string{"SSH_AUTH_SOCK=" + path}, nil
+	// No prompt can be answered here; a host seen for the first time is
+	// trusted and remembered (known_hosts), a changed key is refused.
+	ssh := "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new"
+	switch fi, err := os.Stat(path); {
+	case path == "":
+		return []string{"GIT_SSH_COMMAND=" + ssh}, nil // the agent at SSH_AUTH_SOCK
+	case err == nil && fi.Mode()&os.ModeSocket != 0:
+		return []string{"SSH_AUTH_SOCK=" + path, "GIT_SSH_COMMAND=" + ssh}, nil
 	}
-	return []string{"GIT_SSH_COMMAND=ssh -i " + path + " -o IdentitiesOnly=yes -o BatchMode=yes"}, nil
+	return []string{"GIT_SSH_COMMAND=" + ssh + " -o IdentitiesOnly=yes -i " + path}, nil
 }
 
 // Token reads the token an env: reference names.
