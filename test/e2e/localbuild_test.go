@@ -51,7 +51,8 @@ func TestBuildOffCluster(t *testing.T) {
 	files.Write(t, dir, map[string]string{"msg": "from a laptop v2\n"})
 	c.ok(t, "build", "web", "-f", compose)
 	c.ok(t, "wait", "images", "laptop/web", "--timeout", "3m")
-	if second := sameDigestOnBoth(t, c, "laptop/web"); second == first {
+	second := sameDigestOnBoth(t, c, "laptop/web")
+	if second == first {
 		t.Errorf("an edit built off the cluster kept digest %s", first)
 	}
 	if n := c.builds("laptop/web"); n != 0 {
@@ -71,6 +72,33 @@ func TestBuildOffCluster(t *testing.T) {
 	writeFile(t, tool, "name: tool\nservices:\n  tool:\n    image: "+c.stable+"/laptop/tool:v1\n    x-machines: [node2]\n")
 	c.ok(t, "apply", "-f", tool)
 	c.ok(t, "wait", "images", "tool/tool", "--timeout", "2m")
+
+	// DOCKER_CONTEXT names the engine as docker finds it, and --builder a
+	// buildkitd instead of an engine.
+	config := t.TempDir()
+	if out, err := runTool(t, []string{"DOCKER_CONFIG=" + config}, "docker", "context", "create", "laptop", "--docker", "host="+env["UC_DOCKER_HOST_2"]); err != nil {
+		t.Fatalf("docker context create: %v\n%s", err, out)
+	}
+	t.Setenv("DOCKER_HOST", "")
+	t.Setenv("DOCKER_CONFIG", config)
+	t.Setenv("DOCKER_CONTEXT", "laptop")
+	files.Write(t, dir, map[string]string{"msg": "from a laptop v3\n"})
+	c.ok(t, "build", "-f", compose)
+	third := waitNewDigest(t, c, "laptop/web", second, 2*time.Minute)
+	if got := docker(t, env["UC_DOCKER_HOST_1"], "run", "--rm", c.stable+"/laptop/web@"+third); got != "from a laptop v3\n" {
+		t.Errorf("built through DOCKER_CONTEXT, node1 runs %q", got)
+	}
+	files.Write(t, dir, map[string]string{"msg": "from a laptop v4\n"})
+	if out := c.ok(t, "build", "-f", compose, "--builder", env["UC_BUILDKIT_ADDR"]); !strings.Contains(out, "succeeded") {
+		t.Errorf("uc build --builder: %s", out)
+	}
+	fourth := waitNewDigest(t, c, "laptop/web", third, 2*time.Minute)
+	if got := docker(t, env["UC_DOCKER_HOST_1"], "run", "--rm", c.stable+"/laptop/web@"+fourth); got != "from a laptop v4\n" {
+		t.Errorf("built with --builder, node1 runs %q", got)
+	}
+	if n := c.builds("laptop/web"); n != 0 {
+		t.Errorf("the cluster built laptop/web %d times", n)
+	}
 
 	if r := c.uc("build", "nope", "-f", compose); r.code == 0 || !strings.Contains(r.stderr, `no service "nope" with a build`) {
 		t.Errorf("an unknown service: %v", r)
