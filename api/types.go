@@ -185,6 +185,22 @@ const ServiceContextPrefix = "service:"
 // the internal registry: "uc-context://registry/repo@sha256:…".
 const ShippedContextPrefix = "uc-context://"
 
+// ShippedContexts are the registry references (registry/repo@sha256:…) of
+// the contexts uc apply shipped for the build: its context, if shipped,
+// and its shipped additional contexts.
+func (b BuildSpec) ShippedContexts() []string {
+	var refs []string
+	if b.ContextRef != "" {
+		refs = append(refs, b.ContextRef)
+	}
+	for _, v := range b.AdditionalContexts {
+		if ref, ok := strings.CutPrefix(v, ShippedContextPrefix); ok {
+			refs = append(refs, ref)
+		}
+	}
+	return refs
+}
+
 // IsLocalContextPath reports whether an additional context is a path on
 // the machine that ran uc apply.
 func IsLocalContextPath(v string) bool {

@@ -276,25 +276,32 @@ insecure-entitlements = ["network.host", "security.insecure"]
 EOF
 }
 
+# keep_or_restart NAME BIN MARKER PIDFILE CONF SOCK: with CONF.new just
+# written, succeeds when our daemon already runs with that CONF (nothing to
+# do). Otherwise it stops ours if its settings changed, puts CONF.new in
+# place and makes sure SOCK is free for the daemon the caller starts.
+keep_or_restart() {
+  local name=$1 bin=$2 marker=$3 pidfile=$4 conf=$5 sock=$6
+  if ours_from_pidfile "$pidfile" "$bin" "$marker"; then
+    if cmp -s "$conf.new" "$conf"; then
+      rm -f "$conf.new"
+      log "$name: already running (pid $OURS_PID, unix://$sock)"
+      return 0
+    fi
+    log "$name: configuration changed; restarting (pid $OURS_PID)"
+    stop_pid "$OURS_PID" "$name"
+    rm -f "$pidfile"
+  fi
+  mv -f "$conf.new" "$conf"
+  unix_in_use "$sock" && die "$name: $sock is served by a process these scripts did not start"
+  rm -f "$sock"
+  return 1
+}
+
 start_buildkitd() {
   local pidfile=$UC_RUN_DIR/buildkitd.pid logfile=$UC_LOG_DIR/buildkitd.log pid
   write_buildkitd_config >"$UC_BUILDKIT_CONFIG.new"
-  if ours_from_pidfile "$pidfile" buildkitd "$UC_BUILDKIT_CONFIG"; then
-    pid=$OURS_PID
-    if cmp -s "$UC_BUILDKIT_CONFIG.new" "$UC_BUILDKIT_CONFIG"; then
-      rm -f "$UC_BUILDKIT_CONFIG.new"
-      log "buildkitd: already running (pid $pid, unix://$UC_BUILDKIT_SOCK)"
-      return
-    fi
-    # It is ours and its settings changed: restart it with the new ones.
-    log "buildkitd: configuration changed; restarting (pid $pid)"
-    stop_pid "$pid" buildkitd
-    rm -f "$pidfile"
-  fi
-  mv -f "$UC_BUILDKIT_CONFIG.new" "$UC_BUILDKIT_CONFIG"
-  unix_in_use "$UC_BUILDKIT_SOCK" &&
-    die "buildkitd: $UC_BUILDKIT_SOCK is served by a process these scripts did not start"
-  rm -f "$UC_BUILDKIT_SOCK"
+  keep_or_restart buildkitd buildkitd "$UC_BUILDKIT_CONFIG" "$pidfile" "$UC_BUILDKIT_CONFIG" "$UC_BUILDKIT_SOCK" && return
   mkdir -p "$UC_DATA_DIR/buildkit"
   log "buildkitd: starting $BUILDKITD (unix://$UC_BUILDKIT_SOCK)"
   pid=$(start_daemon buildkitd "$logfile" "$BUILDKITD" --config "$UC_BUILDKIT_CONFIG")
@@ -520,20 +527,7 @@ write_podman_registries() {
 start_podman() {
   local pidfile=$UC_RUN_DIR/podman.pid logfile=$UC_LOG_DIR/podman.log conf=$UC_RUN_DIR/podman-registries.conf pid
   write_podman_registries >"$conf.new"
-  if ours_from_pidfile "$pidfile" podman "$UC_PODMAN_SOCK"; then
-    pid=$OURS_PID
-    if cmp -s "$conf.new" "$conf"; then
-      rm -f "$conf.new"
-      log "podman: already running (pid $pid, unix://$UC_PODMAN_SOCK)"
-      return
-    fi
-    log "podman: registries changed; restarting (pid $pid)"
-    stop_pid "$pid" podman
-    rm -f "$pidfile"
-  fi
-  mv -f "$conf.new" "$conf"
-  unix_in_use "$UC_PODMAN_SOCK" && die "podman: $UC_PODMAN_SOCK is served by a process these scripts did not start"
-  rm -f "$UC_PODMAN_SOCK"
+  keep_or_restart podman podman "$UC_PODMAN_SOCK" "$pidfile" "$conf" "$UC_PODMAN_SOCK" && return
   mkdir -p "$UC_DATA_DIR/podman"
   log "podman: starting podman system service (unix://$UC_PODMAN_SOCK)"
   pid=$(CONTAINERS_REGISTRIES_CONF=$conf start_daemon podman "$logfile" podman --storage-driver vfs \

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ucplane/uc/api"
 	"github.com/ucplane/uc/registry"
+	"github.com/ucplane/uc/registry/registrytest"
 	"github.com/ucplane/uc/state/statetest"
 
 	"github.com/ucplane/uc/test/harness/files"
@@ -26,14 +27,8 @@ func ucAt(t *testing.T, addr string, args ...string) (string, error) {
 func startCluster(t *testing.T) string {
 	t.Helper()
 	srv := statetest.Start(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	reg, err := registry.Open(ctx, registry.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- reg.Serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	reg := registrytest.Serve(t, registry.Config{})
+	ctx := context.Background()
 	now := time.Now()
 	for _, n := range []string{"node1", "node2"} {
 		node := api.Node{Name: n, State: api.NodeReady, StartedAt: now, HeartbeatAt: now,
@@ -42,7 +37,7 @@ func startCluster(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
-	st := api.RegistryStatus{Node: "node1", Address: reg.Addr(), UpdatedAt: now,
+	st := api.RegistryStatus{Node: "node1", Address: reg, UpdatedAt: now,
 		Conditions: []api.Condition{{Type: api.ConditionReady, Status: "True"}}}
 	if err := srv.Store.PutRegistryStatus(ctx, st); err != nil {
 		t.Fatal(err)

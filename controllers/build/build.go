@@ -427,13 +427,7 @@ func (r *Reconciler) restoreIfLost(ctx context.Context, rec state.BuildRecord, i
 // contextsAvailable reports whether a rebuild can get the build's shipped
 // contexts: from this node's cache or from the registry now serving.
 func (r *Reconciler) contextsAvailable(ctx context.Context, spec api.BuildSpec, registry string) bool {
-	refs := []string{spec.ContextRef}
-	for _, v := range spec.AdditionalContexts {
-		if ref, ok := strings.CutPrefix(v, api.ShippedContextPrefix); ok {
-			refs = append(refs, ref)
-		}
-	}
-	for _, ref := range refs {
+	for _, ref := range spec.ShippedContexts() {
 		name, dg, ok := strings.Cut(ref, "@")
 		if !ok {
 			continue // not shipped: a path on the builder, or git

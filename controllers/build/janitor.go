@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ucplane/uc/api"
 	"github.com/ucplane/uc/state"
 )
 
@@ -97,13 +96,7 @@ func withDefaults(r, def Retention) Retention {
 func inUse(builds []state.BuildRecord, logDir string) (contexts, logs map[string]bool) {
 	contexts, logs = map[string]bool{}, map[string]bool{}
 	for _, b := range builds {
-		refs := []string{b.Spec.ContextRef}
-		for _, v := range b.Spec.AdditionalContexts {
-			if ref, ok := strings.CutPrefix(v, api.ShippedContextPrefix); ok {
-				refs = append(refs, ref)
-			}
-		}
-		for _, ref := range refs {
+		for _, ref := range b.Spec.ShippedContexts() {
 			if _, dg, ok := strings.Cut(ref, "@sha256:"); ok {
 				contexts[dg] = true
 			}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ucplane/uc/api"
 	"github.com/ucplane/uc/registry"
+	"github.com/ucplane/uc/registry/registrytest"
 )
 
 // externalRegistry serves a second real registry behind htpasswd auth,
@@ -29,15 +30,7 @@ func externalRegistry(t *testing.T, user, password string) string {
 	if err := os.WriteFile(htpasswd, []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	reg, err := registry.Open(ctx, registry.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", HTPasswd: htpasswd})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- reg.Serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return reg.Addr()
+	return registrytest.Serve(t, registry.Config{HTPasswd: htpasswd})
 }
 
 // TestPublish: after a build succeeds its owner copies the image to each

@@ -26,6 +26,7 @@ import (
 	"github.com/ucplane/uc/api"
 	"github.com/ucplane/uc/reconcile"
 	"github.com/ucplane/uc/registry"
+	"github.com/ucplane/uc/registry/registrytest"
 	"github.com/ucplane/uc/state"
 	"github.com/ucplane/uc/state/statetest"
 )
@@ -185,20 +186,14 @@ type buildWorld struct {
 func newBuildWorld(t *testing.T, outcome func(context.Context, int, func(progress)) (solveResult, error)) *buildWorld {
 	t.Helper()
 	srv := statetest.Start(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	reg, err := registry.Open(ctx, registry.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- reg.Serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	ctx := context.Background()
+	reg := registrytest.Serve(t, registry.Config{})
 	now := time.Now()
 	if err := srv.Store.RegisterNode(ctx, api.Node{Name: "n1", State: api.NodeReady, StartedAt: now, HeartbeatAt: now.Add(time.Hour),
 		Capacity: api.NodeCapacity{Builders: []string{DriverBuildkit}, Platforms: []string{"linux/amd64"}}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.Store.PutRegistryStatus(ctx, api.RegistryStatus{Node: "n1", Address: reg.Addr(), UpdatedAt: now,
+	if err := srv.Store.PutRegistryStatus(ctx, api.RegistryStatus{Node: "n1", Address: reg, UpdatedAt: now,
 		Conditions: []api.Condition{{Type: api.ConditionReady, Status: "True"}}}); err != nil {
 		t.Fatal(err)
 	}

@@ -11,20 +11,13 @@ import (
 
 	"github.com/ucplane/uc/registry"
 	"github.com/ucplane/uc/registry/contextstore"
+	"github.com/ucplane/uc/registry/registrytest"
 )
 
 // startRegistry serves a real distribution/v3 registry on a free port.
 func startRegistry(t *testing.T) string {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := registry.Open(ctx, registry.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return srv.Addr()
+	return registrytest.Serve(t, registry.Config{})
 }
 
 func write(t *testing.T, path, body string, mode os.FileMode) {

@@ -58,13 +58,7 @@ func keepBuild(b state.BuildRecord, digests map[string]bool, keep *regclient.Kee
 			digests[d] = true
 		}
 	}
-	refs := []string{b.Spec.ContextRef}
-	for _, v := range b.Spec.AdditionalContexts {
-		if ref, ok := strings.CutPrefix(v, api.ShippedContextPrefix); ok {
-			refs = append(refs, ref)
-		}
-	}
-	for _, ref := range refs {
+	for _, ref := range b.Spec.ShippedContexts() {
 		if _, d, ok := strings.Cut(ref, "@"); ok {
 			digests[d] = true
 		}

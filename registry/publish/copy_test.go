@@ -12,27 +12,15 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/ucplane/uc/registry"
+	"github.com/ucplane/uc/registry/registrytest"
 )
-
-func serveRegistry(t *testing.T) string {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	reg, err := registry.Open(ctx, registry.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- reg.Serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return reg.Addr()
-}
 
 // TestCopyMountsSharedBlobs copies two images that share a 1 MiB base
 // layer into a second real registry: the second copy mounts the base
 // from the first image's repository instead of uploading it, and both
 // arrive whole, with the digests they had.
 func TestCopyMountsSharedBlobs(t *testing.T) {
-	src, dst := serveRegistry(t), serveRegistry(t)
+	src, dst := registrytest.Serve(t, registry.Config{}), registrytest.Serve(t, registry.Config{})
 	ctx := context.Background()
 	base, err := random.Layer(1<<20, "application/vnd.oci.image.layer.v1.tar+gzip")
 	if err != nil {
